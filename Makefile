@@ -1,0 +1,45 @@
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DYNAMODB_PORT ?= 8000
+DYNAMODB_DATA := .dynamodb/data
+PYTEST_ARGS ?=
+
+.PHONY: help install dynamodb-start dynamodb-stop test lint
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed node_modules/.installed ## Set up .venv and DynamoDB Local (quick when up to date)
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	  || { echo "Python 3.11 or newer is needed as '$(PYTHON)' (try: make install PYTHON=python3.12)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json $(wildcard package-lock.json)
+	@command -v node >/dev/null && command -v npm >/dev/null \
+	  || { echo "node and npm are needed to install DynamoDB Local: install e.g. Debian's nodejs and npm"; exit 1; }
+	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+	touch $@
+
+dynamodb-start: install ## Start DynamoDB Local on $DYNAMODB_PORT (default 8000), data in .dynamodb/data
+	$(PY) -m store.local start --port $(DYNAMODB_PORT) --data-dir $(DYNAMODB_DATA)
+
+dynamodb-stop: install ## Stop the DynamoDB Local started by dynamodb-start
+	$(PY) -m store.local stop --data-dir $(DYNAMODB_DATA)
+
+test: install ## Run the tests (they start their own DynamoDB Local); extra args in PYTEST_ARGS
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## Check style and types: ruff check, ruff format --check, mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy

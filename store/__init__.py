@@ -1,0 +1,145 @@
+"""The contract between the generator and the server: neighbour lists, runs and the store protocol.
+
+A *run* is one complete set of neighbour lists for one model, written under a fresh `run_id` and made
+visible only when the model's pointer is moved to it. The server reads the pointer, then one item.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+__all__ = [
+    "DEFAULT_SHARDS",
+    "SCORE_DECIMALS",
+    "IncompleteWriteError",
+    "Neighbour",
+    "NeighbourList",
+    "NeighbourStore",
+    "Run",
+    "RunStatus",
+    "StaleRunError",
+    "StoreError",
+    "StoreUnavailableError",
+    "new_run_id",
+    "runs_to_delete",
+    "shard_of",
+]
+
+# Result items of one run are spread over this many partition keys so that bulk writes and hot reads
+# are not limited by a single DynamoDB partition. Recorded per run, so it can change between runs.
+DEFAULT_SHARDS = 16
+
+# Scores are cosine similarities rounded to this many decimals, both when ranked and when stored, so
+# that neighbours with equal stored scores are always ordered by handle.
+SCORE_DECIMALS = 6
+
+
+class StoreError(Exception):
+    """Something went wrong in the neighbour store."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached, or did not answer in time."""
+
+
+class StaleRunError(StoreError):
+    """A run could not be published because a newer run is already current."""
+
+
+class IncompleteWriteError(StoreError):
+    """Some neighbour lists of a run could not be written, so the run must not be published."""
+
+
+class RunStatus:
+    """The life of a run: writing → complete → published (or abandoned if the writer died)."""
+
+    WRITING = "writing"
+    COMPLETE = "complete"
+    PUBLISHED = "published"
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One similar user and how similar they are (cosine, 0 < score ≤ 1)."""
+
+    user_handle: int
+    score: float
+
+
+@dataclass(frozen=True)
+class NeighbourList:
+    """The ranked similar users of one user under one model: best first, ties by handle."""
+
+    user_handle: int
+    neighbours: tuple[Neighbour, ...]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One generation of one model's neighbour lists."""
+
+    model_handle: str
+    run_id: str
+    generated_at: str
+    status: str = RunStatus.WRITING
+    top_n: int = 0
+    shards: int = DEFAULT_SHARDS
+    user_count: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Return a run id that sorts after every id made earlier (UTC time, microseconds, random tail)."""
+    now = now or datetime.now(UTC)
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+
+
+def shard_of(user_handle: int, shards: int) -> int:
+    """Return the shard that holds a user's result item."""
+    return user_handle % shards
+
+
+class NeighbourStore(Protocol):
+    """Where runs of neighbour lists are written, published and read."""
+
+    def begin_run(self, run: Run) -> None:
+        """Record a new run as being written."""
+
+    def write_lists(self, run: Run, lists: Iterable[NeighbourList]) -> int:
+        """Write neighbour lists under the run; return how many; raise IncompleteWriteError."""
+
+    def publish(self, run: Run, expected_users: int) -> Run:
+        """Check the run is complete and make it current; raise StaleRunError if a newer one is."""
+
+    def current_run(self, model_handle: str) -> Run | None:
+        """Return the model's published run, or None."""
+
+    def current_runs(self) -> dict[str, Run]:
+        """Return every model's published run, by model handle."""
+
+    def runs(self, model_handle: str) -> list[Run]:
+        """Return every recorded run of the model, oldest first."""
+
+    def get_list(self, run: Run, user_handle: int) -> NeighbourList | None:
+        """Return a user's neighbour list in the run, or None if the user has none."""
+
+    def delete_run(self, run: Run) -> int:
+        """Delete a run that is not current, with its lists; return how many lists were deleted."""
+
+
+def runs_to_delete(runs: Iterable[Run], current_run_id: str | None) -> list[Run]:
+    """Return the runs that cleanup may delete, given the run that is now current.
+
+    Kept: the current run, the newest published run before it (so a rollback has somewhere to go),
+    and every run newer than the current one (another generator may still be writing it).
+    """
+    if current_run_id is None:
+        return []
+    older = [r for r in runs if r.run_id < current_run_id]
+    older_published = [r for r in older if r.status == RunStatus.PUBLISHED]
+    keep = {max(older_published, key=lambda r: r.run_id).run_id} if older_published else set()
+    return sorted((r for r in older if r.run_id not in keep), key=lambda r: r.run_id)

@@ -1,0 +1,466 @@
+"""The DynamoDB neighbour store: the only module that talks to AWS.
+
+Two tables (names share a prefix, default ``similar_users``):
+
+``<prefix>`` (results) — one item per (model, run, user):
+    ``pk`` (S) ``"<model_handle>#<run_id>#<shard>"``, ``user_handle`` (N), ``similar_user_handles``
+    (L of N) and ``similar_user_scores`` (L of N), best first. A run's items are spread over
+    ``run.shards`` partition keys so bulk writes and hot reads are not held to one partition's
+    throughput, and a whole run can still be found (and deleted) by querying its shards.
+
+``<prefix>_runs`` (runs) — ``model_handle`` (S), ``run_id`` (S):
+    one record per run (status, counts, settings), plus a pointer item per model whose ``run_id`` is
+    ``CURRENT`` and whose ``current_run_id`` names the published run, with a copy of its metadata so
+    the server needs one read for it. The pointer only moves forward, by a conditional write made in
+    one transaction with the run record's change to ``published``.
+
+Numbers travel as DynamoDB number strings (the exact decimal text, never a binary float) and come
+back as ``float``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from itertools import islice
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from store import (
+    SCORE_DECIMALS,
+    IncompleteWriteError,
+    Neighbour,
+    NeighbourList,
+    Run,
+    RunStatus,
+    StaleRunError,
+    StoreError,
+    StoreUnavailableError,
+    shard_of,
+)
+
+log = logging.getLogger(__name__)
+
+POINTER = "CURRENT"
+BATCH_SIZE = 25  # DynamoDB's limit for BatchWriteItem
+_THROTTLING = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+}
+T = TypeVar("T")
+
+
+def results_key(model_handle: str, run_id: str, user_handle: int, shards: int) -> dict[str, Any]:
+    """Return the primary key of a user's result item in a run."""
+    pk = f"{model_handle}#{run_id}#{shard_of(user_handle, shards)}"
+    return {"pk": {"S": pk}, "user_handle": {"N": str(user_handle)}}
+
+
+def to_item(run: Run, neighbour_list: NeighbourList) -> dict[str, Any]:
+    """Return the DynamoDB item for one user's neighbour list in a run."""
+    item = results_key(run.model_handle, run.run_id, neighbour_list.user_handle, run.shards)
+    item["similar_user_handles"] = {
+        "L": [{"N": str(n.user_handle)} for n in neighbour_list.neighbours]
+    }
+    item["similar_user_scores"] = {
+        "L": [{"N": f"{n.score:.{SCORE_DECIMALS}f}"} for n in neighbour_list.neighbours]
+    }
+    return item
+
+
+def from_item(item: dict[str, Any]) -> NeighbourList:
+    """Return the neighbour list held by a DynamoDB result item."""
+    handles = [int(v["N"]) for v in item["similar_user_handles"]["L"]]
+    scores = [float(v["N"]) for v in item["similar_user_scores"]["L"]]
+    neighbours = tuple(Neighbour(h, s) for h, s in zip(handles, scores, strict=True))
+    return NeighbourList(user_handle=int(item["user_handle"]["N"]), neighbours=neighbours)
+
+
+def run_to_item(run: Run) -> dict[str, Any]:
+    """Return the DynamoDB run record of a run."""
+    return {
+        "model_handle": {"S": run.model_handle},
+        "run_id": {"S": run.run_id},
+        "generated_at": {"S": run.generated_at},
+        "status": {"S": run.status},
+        "top_n": {"N": str(run.top_n)},
+        "shards": {"N": str(run.shards)},
+        "user_count": {"N": str(run.user_count)},
+        "settings": {"S": json.dumps(run.settings, sort_keys=True)},
+    }
+
+
+def run_from_item(item: dict[str, Any]) -> Run:
+    """Return the run described by a run record or a pointer item."""
+    run_id = item["current_run_id"]["S"] if "current_run_id" in item else item["run_id"]["S"]
+    return Run(
+        model_handle=item["model_handle"]["S"],
+        run_id=run_id,
+        generated_at=item["generated_at"]["S"],
+        status=item["status"]["S"],
+        top_n=int(item["top_n"]["N"]),
+        shards=int(item["shards"]["N"]),
+        user_count=int(item["user_count"]["N"]),
+        settings=json.loads(item["settings"]["S"]),
+    )
+
+
+def table_definitions(prefix: str) -> list[dict[str, Any]]:
+    """Return the CreateTable arguments of the store's two tables (on-demand capacity)."""
+    return [
+        {
+            "TableName": prefix,
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "user_handle", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "user_handle", "AttributeType": "N"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+        {
+            "TableName": f"{prefix}_runs",
+            "KeySchema": [
+                {"AttributeName": "model_handle", "KeyType": "HASH"},
+                {"AttributeName": "run_id", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": [
+                {"AttributeName": "model_handle", "AttributeType": "S"},
+                {"AttributeName": "run_id", "AttributeType": "S"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    ]
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class DynamoStore:
+    """Keep runs of neighbour lists in DynamoDB (see the module docstring for the layout)."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_prefix: str = "similar_users",
+        writers: int = 4,
+        max_write_attempts: int = 8,
+        backoff_base: float = 0.05,
+        backoff_cap: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.results_table = table_prefix
+        self.runs_table = f"{table_prefix}_runs"
+        self.table_prefix = table_prefix
+        self.writers = writers
+        self.max_write_attempts = max_write_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+
+    @classmethod
+    def connect(
+        cls,
+        table_prefix: str = "similar_users",
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_attempts: int = 5,
+        writers: int = 4,
+    ) -> DynamoStore:
+        """Return a store on a new boto3 client.
+
+        With no ``endpoint_url`` boto3 takes ``AWS_ENDPOINT_URL_DYNAMODB`` if set (DynamoDB Local),
+        else real AWS; credentials and region come from boto3's usual chain.
+        """
+        config = Config(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            max_pool_connections=max(10, writers * 2),
+        )
+        client = boto3.client(
+            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=config
+        )
+        return cls(client, table_prefix=table_prefix, writers=writers)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        """Call a DynamoDB operation, turning connection failures into StoreUnavailableError."""
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError:
+            raise
+        except BotoCoreError as error:
+            raise StoreUnavailableError(f"DynamoDB {operation} failed: {error}") from error
+
+    def ensure_tables(self) -> None:
+        """Create the store's tables if they do not exist, and wait until they are active."""
+        for definition in table_definitions(self.table_prefix):
+            name = definition["TableName"]
+            try:
+                self._call("describe_table", TableName=name)
+                continue
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise StoreError(f"cannot describe table {name}: {error}") from error
+            try:
+                self._call("create_table", **definition)
+                log.info("created DynamoDB table %s", name)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ResourceInUseException":
+                    raise StoreError(f"cannot create table {name}: {error}") from error
+            self.client.get_waiter("table_exists").wait(
+                TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+            )
+
+    def _backoff(self, attempt: int) -> None:
+        # Full jitter: spreads retries of parallel writers instead of synchronising them.
+        time.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
+
+    def _batch_write(self, table: str, requests: list[dict[str, Any]]) -> None:
+        """Write up to 25 requests, retrying unprocessed ones; raise IncompleteWriteError if any stay."""
+        pending = requests
+        for attempt in range(self.max_write_attempts):
+            try:
+                answer = self._call("batch_write_item", RequestItems={table: pending})
+            except ClientError as error:
+                if error.response["Error"]["Code"] not in _THROTTLING:
+                    raise StoreError(f"batch write to {table} refused: {error}") from error
+                self._backoff(attempt)
+                continue
+            pending = answer.get("UnprocessedItems", {}).get(table, [])
+            if not pending:
+                return
+            self._backoff(attempt)
+        raise IncompleteWriteError(
+            f"{len(pending)} items to {table} were still unprocessed after "
+            f"{self.max_write_attempts} attempts"
+        )
+
+    def _parallel(self, work: Callable[[T], None], batches: Iterable[T]) -> int:
+        """Run work over batches with the store's writer threads, at most a bounded few in flight."""
+        done = 0
+        with ThreadPoolExecutor(max_workers=self.writers) as pool:
+            in_flight = []
+            for batch in batches:
+                in_flight.append(pool.submit(work, batch))
+                if len(in_flight) >= self.writers * 4:
+                    in_flight.pop(0).result()
+                    done += 1
+            for future in in_flight:
+                future.result()
+                done += 1
+        return done
+
+    # -- NeighbourStore -------------------------------------------------------------------------
+
+    def begin_run(self, run: Run) -> None:
+        item = run_to_item(replace(run, status=RunStatus.WRITING))
+        item["lists_written"] = {"N": "0"}
+        try:
+            self._call(
+                "put_item",
+                TableName=self.runs_table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(run_id)",
+            )
+        except ClientError as error:
+            raise StoreError(f"cannot begin run {run.run_id}: {error}") from error
+
+    def write_lists(self, run: Run, lists: Iterable[NeighbourList]) -> int:
+        written = 0
+
+        def write(batch: list[NeighbourList]) -> None:
+            requests = [{"PutRequest": {"Item": to_item(run, nl)}} for nl in batch]
+            self._batch_write(self.results_table, requests)
+
+        def counted(batches: Iterator[list[NeighbourList]]) -> Iterator[list[NeighbourList]]:
+            nonlocal written
+            for batch in batches:
+                written += len(batch)
+                yield batch
+
+        self._parallel(write, counted(_batches(lists, BATCH_SIZE)))
+        try:
+            self._call(
+                "update_item",
+                TableName=self.runs_table,
+                Key={"model_handle": {"S": run.model_handle}, "run_id": {"S": run.run_id}},
+                UpdateExpression="ADD lists_written :n",
+                ConditionExpression="attribute_exists(run_id)",
+                ExpressionAttributeValues={":n": {"N": str(written)}},
+            )
+        except ClientError as error:
+            raise IncompleteWriteError(f"cannot record the lists of run {run.run_id}: {error}") from error
+        return written
+
+    def publish(self, run: Run, expected_users: int) -> Run:
+        key = {"model_handle": {"S": run.model_handle}, "run_id": {"S": run.run_id}}
+        record = self._call("get_item", TableName=self.runs_table, Key=key, ConsistentRead=True)
+        if "Item" not in record:
+            raise IncompleteWriteError(f"run {run.run_id} of model {run.model_handle!r} was never begun")
+        written = int(record["Item"]["lists_written"]["N"])
+        if written != expected_users:
+            raise IncompleteWriteError(
+                f"run {run.run_id} of model {run.model_handle!r} holds {written} lists, "
+                f"expected {expected_users}"
+            )
+        published = replace(
+            run_from_item(record["Item"]), status=RunStatus.PUBLISHED, user_count=expected_users
+        )
+        pointer = run_to_item(published)
+        pointer["run_id"] = {"S": POINTER}
+        pointer["current_run_id"] = {"S": run.run_id}
+        pointer_key = {"model_handle": {"S": run.model_handle}, "run_id": {"S": POINTER}}
+        current = self.current_run(run.model_handle)
+        if current is not None:
+            pointer["previous_run_id"] = {"S": current.run_id}
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.runs_table,
+                            "Item": pointer,
+                            "ConditionExpression": (
+                                "attribute_not_exists(current_run_id) OR current_run_id < :new"
+                            ),
+                            "ExpressionAttributeValues": {":new": {"S": run.run_id}},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.runs_table,
+                            "Key": key,
+                            "UpdateExpression": "SET #s = :published, user_count = :users",
+                            "ConditionExpression": "#s = :writing",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {
+                                ":published": {"S": RunStatus.PUBLISHED},
+                                ":writing": {"S": RunStatus.WRITING},
+                                ":users": {"N": str(expected_users)},
+                            },
+                        }
+                    },
+                ],
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException":
+                latest = self.current_run(run.model_handle)
+                raise StaleRunError(
+                    f"model {run.model_handle!r}: run "
+                    f"{latest.run_id if latest else '?'} is current and not older than {run.run_id}"
+                ) from error
+            raise StoreError(f"cannot publish run {run.run_id}: {error}") from error
+        return published
+
+    def current_run(self, model_handle: str) -> Run | None:
+        key = {"model_handle": {"S": model_handle}, "run_id": {"S": POINTER}}
+        try:
+            answer = self._call("get_item", TableName=self.runs_table, Key=key)
+        except ClientError as error:
+            raise self._read_error(error) from error
+        return run_from_item(answer["Item"]) if "Item" in answer else None
+
+    def current_runs(self) -> dict[str, Run]:
+        runs: dict[str, Run] = {}
+        for item in self._pages(
+            "scan",
+            TableName=self.runs_table,
+            FilterExpression="run_id = :pointer",
+            ExpressionAttributeValues={":pointer": {"S": POINTER}},
+        ):
+            run = run_from_item(item)
+            runs[run.model_handle] = run
+        return dict(sorted(runs.items()))
+
+    def runs(self, model_handle: str) -> list[Run]:
+        items = self._pages(
+            "query",
+            TableName=self.runs_table,
+            KeyConditionExpression="model_handle = :m",
+            ExpressionAttributeValues={":m": {"S": model_handle}},
+        )
+        return [run_from_item(item) for item in items if item["run_id"]["S"] != POINTER]
+
+    def get_list(self, run: Run, user_handle: int) -> NeighbourList | None:
+        key = results_key(run.model_handle, run.run_id, user_handle, run.shards)
+        try:
+            answer = self._call("get_item", TableName=self.results_table, Key=key)
+        except ClientError as error:
+            raise self._read_error(error) from error
+        return from_item(answer["Item"]) if "Item" in answer else None
+
+    def delete_run(self, run: Run) -> int:
+        current = self.current_run(run.model_handle)
+        if current is not None and current.run_id == run.run_id:
+            raise StoreError(f"run {run.run_id} of model {run.model_handle!r} is current")
+
+        def keys() -> Iterator[dict[str, Any]]:
+            for shard in range(run.shards):
+                yield from self._pages(
+                    "query",
+                    TableName=self.results_table,
+                    KeyConditionExpression="pk = :pk",
+                    ExpressionAttributeValues={
+                        ":pk": {"S": f"{run.model_handle}#{run.run_id}#{shard}"}
+                    },
+                    ProjectionExpression="pk, user_handle",
+                )
+
+        deleted = 0
+
+        def delete(batch: list[dict[str, Any]]) -> None:
+            self._batch_write(self.results_table, [{"DeleteRequest": {"Key": k}} for k in batch])
+
+        def counted(batches: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+            nonlocal deleted
+            for batch in batches:
+                deleted += len(batch)
+                yield batch
+
+        self._parallel(delete, counted(_batches(keys(), BATCH_SIZE)))
+        self._call(
+            "delete_item",
+            TableName=self.runs_table,
+            Key={"model_handle": {"S": run.model_handle}, "run_id": {"S": run.run_id}},
+        )
+        return deleted
+
+    def _pages(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Yield every item of a paginated query or scan."""
+        while True:
+            try:
+                answer = self._call(operation, **kwargs)
+            except ClientError as error:
+                raise self._read_error(error) from error
+            yield from answer.get("Items", [])
+            if "LastEvaluatedKey" not in answer:
+                return
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def _read_error(self, error: ClientError) -> StoreError:
+        code = error.response["Error"]["Code"]
+        if code == "ResourceNotFoundException":
+            return StoreUnavailableError(f"the store's tables do not exist yet ({code})")
+        if code in _THROTTLING:
+            return StoreUnavailableError(f"DynamoDB is throttling reads ({code})")
+        return StoreError(f"DynamoDB refused a read: {code}")

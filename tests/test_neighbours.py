@@ -1,0 +1,99 @@
+"""Exact top-N neighbours: self excluded, ties by handle, only positive scores, in blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from generator.neighbours import top_n
+from store import SCORE_DECIMALS
+
+
+def brute_force(matrix: sp.csr_matrix, n: int) -> list[list[tuple[int, float]]]:
+    """Rank every other row by (-rounded cosine, row), the slow obvious way."""
+    dense = matrix.toarray().astype(np.float64)
+    answer = []
+    for i, row in enumerate(dense):
+        scored = [
+            (j, round(float(row @ other), SCORE_DECIMALS)) for j, other in enumerate(dense) if j != i
+        ]
+        ranked = sorted((p for p in scored if p[1] > 0), key=lambda p: (-p[1], p[0]))
+        answer.append(ranked[:n])
+    return answer
+
+
+def as_lists(rows: np.ndarray, scores: np.ndarray) -> list[list[tuple[int, float]]]:
+    return [
+        [(int(c), float(s)) for c, s in zip(r, sc, strict=True) if c >= 0]
+        for r, sc in zip(rows, scores, strict=True)
+    ]
+
+
+def tied_matrix(users: int, features: int, seed: int) -> sp.csr_matrix:
+    """Many users with one or two binary features, so that equal scores abound."""
+    rng = np.random.default_rng(seed)
+    rows, cols = [], []
+    for user in range(users):
+        for feature in rng.choice(features, size=rng.integers(0, 3), replace=False):
+            rows.append(user)
+            cols.append(feature)
+    values = np.ones(len(rows), dtype=np.float32)
+    matrix = sp.csr_matrix((values, (rows, cols)), shape=(users, features))
+    return normalize(matrix).astype(np.float32)
+
+
+def weighted_matrix(users: int, features: int, seed: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    matrix = sp.random(users, features, density=0.08, random_state=rng, dtype=np.float32)
+    return normalize(sp.csr_matrix(matrix)).astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [1, 3, 10])
+@pytest.mark.parametrize("block_rows", [1, 7, 1000])
+@pytest.mark.parametrize("make", [tied_matrix, weighted_matrix])
+def test_top_n_matches_brute_force_including_ties(make, n, block_rows):
+    matrix = make(120, 6 if make is tied_matrix else 40, seed=n + block_rows)
+    found = top_n(matrix, n, block_rows=block_rows)
+    expected = brute_force(matrix, n)
+    got = as_lists(found.rows, found.scores)
+    assert [[c for c, _ in r] for r in got] == [[c for c, _ in r] for r in expected]
+    for g, e in zip(got, expected, strict=True):
+        assert [s for _, s in g] == pytest.approx([s for _, s in e], abs=2e-6)
+
+
+def test_a_user_is_never_their_own_neighbour_even_among_identical_users():
+    matrix = normalize(sp.csr_matrix(np.ones((5, 3), dtype=np.float32)))
+    found = top_n(matrix, 10)
+    for user, neighbours in enumerate(found.rows):
+        assert user not in neighbours
+        assert sorted(c for c in neighbours if c >= 0) == [u for u in range(5) if u != user]
+
+
+def test_identical_users_are_ranked_by_handle_when_the_cut_falls_inside_the_tie():
+    matrix = normalize(sp.csr_matrix(np.ones((50, 1), dtype=np.float32)))
+    found = top_n(matrix, 3, block_rows=16)
+    assert found.rows[0].tolist() == [1, 2, 3]
+    assert found.rows[49].tolist() == [0, 1, 2]
+    assert found.scores[10].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_users_without_overlap_get_no_neighbours_rather_than_arbitrary_ones():
+    matrix = sp.csr_matrix(np.array([[1, 0], [1, 0], [0, 1], [0, 0]], dtype=np.float32))
+    found = top_n(matrix, 5)
+    assert found.counts().tolist() == [1, 1, 0, 0]
+    assert found.rows[0, 0] == 1
+    assert (found.rows[2] == -1).all()
+    assert (found.scores[2] == 0).all()
+
+
+def test_n_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        top_n(sp.csr_matrix(np.eye(2, dtype=np.float32)), 0)
+
+
+def test_progress_reports_rows_done_per_block():
+    seen: list[int] = []
+    top_n(weighted_matrix(25, 10, seed=1), 2, block_rows=10, progress=seen.append)
+    assert seen == [10, 20, 25]

@@ -1,0 +1,41 @@
+"""The store's pure parts: run ids, shards and which runs cleanup may delete."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from store import Run, RunStatus, new_run_id, runs_to_delete, shard_of
+
+
+def run(run_id: str, status: str = RunStatus.PUBLISHED) -> Run:
+    return Run(model_handle="interests", run_id=run_id, generated_at="", status=status)
+
+
+def test_run_ids_sort_in_time_order_even_within_one_microsecond():
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [new_run_id(start + timedelta(microseconds=i)) for i in range(0, 2000, 7)]
+    assert ids == sorted(ids)
+    assert len(set(new_run_id(start) for _ in range(50))) == 50
+
+
+def test_shards_spread_consecutive_users_over_every_shard():
+    assert {shard_of(u, 16) for u in range(1, 17)} == set(range(16))
+
+
+def test_nothing_is_deleted_while_no_run_is_current():
+    assert runs_to_delete([run("a", RunStatus.WRITING)], None) == []
+
+
+def test_cleanup_keeps_the_current_run_and_the_previous_published_one():
+    runs = [run("1"), run("2"), run("3"), run("4")]
+    assert [r.run_id for r in runs_to_delete(runs, "4")] == ["1", "2"]
+
+
+def test_cleanup_deletes_abandoned_older_runs_but_never_newer_ones_still_being_written():
+    runs = [run("1"), run("2", RunStatus.WRITING), run("3"), run("4", RunStatus.WRITING)]
+    assert [r.run_id for r in runs_to_delete(runs, "3")] == ["2"]
+
+
+def test_an_abandoned_run_is_not_mistaken_for_the_rollback_target():
+    runs = [run("1"), run("2", RunStatus.WRITING), run("3")]
+    assert [r.run_id for r in runs_to_delete(runs, "3")] == ["2"]
