@@ -4,8 +4,8 @@ Rows are L2-normalised, so cosine similarity is the dot product. Scores are roun
 precision *before* ranking, so that two neighbours whose stored scores are equal are always ordered
 by handle (rows are in handle order), whatever the thread count or the order of float additions.
 
-The fast path asks ``sparse_dot_topn`` for each block's top N+1 (one extra for the user themself).
-That is exact unless the cut falls inside a run of equal scores — common, since users who follow
+The fast path asks ``sparse_dot_topn`` for each block's top N+2 (one extra for the user themself,
+one to see past the cut). That is exact unless the cut falls inside a run of equal scores — common, since users who follow
 the same single tag all score 1.0 — and then the returned subset of the tied users is arbitrary.
 Such rows are detected and recomputed from their full similarity row, in bounded sub-blocks.
 """
@@ -99,28 +99,31 @@ def top_n(
     result_scores = np.zeros((users, n), dtype=np.float32)
     for first in range(0, users, block_rows):
         block = matrix[first : first + block_rows]
-        product = sp_matmul_topn(block, transposed, top_n=n + 1, n_threads=threads)
+        # Two more than needed: one for the user themself, one to see past the cut.
+        product = sp_matmul_topn(block, transposed, top_n=n + 2, n_threads=threads)
         per_row = np.diff(product.indptr)
         local = np.repeat(np.arange(block.shape[0]), per_row)
         other = product.indices != local + first
         rows, cols, scores, rank = _rank(
-            local[other], product.indices[other], product.data[other], n
+            local[other], product.indices[other], product.data[other], n + 1
         )
 
-        # A row is cut inside a tie if it was truncated (n+1 returned) and its n-th kept score
-        # equals the lowest score returned: other users with that score may not have been returned.
-        lowest = np.full(block.shape[0], np.inf, dtype=np.float32)
-        np.minimum.at(lowest, local, np.round(product.data, SCORE_DECIMALS))
-        nth = np.full(block.shape[0], -1.0, dtype=np.float32)
+        # A truncated row (n+2 returned) whose (n+1)-th score equals its n-th is cut inside a tie:
+        # users with that score that were not returned may have lower handles. Every user not
+        # returned scores at most the (n+1)-th, so a strictly lower (n+1)-th means a clean cut.
+        nth = np.full(block.shape[0], np.nan, dtype=np.float32)
         nth[rows[rank == n - 1]] = scores[rank == n - 1]
-        tied = np.flatnonzero((per_row == n + 1) & (nth == lowest))
+        after = rank == n
+        tied = np.unique(rows[after][(scores[after] == nth[rows[after]])])
+        tied = tied[per_row[tied] == n + 2]
+        keep = (rank < n) & ~np.isin(rows, tied)
+        rows, cols, scores, rank = rows[keep], cols[keep], scores[keep], rank[keep]
         if len(tied):
-            redo = ~np.isin(rows, tied)
             exact = _exact(block[tied], transposed, tied + first, n, threads)
-            rows = np.concatenate([rows[redo], tied[exact[0]]])
-            cols = np.concatenate([cols[redo], exact[1]])
-            scores = np.concatenate([scores[redo], exact[2]])
-            rank = np.concatenate([rank[redo], exact[3]])
+            rows = np.concatenate([rows, tied[exact[0]]])
+            cols = np.concatenate([cols, exact[1]])
+            scores = np.concatenate([scores, exact[2]])
+            rank = np.concatenate([rank, exact[3]])
 
         result_rows[first + rows, rank] = cols
         result_scores[first + rows, rank] = scores

@@ -1,0 +1,109 @@
+"""User×feature matrices: one user index shared by every matrix, one small builder per signal.
+
+Every builder returns raw evidence (counts, seconds, scores) as a ``csr_matrix`` with one row per user
+of the index, in the index's order; weighting and normalisation belong to the models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class UserIndex:
+    """The one mapping between user handles and matrix rows: row i holds ``handles[i]`` (sorted)."""
+
+    handles: np.ndarray  # int64, sorted ascending, unique
+
+    @classmethod
+    def from_tables(cls, *frames: pd.DataFrame | None) -> UserIndex:
+        """Return the index of every user that appears in any of the frames."""
+        parts = [f["user_handle"].to_numpy(dtype=np.int64) for f in frames if f is not None]
+        handles = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        return cls(handles)
+
+    def __len__(self) -> int:
+        return len(self.handles)
+
+    def rows(self, handles: np.ndarray | pd.Series) -> np.ndarray:
+        """Return the rows of the given handles; every handle must be in the index."""
+        values = np.asarray(handles, dtype=np.int64)
+        rows = np.searchsorted(self.handles, values)
+        if len(values) and (
+            rows.max(initial=0) >= len(self.handles) or (self.handles[rows] != values).any()
+        ):
+            raise KeyError("some user handles are not in the user index")
+        return rows
+
+
+@dataclass(frozen=True)
+class FeatureMatrix:
+    """Raw evidence per user and feature, with the name of each feature column."""
+
+    values: sp.csr_matrix  # users × features, float32
+    features: pd.Index
+
+
+def _matrix(
+    index: UserIndex, users: pd.Series, features: pd.Series, values: np.ndarray
+) -> FeatureMatrix:
+    """Sum values into a users×features matrix (duplicate (user, feature) pairs add up)."""
+    codes, names = pd.factorize(features, sort=True)
+    matrix = sp.csr_matrix(
+        (values.astype(np.float32), (index.rows(users), codes)),
+        shape=(len(index), len(names)),
+        dtype=np.float32,
+    )
+    matrix.sum_duplicates()
+    return FeatureMatrix(matrix, pd.Index(names))
+
+
+def interest_counts(interests: pd.DataFrame, index: UserIndex) -> FeatureMatrix:
+    """Count how often each user followed each interest tag."""
+    ones = np.ones(len(interests), dtype=np.float32)
+    return _matrix(index, interests["user_handle"], interests["interest_tag"], ones)
+
+
+def course_view_seconds(course_views: pd.DataFrame, index: UserIndex) -> FeatureMatrix:
+    """Total the seconds each user spent on each course."""
+    seconds = course_views["view_time_seconds"].to_numpy(dtype=np.float64)
+    return _matrix(index, course_views["user_handle"], course_views["course_id"], seconds)
+
+
+def assessment_scores(assessments: pd.DataFrame, index: UserIndex) -> FeatureMatrix:
+    """Standardise each user's latest score per tag against everyone who took that tag (z-score).
+
+    Done here rather than in a weighting because a score of 0 is real evidence, which a sparse
+    matrix could not tell from "not taken". A tag taken by one user, or by users who all scored the
+    same, carries no evidence (z = 0).
+    """
+    latest = assessments.sort_values("user_assessment_date", kind="stable").drop_duplicates(
+        ["user_handle", "assessment_tag"], keep="last"
+    )
+    by_tag = latest.groupby("assessment_tag", observed=True)["user_assessment_score"]
+    spread = by_tag.transform("std", ddof=0).replace(0, np.nan)
+    z = ((latest["user_assessment_score"] - by_tag.transform("mean")) / spread).fillna(0)
+    return _matrix(index, latest["user_handle"], latest["assessment_tag"], z.to_numpy())
+
+
+def course_tag_seconds(
+    course_views: pd.DataFrame, course_tags: pd.DataFrame, index: UserIndex
+) -> FeatureMatrix:
+    """Spread each user's seconds on a course evenly over the course's tags."""
+    per_course = course_view_seconds(course_views, index)
+    tags = course_tags[course_tags["course_id"].isin(per_course.features)]
+    course_rows = per_course.features.get_indexer(tags["course_id"])
+    tag_codes, tag_names = pd.factorize(tags["course_tags"], sort=True)
+    tags_per_course = np.bincount(course_rows, minlength=len(per_course.features))
+    share = 1.0 / tags_per_course[course_rows]
+    spread = sp.csr_matrix(
+        (share.astype(np.float32), (course_rows, tag_codes)),
+        shape=(len(per_course.features), len(tag_names)),
+        dtype=np.float32,
+    )
+    spread.sum_duplicates()
+    return FeatureMatrix(sp.csr_matrix(per_course.values @ spread), pd.Index(tag_names))

@@ -1,0 +1,193 @@
+"""Command line of the generator: synthesize an export, or generate and publish neighbour lists.
+
+The only place (with run_server.py) that reads the environment: settings come from the process
+environment and a `.env` file (see example.env), and are passed on as plain arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent
+REAL_CATALOGUE = ROOT.parent / "shared" / "data" / "pluralsight-sample"
+DEFAULT_SYNTHETIC_USERS = 10_000
+
+log = logging.getLogger("generator")
+
+
+def env_int(name: str, default: int) -> int:
+    """Read a positive whole number from the environment, failing clearly when it is not one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"error: {name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise SystemExit(f"error: {name} must be at least 1, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """Parse a command-line whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    """Describe the command line."""
+    from generator.models import MODELS
+
+    top = argparse.ArgumentParser(
+        prog="run_generator.py",
+        description="Find every user's most similar users and publish them to DynamoDB.",
+    )
+    top.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    commands = top.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser(
+        "synthesize", help="write a realistic synthetic export (the four CSV files)"
+    )
+    synth.add_argument("--users", type=positive_int, required=True, help="number of users")
+    synth.add_argument("--out", type=Path, required=True, help="folder to write the CSVs into")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    synth.add_argument(
+        "--catalogue-dir",
+        type=Path,
+        default=REAL_CATALOGUE if REAL_CATALOGUE.is_dir() else None,
+        help="folder with a real course_tags.csv / user_assessment_scores.csv to reuse "
+        "(default: ../shared/data/pluralsight-sample when present)",
+    )
+
+    gen = commands.add_parser("generate", help="compute neighbours and publish a run per model")
+    source = gen.add_mutually_exclusive_group()
+    source.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ["DATA_DIR"]) if os.environ.get("DATA_DIR") else None,
+        help="folder with the export's CSV files (default: $DATA_DIR)",
+    )
+    source.add_argument(
+        "--synthetic-users",
+        type=positive_int,
+        help=f"generate from a synthetic export of N users (default when no data dir: "
+        f"{DEFAULT_SYNTHETIC_USERS:,})",
+    )
+    gen.add_argument("--seed", type=int, default=0, help="seed of the synthetic export")
+    gen.add_argument(
+        "--models",
+        nargs="+",
+        choices=sorted(MODELS),
+        metavar="MODEL",
+        help=f"models to publish (default: all whose tables are present): {', '.join(MODELS)}",
+    )
+    gen.add_argument(
+        "--top-n",
+        type=positive_int,
+        default=env_int("TOP_N_STORED", 50),
+        help="neighbours stored per user (default: $TOP_N_STORED or 50)",
+    )
+    gen.add_argument(
+        "--threads",
+        type=positive_int,
+        default=env_int("GENERATOR_THREADS", os.cpu_count() or 1),
+        help="threads for the neighbour search (default: $GENERATOR_THREADS or all cores)",
+    )
+    return top
+
+
+def synthesize(users: int, out: Path, seed: int, catalogue_dir: Path | None) -> None:
+    """Write a synthetic export and say what was written."""
+    from generator.progress import Progress
+    from generator.synthetic import synthesize as write_export
+
+    started = time.monotonic()
+    rows = write_export(
+        users, out, seed=seed, catalogue_dir=catalogue_dir, progress=Progress("synthesize", users)
+    )
+    for name, count in rows.items():
+        log.info("wrote %s: %s rows", out / name, f"{count:,}")
+    log.info("synthetic export of %s users in %.1f s", f"{users:,}", time.monotonic() - started)
+
+
+def generate(args: argparse.Namespace) -> None:
+    """Load the export (or synthesize one), then publish every model's neighbours."""
+    from generator import pipeline
+    from generator.tables import load_tables
+    from store.dynamo import DynamoStore
+
+    store = DynamoStore.connect(
+        table_prefix=os.environ.get("DYNAMODB_TABLE_PREFIX", "similar_users"),
+        writers=env_int("DYNAMODB_WRITERS", 4),
+    )
+    store.ensure_tables()
+    with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
+        data_dir = args.data_dir
+        if data_dir is None:
+            data_dir = Path(scratch)
+            users = args.synthetic_users or DEFAULT_SYNTHETIC_USERS
+            catalogue = REAL_CATALOGUE if REAL_CATALOGUE.is_dir() else None
+            synthesize(users, data_dir, args.seed, catalogue)
+        started = time.monotonic()
+        tables = load_tables(data_dir)
+        for line in tables.report.summary():
+            log.info("%s", line)
+        log.info("loaded %s in %.1f s", data_dir, time.monotonic() - started)
+        results = pipeline.run(tables, store, args.models, n=args.top_n, threads=args.threads)
+    for r in results:
+        log.info(
+            "%-13s run %s: %s lists; features %.1f s, neighbours %.1f s, publish %.1f s; "
+            "%d old run(s) deleted",
+            r.model_handle,
+            r.run_id,
+            f"{r.lists:,}",
+            r.features_seconds,
+            r.neighbours_seconds,
+            r.publish_seconds,
+            r.runs_deleted,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    load_dotenv(ROOT / ".env")
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from generator.tables import TableError
+    from store import StoreError
+
+    try:
+        if args.command == "synthesize":
+            synthesize(args.users, args.out, args.seed, args.catalogue_dir)
+        else:
+            generate(args)
+    except (TableError, StoreError, ValueError, OSError) as error:
+        log.error("%s", error)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted: nothing more was published")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
