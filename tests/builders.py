@@ -1,0 +1,57 @@
+"""Tiny hand-built tables for tests, in the loader's column names and types."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from generator.tables import LoadReport, Tables
+
+
+def make_tables(
+    interests: list[tuple[int, str]] | None = None,
+    views: list[tuple[int, str, float]] | None = None,
+    assessments: list[tuple[int, str, float]] | None = None,
+    course_tags: list[tuple[str, str]] | None = None,
+) -> Tables:
+    """Build Tables from rows; a table left as None is missing, as when its file is absent."""
+    day = pd.Timestamp("2017-06-01")
+    return Tables(
+        interests=None
+        if interests is None
+        else pd.DataFrame(
+            {
+                "user_handle": pd.Series([u for u, _ in interests], dtype="int64"),
+                "interest_tag": pd.Categorical([t for _, t in interests]),
+                "date_followed": [day] * len(interests),
+            }
+        ),
+        course_views=None
+        if views is None
+        else pd.DataFrame(
+            {
+                "user_handle": pd.Series([u for u, _, _ in views], dtype="int64"),
+                "view_date": [day + pd.Timedelta(days=i) for i in range(len(views))],
+                "course_id": pd.Categorical([c for _, c, _ in views]),
+                "view_time_seconds": pd.Series([s for _, _, s in views], dtype="float64"),
+            }
+        ),
+        assessments=None
+        if assessments is None
+        else pd.DataFrame(
+            {
+                "user_handle": pd.Series([u for u, _, _ in assessments], dtype="int64"),
+                "assessment_tag": pd.Categorical([t for _, t, _ in assessments]),
+                "user_assessment_date": [day + pd.Timedelta(days=i) for i in range(len(assessments))],
+                "user_assessment_score": pd.Series([s for _, _, s in assessments], dtype="float64"),
+            }
+        ),
+        course_tags=None
+        if course_tags is None
+        else pd.DataFrame(
+            {
+                "course_id": pd.Categorical([c for c, _ in course_tags]),
+                "course_tags": pd.Categorical([t for _, t in course_tags]),
+            }
+        ),
+        report=LoadReport(),
+    )
