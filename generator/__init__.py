@@ -1,0 +1,1 @@
+"""Batch generator: CSV exports to published neighbour lists."""

@@ -1,0 +1,685 @@
+"""The CSV reader: schema, spellings, compact types, row checks and the report of left-out rows."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from generator.tables import (
+    MAX_LINES_KEPT,
+    LoadReport,
+    RejectedRows,
+    TableError,
+    load_tables,
+    read_table,
+)
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pluralsight-sample"
+
+HEADERS = {
+    "user_interests": "user_handle,interest_tag,date_followed",
+    "user_course_views": "user_handle,view_date,course_id,author_handle,level,view_time_seconds",
+    "user_assessment_scores": (
+        "user_handle,assessment_tag,user_assessment_date,user_assessment_score"
+    ),
+    "course_tags": "course_id,course_tags",
+}
+GOOD_ROWS = {
+    "user_interests": "1,python,2017-06-27 16:26:52",
+    "user_course_views": "1,2017-06-27,aws-fundamentals,875,Beginner,3786",
+    "user_assessment_scores": "7487,angular-js,2017-08-11 19:03:38,134",
+    "course_tags": "aws-fundamentals,cloud-computing",
+}
+OTHER_ROWS = {
+    "user_interests": "2,c#,2017-06-28",
+    "user_course_views": "2,2017-06-28,gcp-fundamentals,281,Advanced,0",
+    "user_assessment_scores": "7,python,2017-08-12,0",
+    "course_tags": "gcp-fundamentals,cloud-computing",
+}
+ATTRIBUTES = {
+    "user_interests": "interests",
+    "user_course_views": "course_views",
+    "user_assessment_scores": "assessments",
+    "course_tags": "course_tags",
+}
+
+needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason="the real sample is not available")
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    """Write `text` as the file `name`, byte for byte (no newline translation)."""
+    path = directory / name
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def export(directory: Path, table: str, *rows: str) -> Path:
+    """Write an export of `table` with its real header and the given rows, LF-terminated."""
+    return write(
+        directory, f"{table}.csv", "".join(f"{line}\n" for line in (HEADERS[table], *rows))
+    )
+
+
+def rejected_as_tuples(
+    rejected: tuple[RejectedRows, ...] | list[RejectedRows],
+) -> list[tuple[str, tuple[int, ...]]]:
+    return [(r.reason, r.lines) for r in rejected]
+
+
+# --- the real sample -------------------------------------------------------------------------
+
+
+@needs_sample
+def test_the_real_sample_loads_with_no_rejected_row() -> None:
+    tables = load_tables(SAMPLE)
+    assert tables.report.rejected == []
+    assert tables.report.missing == ["user_interests", "user_course_views"]
+    assert tables.interests is None
+    assert tables.course_views is None
+
+
+@needs_sample
+def test_the_real_course_tags_have_the_published_counts() -> None:
+    read = read_table(SAMPLE / "course_tags.csv", "course_tags")
+    assert read.rows_read == 11_337
+    assert read.courses_without_tags == 112
+    assert len(read.frame) + read.duplicates == 11_337 - 112
+    # "BIM" and "bim" on the same course become one row once tags are lower-cased (twice).
+    assert read.duplicates == 2
+    # Every course without tags has only its empty-tag row, so those 112 leave the table.
+    assert read.frame["course_id"].nunique() == 5_942 - 112
+    assert read.frame["course_tags"].isna().sum() == 0
+
+
+@needs_sample
+def test_the_real_assessments_have_the_published_counts() -> None:
+    read = read_table(SAMPLE / "user_assessment_scores.csv", "user_assessment_scores")
+    frame = read.frame
+    assert (read.rows_read, len(frame), read.duplicates) == (6_571, 6_571, 0)
+    assert frame["user_handle"].nunique() == 3_114
+    assert frame["assessment_tag"].nunique() == 54
+    assert (frame["user_assessment_score"].min(), frame["user_assessment_score"].max()) == (0, 298)
+    assert frame["user_assessment_date"].min() >= pd.Timestamp("2016-07-13")
+    assert frame["user_assessment_date"].max() < pd.Timestamp("2017-11-29")
+    first = frame.iloc[0]
+    assert (first["user_handle"], first["assessment_tag"]) == (7487, "angular-js")
+    assert first["user_assessment_date"] == pd.Timestamp("2017-08-11 19:03:38")
+
+
+@needs_sample
+@pytest.mark.parametrize("table", ["course_tags", "user_assessment_scores"])
+def test_reading_in_small_chunks_gives_the_same_table(table: str) -> None:
+    whole = read_table(SAMPLE / f"{table}.csv", table)
+    chunked = read_table(SAMPLE / f"{table}.csv", table, chunk_rows=1_000)
+    pd.testing.assert_frame_equal(
+        whole.frame.astype(str), chunked.frame.astype(str), check_categorical=False
+    )
+    assert (chunked.rows_read, chunked.duplicates) == (whole.rows_read, whole.duplicates)
+
+
+# --- schema, spellings and types -------------------------------------------------------------
+
+
+def test_every_table_gets_compact_types(tmp_path: Path) -> None:
+    for table, row in GOOD_ROWS.items():
+        export(tmp_path, table, row)
+    tables = load_tables(tmp_path)
+    assert tables.report.missing == []
+    dtypes = {
+        name: {column: str(dtype) for column, dtype in frame.dtypes.items()}
+        for name, frame in [
+            ("interests", tables.interests),
+            ("course_views", tables.course_views),
+            ("assessments", tables.assessments),
+            ("course_tags", tables.course_tags),
+        ]
+        if frame is not None
+    }
+    assert dtypes == {
+        "interests": {
+            "user_handle": "int64",
+            "interest_tag": "category",
+            "date_followed": "datetime64[ns]",
+        },
+        "course_views": {
+            "user_handle": "int64",
+            "view_date": "datetime64[ns]",
+            "course_id": "category",
+            "author_handle": "Int64",
+            "level": "category",
+            "view_time_seconds": "float64",
+        },
+        "assessments": {
+            "user_handle": "int64",
+            "assessment_tag": "category",
+            "user_assessment_date": "datetime64[ns]",
+            "user_assessment_score": "float64",
+        },
+        "course_tags": {"course_id": "category", "course_tags": "category"},
+    }
+
+
+def test_a_row_keeps_its_values(tmp_path: Path) -> None:
+    path = export(tmp_path, "user_course_views", GOOD_ROWS["user_course_views"])
+    row = read_table(path, "user_course_views").frame.iloc[0].to_dict()
+    assert row == {
+        "user_handle": 1,
+        "view_date": pd.Timestamp("2017-06-27"),
+        "course_id": "aws-fundamentals",
+        "author_handle": 875,
+        "level": "Beginner",
+        "view_time_seconds": 3786.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("table", "header"),
+    [
+        (
+            "user_course_views",
+            "user_handle,view_date,course_name,author_handle,level,course_view_time_seconds",
+        ),
+        ("course_tags", "course_name,course_tag"),
+        ("course_tags", "COURSE_ID , Course_Tags"),
+        ("user_interests", "\ufeff User_Handle ,INTEREST_TAG,Date_Followed "),
+    ],
+)
+def test_other_spellings_of_the_header_load_the_same(
+    tmp_path: Path, table: str, header: str
+) -> None:
+    real = read_table(export(tmp_path, table, GOOD_ROWS[table]), table).frame
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = write(other_dir, f"{table}.csv", f"{header}\n{GOOD_ROWS[table]}\n")
+    pd.testing.assert_frame_equal(read_table(other, table).frame, real)
+
+
+def test_extra_columns_are_ignored(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "user_interests.csv",
+        "source,user_handle,interest_tag,weight,date_followed\nweb,1,python,0.5,2017-06-27\n",
+    )
+    frame = read_table(path, "user_interests").frame
+    assert list(frame.columns) == ["user_handle", "interest_tag", "date_followed"]
+    assert frame["interest_tag"].tolist() == ["python"]
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        (table, column)
+        for table, header in HEADERS.items()
+        for column in header.split(",")
+        if column not in ("author_handle", "level")
+    ],
+)
+def test_a_missing_required_column_is_refused_naming_file_and_column(
+    tmp_path: Path, table: str, column: str
+) -> None:
+    kept = [c for c in HEADERS[table].split(",") if c != column]
+    path = write(tmp_path, f"{table}.csv", ",".join(kept) + "\n")
+    with pytest.raises(TableError, match=rf"^{table}\.csv: missing required column '{column}'"):
+        read_table(path, table)
+
+
+def test_the_message_for_a_missing_column_lists_the_columns_found(tmp_path: Path) -> None:
+    path = write(tmp_path, "user_course_views.csv", "user_handle,view_date,course_id\n")
+    with pytest.raises(TableError) as error:
+        read_table(path, "user_course_views")
+    assert str(error.value) == (
+        "user_course_views.csv: missing required column 'view_time_seconds' "
+        "(found: 'user_handle', 'view_date', 'course_id')"
+    )
+
+
+def test_a_semicolon_separated_file_is_refused_naming_the_missing_columns(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "user_interests.csv", "user_handle;interest_tag;date_followed\n1;python;2017\n"
+    )
+    with pytest.raises(TableError) as error:
+        read_table(path, "user_interests")
+    message = str(error.value)
+    assert "missing required columns 'user_handle', 'interest_tag', 'date_followed'" in message
+    assert "separated by commas" in message
+
+
+def test_a_column_spelled_twice_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "course_tags.csv", "course_id,course_name,course_tags\na,b,c\n")
+    with pytest.raises(TableError, match="'course_id' and 'course_name' both hold course_id"):
+        read_table(path, "course_tags")
+
+
+def test_optional_columns_may_be_absent(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "user_course_views.csv",
+        "user_handle,view_date,course_id,view_time_seconds\n1,2017-06-27,aws,10\n",
+    )
+    frame = read_table(path, "user_course_views").frame
+    assert frame["author_handle"].isna().all()
+    assert frame["level"].isna().all()
+    assert str(frame["author_handle"].dtype) == "Int64"
+    assert str(frame["level"].dtype) == "category"
+
+
+def test_optional_columns_may_be_empty(tmp_path: Path) -> None:
+    path = export(tmp_path, "user_course_views", "1,2017-06-27,aws,,,10", "2,2017-06-27,aws,7,,10")
+    read = read_table(path, "user_course_views")
+    assert read.rejected == ()
+    assert read.frame["author_handle"].tolist() == [pd.NA, 7]
+    assert read.frame["level"].isna().all()
+
+
+# --- rows left out, with their lines ---------------------------------------------------------
+
+BAD_ROWS = [
+    ("user_interests", ",python,2017-06-27", "user_handle is empty"),
+    ("user_interests", "  ,python,2017-06-27", "user_handle is empty"),
+    ("user_interests", "abc,python,2017-06-27", "user_handle is not an integer"),
+    ("user_interests", "1.5,python,2017-06-27", "user_handle is not an integer"),
+    # full-width digits, which Python's int() would take
+    ("user_interests", "\uff11\uff12,python,2017-06-27", "user_handle is not an integer"),
+    ("user_interests", "-4,python,2017-06-27", "user_handle is negative"),
+    ("user_interests", "99999999999999999999,python,2017-06-27", "user_handle is too large"),
+    ("user_interests", "1,,2017-06-27", "interest_tag is empty"),
+    ("user_interests", '1,"   ",2017-06-27', "interest_tag is empty"),
+    ("user_interests", "1,python,", "date_followed is empty"),
+    ("user_interests", "1,python", "date_followed is empty"),
+    ("user_interests", "1,python,yesterday", "date_followed is not a date"),
+    ("user_interests", "1,python,2017-02-30", "date_followed is not a date"),
+    ("user_interests", "1,python,9999-01-01", "date_followed is out of range"),
+    ("user_interests", "1,python,2017-06-27,extra", "the row has more fields than the header"),
+    ("user_course_views", "1,2017-06-27,aws,875,Beginner,-5", "view_time_seconds is negative"),
+    ("user_course_views", "1,2017-06-27,aws,875,Beginner,abc", "view_time_seconds is not a number"),
+    (
+        "user_course_views",
+        "1,2017-06-27,aws,875,Beginner,1_000",
+        "view_time_seconds is not a number",
+    ),
+    ("user_course_views", "1,2017-06-27,aws,875,Beginner,inf", "view_time_seconds is not finite"),
+    ("user_course_views", "1,2017-06-27,aws,875,Beginner,", "view_time_seconds is empty"),
+    ("user_course_views", "1,2017-06-27,,875,Beginner,10", "course_id is empty"),
+    ("user_course_views", "1,27/06/2017,aws,875,Beginner,10", "view_date is not a date"),
+    ("user_course_views", "1,2017-06-27,aws,x,Beginner,10", "author_handle is not an integer"),
+    ("user_assessment_scores", "1,java,2017-08-11,nan", "user_assessment_score is not a number"),
+    ("user_assessment_scores", "1,,2017-08-11,100", "assessment_tag is empty"),
+    ("course_tags", ",cloud-computing", "course_id is empty"),
+]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 1_000_000])
+@pytest.mark.parametrize(("table", "row", "reason"), BAD_ROWS)
+def test_a_bad_row_is_left_out_with_its_line_and_every_valid_row_is_kept(
+    tmp_path: Path, table: str, row: str, reason: str, chunk_rows: int
+) -> None:
+    path = export(tmp_path, table, GOOD_ROWS[table], row, OTHER_ROWS[table])
+    read = read_table(path, table, chunk_rows=chunk_rows)
+    assert read.rejected == (RejectedRows(f"{table}.csv", reason, (3,), 1),)
+    assert len(read.frame) == 2
+    assert read.rows_read == 3
+
+
+LINES_FILE = (
+    "user_handle,interest_tag,date_followed,note\n"  # 1
+    '1,python,2017-06-27,"first\n'  # 2
+    'note"\n'  # 3
+    "x,python,2017-06-27,\n"  # 4: handle
+    "\n"  # 5: blank
+    '2,"c#",2017-06-27,"a\n'  # 6
+    "b\n"  # 7
+    'c"\n'  # 8
+    "3,java,2017-06-27,extra,field\n"  # 9: too many fields
+    "4,go,never,\n"  # 10: date
+    "5,rust,2017-06-27,\n"  # 11
+    '6,,2017-06-27,"x\r\n'  # 12: tag
+    'y"\n'  # 13
+    "7,ruby,2017-06-27,\n"  # 14
+    "-1,ruby,2017-06-27,\n"  # 15: negative
+    "8,perl,2017-06-27,,\n"  # 16: too many fields, last line
+)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 5, 1_000_000])
+def test_line_numbers_count_quoted_line_breaks_blank_lines_and_skipped_lines(
+    tmp_path: Path, chunk_rows: int
+) -> None:
+    path = write(tmp_path, "user_interests.csv", LINES_FILE)
+    read = read_table(path, "user_interests", chunk_rows=chunk_rows)
+    assert rejected_as_tuples(read.rejected) == [
+        ("user_handle is not an integer", (4,)),
+        ("the row has more fields than the header", (9, 16)),
+        ("date_followed is not a date", (10,)),
+        ("interest_tag is empty", (12,)),
+        ("user_handle is negative", (15,)),
+    ]
+    assert read.frame["user_handle"].tolist() == [1, 2, 5, 7]
+    assert read.rows_read == 10  # the blank line is not a row
+
+
+def test_a_row_is_reported_once_for_its_first_problem(tmp_path: Path) -> None:
+    path = export(tmp_path, "user_course_views", "x,never,,,,-1")
+    read = read_table(path, "user_course_views")
+    assert rejected_as_tuples(read.rejected) == [("user_handle is not an integer", (2,))]
+
+
+def test_blank_lines_are_neither_rows_nor_rejections(tmp_path: Path) -> None:
+    path = export(tmp_path, "user_interests", "", GOOD_ROWS["user_interests"], ",,", "")
+    read = read_table(path, "user_interests")
+    assert (read.rows_read, len(read.frame), read.rejected) == (1, 1, ())
+
+
+def test_spaces_around_numbers_handles_and_dates_are_accepted(tmp_path: Path) -> None:
+    path = export(tmp_path, "user_course_views", " 1 , 2017-06-27 ,aws, 875 ,Beginner, 12.5 ")
+    read = read_table(path, "user_course_views")
+    assert read.rejected == ()
+    row = read.frame.iloc[0]
+    assert (row["user_handle"], row["author_handle"], row["view_time_seconds"]) == (1, 875, 12.5)
+    assert row["view_date"] == pd.Timestamp("2017-06-27")
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2017-06-27", "2017-06-27 00:00:00"),
+        ("2017-06-27 16:26:52", "2017-06-27 16:26:52"),
+        ("2017-06-27T16:26:52", "2017-06-27 16:26:52"),
+        ("2017-06-27T16:26:52.250", "2017-06-27 16:26:52.250"),
+        ("2017-06-27T16:26:52Z", "2017-06-27 16:26:52"),
+        ("2017-06-27T18:26:52+02:00", "2017-06-27 16:26:52"),
+    ],
+)
+def test_iso_8601_dates_are_accepted_and_offsets_become_utc(
+    tmp_path: Path, written: str, expected: str
+) -> None:
+    path = export(tmp_path, "user_interests", f"1,python,{written}", "2,go,2017-01-01")
+    read = read_table(path, "user_interests")
+    assert read.rejected == ()
+    assert read.frame["date_followed"].iloc[0] == pd.Timestamp(expected)
+
+
+def test_numbers_may_be_written_with_decimals_or_exponents(tmp_path: Path) -> None:
+    rows = [f"{i},2017-06-27,aws,875,Beginner,{v}" for i, v in enumerate(["0", "-0", "1e3", "2.5"])]
+    read = read_table(export(tmp_path, "user_course_views", *rows), "user_course_views")
+    assert read.rejected == ()
+    assert read.frame["view_time_seconds"].tolist() == [0.0, 0.0, 1000.0, 2.5]
+    assert not np.signbit(read.frame["view_time_seconds"]).any()
+
+
+def test_the_lines_kept_for_one_reason_are_capped_but_counted(tmp_path: Path) -> None:
+    rows = ["x,python,2017-06-27"] * (MAX_LINES_KEPT + 5)
+    read = read_table(export(tmp_path, "user_interests", *rows), "user_interests")
+    (rejected,) = read.rejected
+    assert rejected.count == MAX_LINES_KEPT + 5
+    assert rejected.lines == tuple(range(2, MAX_LINES_KEPT + 2))
+
+
+# --- duplicates, tags, empty tags ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 1_000_000])
+def test_exact_duplicates_are_removed_and_counted(tmp_path: Path, chunk_rows: int) -> None:
+    path = export(
+        tmp_path,
+        "user_interests",
+        "1,python,2017-06-27",
+        "2,python,2017-06-27",
+        "1,python,2017-06-27",
+        "1, Python ,2017-06-27 00:00:00",  # equal once the tag and date are normalised
+        "1,python,2017-06-28",
+    )
+    read = read_table(path, "user_interests", chunk_rows=chunk_rows)
+    assert read.duplicates == 2
+    assert read.frame[["user_handle", "date_followed"]].astype(str).values.tolist() == [
+        ["1", "2017-06-27"],
+        ["2", "2017-06-27"],
+        ["1", "2017-06-28"],
+    ]
+    assert read.frame.index.tolist() == [0, 1, 2]
+
+
+def test_tags_are_lower_cased_trimmed_and_kept_whole(tmp_path: Path) -> None:
+    tags = [" C# ", ".NET", "JavaScript-Frameworks", "asp.net", "c++", "machine learning"]
+    path = export(tmp_path, "user_interests", *[f'1,"{tag}",2017-06-27' for tag in tags])
+    frame = read_table(path, "user_interests").frame
+    assert frame["interest_tag"].tolist() == [
+        "c#",
+        ".net",
+        "javascript-frameworks",
+        "asp.net",
+        "c++",
+        "machine learning",
+    ]
+
+
+def test_course_ids_are_trimmed_but_keep_their_case(tmp_path: Path) -> None:
+    path = export(tmp_path, "course_tags", " AWS-Fundamentals ,Cloud-Computing")
+    row = read_table(path, "course_tags").frame.iloc[0]
+    assert (row["course_id"], row["course_tags"]) == ("AWS-Fundamentals", "cloud-computing")
+
+
+def test_categories_hold_only_values_of_kept_rows(tmp_path: Path) -> None:
+    path = export(tmp_path, "user_interests", "1,python,2017-06-27", "x,cobol,2017-06-27")
+    frame = read_table(path, "user_interests").frame
+    assert frame["interest_tag"].cat.categories.tolist() == ["python"]
+
+
+def test_an_empty_course_tag_is_a_course_without_tags_not_a_rejection(tmp_path: Path) -> None:
+    path = export(tmp_path, "course_tags", "a,python", 'b,""', "c, ")
+    tables = load_tables(tmp_path)
+    assert tables.course_tags is not None
+    assert tables.course_tags["course_id"].tolist() == ["a"]
+    assert tables.report.rejected == []
+    assert tables.report.courses_without_tags == 2
+    assert read_table(path, "course_tags").courses_without_tags == 2
+
+
+def test_rows_read_are_kept_duplicated_rejected_or_without_tags(tmp_path: Path) -> None:
+    path = export(tmp_path, "course_tags", "a,python", "a,PYTHON", ",x", "b,", "c,go")
+    read = read_table(path, "course_tags")
+    assert (read.rows_read, len(read.frame), read.duplicates) == (5, 2, 1)
+    assert (read.rows_rejected, read.courses_without_tags) == (1, 1)
+
+
+# --- files: missing, empty, encodings, line endings, gzip ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "models"),
+    [
+        ("user_interests", "the interests model"),
+        ("user_course_views", "the course_views and course_tags models"),
+        ("user_assessment_scores", "the assessments model"),
+        ("course_tags", "the course_tags model"),
+    ],
+)
+def test_a_missing_file_gives_none_and_says_which_models_it_feeds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, table: str, models: str
+) -> None:
+    for other, row in GOOD_ROWS.items():
+        if other != table:
+            export(tmp_path, other, row)
+    with caplog.at_level(logging.WARNING, logger="generator.tables"):
+        tables = load_tables(tmp_path)
+    assert getattr(tables, ATTRIBUTES[table]) is None
+    assert tables.report.missing == [table]
+    assert f"{table}.csv not found" in caplog.text
+    assert f"{models} cannot be built" in caplog.text
+    assert f"{table}.csv: not found, so {models} cannot be built" in tables.report.summary()
+
+
+def test_an_empty_directory_is_refused_naming_the_expected_files(tmp_path: Path) -> None:
+    write(tmp_path, "interest_rows_per_user_and_time.csv", "user_handle,N Rows\n1,2\n")
+    with pytest.raises(TableError) as error:
+        load_tables(tmp_path)
+    message = str(error.value)
+    assert str(tmp_path) in message
+    for table in HEADERS:
+        assert f"{table}.csv" in message
+
+
+def test_a_directory_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TableError, match="no such directory"):
+        load_tables(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("table", list(HEADERS))
+def test_a_header_only_file_gives_an_empty_table(tmp_path: Path, table: str) -> None:
+    header_only = read_table(export(tmp_path, table), table)
+    one_row_dir = tmp_path / "one"
+    one_row_dir.mkdir()
+    one_row = read_table(export(one_row_dir, table, GOOD_ROWS[table]), table)
+    assert len(header_only.frame) == 0
+    assert header_only.rows_read == 0
+    assert header_only.frame.dtypes.astype(str).to_dict() == (
+        one_row.frame.dtypes.astype(str).to_dict()
+    )
+
+
+def test_a_header_without_a_final_newline_gives_an_empty_table(tmp_path: Path) -> None:
+    path = write(tmp_path, "course_tags.csv", "course_id,course_tags")
+    assert len(read_table(path, "course_tags").frame) == 0
+
+
+def test_an_empty_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "course_tags.csv", "")
+    with pytest.raises(TableError, match=r"^course_tags\.csv: the file is empty"):
+        read_table(path, "course_tags")
+
+
+ROWS = [GOOD_ROWS["user_interests"], "2,c#,2017-06-28", "x,java,2017-06-28", "3,go,2017-06-29"]
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda text: text.replace("\n", "\r\n").encode(), id="crlf"),
+        pytest.param(lambda text: b"\xef\xbb\xbf" + text.encode(), id="bom"),
+        pytest.param(lambda text: b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode(), id="both"),
+    ],
+)
+def test_crlf_line_endings_and_a_bom_load_the_same(tmp_path: Path, variant: object) -> None:
+    text = "".join(f"{line}\n" for line in (HEADERS["user_interests"], *ROWS))
+    plain = write(tmp_path, "user_interests.csv", text)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = other_dir / "user_interests.csv"
+    other.write_bytes(variant(text))  # type: ignore[operator]
+    expected, got = read_table(plain, "user_interests"), read_table(other, "user_interests")
+    pd.testing.assert_frame_equal(got.frame, expected.frame)
+    assert got.rejected == expected.rejected
+    assert rejected_as_tuples(got.rejected) == [("user_handle is not an integer", (4,))]
+
+
+def test_gzipped_exports_are_read(tmp_path: Path) -> None:
+    text = "".join(f"{line}\n" for line in (HEADERS["user_interests"], *ROWS))
+    (tmp_path / "user_interests.csv.gz").write_bytes(gzip.compress(text.encode()))
+    tables = load_tables(tmp_path)
+    assert tables.interests is not None
+    assert tables.interests["user_handle"].tolist() == [1, 2, 3]
+    assert tables.report.rejected[0].file == "user_interests.csv.gz"
+    assert tables.report.rejected[0].lines == (4,)
+
+
+def test_a_plain_and_a_gzipped_copy_of_one_export_are_refused(tmp_path: Path) -> None:
+    export(tmp_path, "course_tags", GOOD_ROWS["course_tags"])
+    (tmp_path / "course_tags.csv.gz").write_bytes(gzip.compress(b"course_id,course_tags\n"))
+    with pytest.raises(TableError, match=r"both course_tags\.csv and course_tags\.csv\.gz"):
+        load_tables(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"course_id,course_tags\n", id="not-gzip"),
+        pytest.param(gzip.compress(b"course_id,course_tags\n" + b"a,b\n" * 1000)[:60], id="cut"),
+    ],
+)
+def test_a_damaged_gzip_file_is_refused_naming_it(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "course_tags.csv.gz"
+    path.write_bytes(content)
+    with pytest.raises(TableError, match=r"^course_tags\.csv\.gz: "):
+        read_table(path, "course_tags")
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 1_000_000])
+def test_bytes_that_are_not_utf8_stop_the_load_naming_file_line_and_column(
+    tmp_path: Path, chunk_rows: int
+) -> None:
+    path = tmp_path / "course_tags.csv"
+    path.write_bytes(b'course_id,course_tags\na,python\n"b\nc",go\nd,caf\xe9\ne,\xff\n')
+    with pytest.raises(TableError) as error:
+        read_table(path, "course_tags", chunk_rows=chunk_rows)
+    message = str(error.value)
+    assert message.startswith("course_tags.csv: line 5, column 'course_tags': bytes that are not")
+    assert r"b'caf\xe9'" in message
+
+
+def test_a_header_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "course_tags.csv"
+    path.write_bytes("course_id,course_tägs\na,b\n".encode("latin-1"))
+    with pytest.raises(TableError, match=r"^course_tags\.csv: line 1, column 'course_t\\xe4gs'"):
+        read_table(path, "course_tags")
+
+
+def test_utf8_text_is_kept(tmp_path: Path) -> None:
+    path = export(tmp_path, "course_tags", "café-für-alle,données")
+    row = read_table(path, "course_tags").frame.iloc[0]
+    assert (row["course_id"], row["course_tags"]) == ("café-für-alle", "données")
+
+
+def test_a_first_data_row_longer_than_the_header_is_refused(tmp_path: Path) -> None:
+    path = export(tmp_path, "course_tags", "a,python,extra", "b,go")
+    with pytest.raises(TableError, match="line 2 has more fields than the header"):
+        read_table(path, "course_tags")
+
+
+def test_an_unclosed_quote_is_refused(tmp_path: Path) -> None:
+    path = export(tmp_path, "course_tags", "a,python", 'b,"go')
+    with pytest.raises(TableError, match=r"^course_tags\.csv: cannot be read as CSV"):
+        read_table(path, "course_tags")
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def test_the_summary_lists_rejected_lines_and_shortens_long_lists(tmp_path: Path) -> None:
+    rows = [GOOD_ROWS["user_course_views"]] + ["1,2017-06-27,aws,875,Beginner,-1"] * 15
+    export(tmp_path, "user_course_views", *rows)
+    export(tmp_path, "course_tags", "aws,cloud", "gcp,")
+    summary = load_tables(tmp_path).report.summary()
+    assert summary == [
+        "user_interests.csv: not found, so the interests model cannot be built",
+        "user_course_views.csv: 16 rows read, 1 kept, 0 duplicates removed, 15 rejected",
+        "user_assessment_scores.csv: not found, so the assessments model cannot be built",
+        "course_tags.csv: 2 rows read, 1 kept, 0 duplicates removed, 0 rejected",
+        "user_course_views.csv: 15 rows rejected (view_time_seconds is negative) "
+        "at lines 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 and 5 more",
+        "course_tags.csv: 1 course without tags (not an error)",
+    ]
+
+
+def test_the_summary_of_a_single_rejected_row_is_singular(tmp_path: Path) -> None:
+    export(tmp_path, "user_interests", "x,python,2017-06-27")
+    summary = load_tables(tmp_path).report.summary()
+    assert "user_interests.csv: 1 row rejected (user_handle is not an integer) at line 2" in summary
+
+
+def test_loading_logs_one_line_per_table(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    export(tmp_path, "user_interests", GOOD_ROWS["user_interests"], "x,python,2017-06-27")
+    with caplog.at_level(logging.INFO, logger="generator.tables"):
+        load_tables(tmp_path)
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 1
+    assert infos[0].startswith("user_interests.csv: 2 rows read, 1 kept, 0 duplicates, 1 rejected")
+
+
+def test_a_fresh_report_is_empty() -> None:
+    report = LoadReport()
+    assert report.summary() == []
+    assert report.rejected == []
