@@ -133,7 +133,7 @@ def generate(args: argparse.Namespace) -> None:
 
     store = DynamoStore.connect(
         table_prefix=os.environ.get("DYNAMODB_TABLE_PREFIX", "similar_users"),
-        writers=env_int("DYNAMODB_WRITERS", 4),
+        writers=env_int("DYNAMODB_WRITERS", 8),
     )
     store.ensure_tables()
     with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
