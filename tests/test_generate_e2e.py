@@ -1,0 +1,130 @@
+"""The generator command line end to end, into a real DynamoDB Local."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from store import RunStatus
+from store.dynamo import DynamoStore
+from store.local import DynamoDBLocal
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.dynamodb_local, pytest.mark.slow]
+
+
+def generator(
+    args: list[str], endpoint: str, prefix: str, **popen: object
+) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "DYNAMODB_TABLE_PREFIX": prefix,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run_generator.py"), *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,  # type: ignore[arg-type]
+    )
+
+
+def run_generator(args: list[str], endpoint: str, prefix: str) -> subprocess.CompletedProcess[str]:
+    process = generator(args, endpoint, prefix)
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def store_for(instance: DynamoDBLocal, prefix: str) -> DynamoStore:
+    return DynamoStore.connect(table_prefix=prefix, endpoint_url=instance.endpoint_url)
+
+
+def test_generate_publishes_every_model_from_a_synthetic_export(dynamodb_local, table_prefix):
+    done = run_generator(
+        ["generate", "--synthetic-users", "1500", "--top-n", "10"],
+        dynamodb_local.endpoint_url,
+        table_prefix,
+    )
+    assert done.returncode == 0, done.stderr
+    store = store_for(dynamodb_local, table_prefix)
+    runs = store.current_runs()
+    assert sorted(runs) == ["assessments", "course_tags", "course_views", "interests"]
+    for run in runs.values():
+        assert run.status == RunStatus.PUBLISHED
+        assert run.top_n == 10
+        assert 0 < run.user_count <= 1500
+    lists = [store.get_list(runs["interests"], user) for user in range(1, 31)]
+    assert all(nl is not None for nl in lists)  # every synthetic user follows some interest
+    for neighbour_list in lists:
+        assert neighbour_list.user_handle not in [n.user_handle for n in neighbour_list.neighbours]
+        assert 0 < len(neighbour_list.neighbours) <= 10
+    assert "published run" in done.stderr and "neighbours" in done.stderr
+
+
+def test_a_killed_run_leaves_the_previous_run_current_and_the_next_run_cleans_up(
+    dynamodb_local, table_prefix
+):
+    args = ["generate", "--synthetic-users", "3000", "--models", "interests", "--top-n", "20"]
+    first = run_generator(args, dynamodb_local.endpoint_url, table_prefix)
+    assert first.returncode == 0, first.stderr
+    store = store_for(dynamodb_local, table_prefix)
+    before = store.current_run("interests")
+    served_before = store.get_list(before, 1)
+
+    doomed = generator(args, dynamodb_local.endpoint_url, table_prefix)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(r.status == RunStatus.WRITING for r in store.runs("interests")):
+            assert doomed.poll() is None, "the generator finished before it could be killed"
+            assert time.monotonic() < deadline, "the second run never started writing"
+            time.sleep(0.02)
+        time.sleep(0.3)  # let it write some lists
+        doomed.send_signal(signal.SIGKILL)
+    finally:
+        doomed.kill()
+        doomed.communicate()
+    dead = next(r for r in store.runs("interests") if r.status == RunStatus.WRITING)
+    assert store.current_run("interests") == before
+    assert store.get_list(before, 1) == served_before
+
+    third = run_generator(args, dynamodb_local.endpoint_url, table_prefix)
+    assert third.returncode == 0, third.stderr
+    after = store.current_run("interests")
+    assert after.run_id > dead.run_id > before.run_id
+    assert [r.run_id for r in store.runs("interests")] == [before.run_id, after.run_id]
+
+
+def test_a_file_missing_a_column_fails_with_a_message_naming_file_and_column(
+    dynamodb_local, table_prefix, tmp_path
+):
+    (tmp_path / "user_interests.csv").write_text("user_handle,date_followed\n1,2017-06-01\n")
+    done = run_generator(
+        ["generate", "--data-dir", str(tmp_path)], dynamodb_local.endpoint_url, table_prefix
+    )
+    assert done.returncode == 1
+    assert "user_interests.csv" in done.stderr
+    assert "'interest_tag'" in done.stderr
+    assert store_for(dynamodb_local, table_prefix).current_runs() == {}
+
+
+def test_an_unreachable_store_fails_with_a_clear_message(tmp_path, table_prefix):
+    from store.local import free_port
+
+    done = run_generator(
+        ["generate", "--synthetic-users", "50"], f"http://127.0.0.1:{free_port()}", table_prefix
+    )
+    assert done.returncode == 1
+    assert "Could not connect" in done.stderr or "DynamoDB" in done.stderr
+    assert "Traceback" not in done.stderr
