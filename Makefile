@@ -8,7 +8,7 @@ DYNAMODB_PORT ?= 8000
 DYNAMODB_DATA := .dynamodb/data
 PYTEST_ARGS ?=
 
-.PHONY: help install dynamodb-start dynamodb-stop test lint
+.PHONY: help install dynamodb-start dynamodb-stop test lint run
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -43,3 +43,6 @@ lint: install ## Check style and types: ruff check, ruff format --check, mypy
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+
+run: install ## Bring the whole stack up on $PORT (DynamoDB Local, generator, server); Ctrl-C stops it
+	$(PY) run_server.py up

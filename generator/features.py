@@ -1,6 +1,6 @@
 """User×feature matrices: one user index shared by every matrix, one small builder per signal.
 
-Every builder returns raw evidence (counts, seconds, scores) as a ``csr_matrix`` with one row per user
+Every builder returns raw evidence (counts, seconds, scores) as a ``csr_matrix`` with a row per user
 of the index, in the index's order; weighting and normalisation belong to the models.
 """
 
@@ -96,7 +96,7 @@ def course_tag_seconds(
     """Spread each user's seconds on a course evenly over the course's tags."""
     per_course = course_view_seconds(course_views, index)
     tags = course_tags[course_tags["course_id"].isin(per_course.features)]
-    course_rows = per_course.features.get_indexer(tags["course_id"])
+    course_rows = per_course.features.get_indexer(pd.Index(tags["course_id"]))
     tag_codes, tag_names = pd.factorize(tags["course_tags"], sort=True)
     tags_per_course = np.bincount(course_rows, minlength=len(per_course.features))
     share = 1.0 / tags_per_course[course_rows]

@@ -5,9 +5,10 @@ precision *before* ranking, so that two neighbours whose stored scores are equal
 by handle (rows are in handle order), whatever the thread count or the order of float additions.
 
 The fast path asks ``sparse_dot_topn`` for each block's top N+2 (one extra for the user themself,
-one to see past the cut). That is exact unless the cut falls inside a run of equal scores — common, since users who follow
-the same single tag all score 1.0 — and then the returned subset of the tied users is arbitrary.
-Such rows are detected and recomputed from their full similarity row, in bounded sub-blocks.
+one to see past the cut). That is exact unless the cut falls inside a run of equal scores —
+common, since users who follow the same single tag all score 1.0 — and then the returned subset
+of the tied users is arbitrary. Such rows are detected and recomputed from their full similarity
+row, in bounded sub-blocks.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ DENSE_BUDGET_BYTES = 256 * 2**20
 class Neighbours:
     """Each user's best neighbours as matrix rows: ``rows[i, j]`` is user i's j-th neighbour.
 
-    Unused slots hold row -1 and score 0; a user's neighbours are best first, ties by row (= handle).
+    Unused slots hold row -1 and score 0; neighbours are best first, ties by row (= by handle).
     """
 
     rows: np.ndarray  # users × n, int32

@@ -58,7 +58,7 @@ def neighbour_lists(
 
 
 def choose_models(tables: Tables, handles: Sequence[str] | None = None) -> list[Model]:
-    """Return the requested models (all by default) whose tables were loaded, saying which are not."""
+    """Return the requested models (default all) whose tables were loaded; log the others."""
     wanted = list(handles) if handles else list(MODELS)
     unknown = [h for h in wanted if h not in MODELS]
     if unknown:
@@ -69,8 +69,10 @@ def choose_models(tables: Tables, handles: Sequence[str] | None = None) -> list[
         if model.available(tables):
             chosen.append(model)
         else:
-            missing = [n for n in model.needs if getattr(tables, n) is None]
-            log.warning("skipping model %s: no %s table", handle, " or ".join(missing))
+            joiner = " nor " if model.needs_any else " or "
+            log.warning(
+                "skipping model %s: no %s table", handle, joiner.join(model.missing(tables))
+            )
     return chosen
 
 
@@ -97,7 +99,9 @@ def publish_model(
         f"{matrix.nnz:,}",
     )
 
-    found = top_n(matrix, n, threads=threads, progress=Progress(f"{model.handle} neighbours", len(index)))
+    found = top_n(
+        matrix, n, threads=threads, progress=Progress(f"{model.handle} neighbours", len(index))
+    )
     neighbours_done = time.monotonic()
 
     now = datetime.now(UTC)
@@ -150,5 +154,7 @@ def run(
     if not models:
         raise ValueError("no model can be built from the tables that were loaded")
     index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
-    log.info("%s users in %s model(s): %s", f"{len(index):,}", len(models), [m.handle for m in models])
+    log.info(
+        "%s users in %s model(s): %s", f"{len(index):,}", len(models), [m.handle for m in models]
+    )
     return [publish_model(m, tables, index, store, n, threads) for m in models]

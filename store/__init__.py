@@ -1,6 +1,6 @@
 """The contract between the generator and the server: neighbour lists, runs and the store protocol.
 
-A *run* is one complete set of neighbour lists for one model, written under a fresh `run_id` and made
+A *run* is one complete set of neighbour lists for one model, written under a fresh `run_id`, made
 visible only when the model's pointer is moved to it. The server reads the pointer, then one item.
 """
 
@@ -93,7 +93,7 @@ class Run:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """Return a run id that sorts after every id made earlier (UTC time, microseconds, random tail)."""
+    """Return a run id that sorts after every earlier one (UTC time to the µs, random tail)."""
     now = now or datetime.now(UTC)
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
 

@@ -3,10 +3,10 @@
 Two tables (names share a prefix, default ``similar_users``):
 
 ``<prefix>`` (results) — one item per (model, run, user):
-    ``pk`` (S) ``"<model_handle>#<run_id>#<shard>"``, ``user_handle`` (N), and ``similar_users`` (S),
-    the ranked list as compact JSON ``[[user_handle, score], ...]``, best first. One string rather
-    than DynamoDB lists or maps keeps an item of 50 neighbours near 1 KB (one write unit) and is
-    several times faster to write. A run's items are spread over
+    ``pk`` (S) ``"<model_handle>#<run_id>#<shard>"``, ``user_handle`` (N), and ``similar_users``
+    (S), the ranked list as compact JSON ``[[user_handle, score], ...]``, best first. One string
+    rather than DynamoDB lists or maps keeps an item of 50 neighbours near 1 KB (one write unit)
+    and is several times faster to write. A run's items are spread over
     ``run.shards`` partition keys so bulk writes and hot reads are not held to one partition's
     throughput, and a whole run can still be found (and deleted) by querying its shards.
 
@@ -234,7 +234,7 @@ class DynamoStore:
         time.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
 
     def _batch_write(self, table: str, requests: list[dict[str, Any]]) -> None:
-        """Write up to 25 requests, retrying unprocessed ones; raise IncompleteWriteError if any stay."""
+        """Write up to 25 requests, retrying unprocessed ones; raise IncompleteWriteError."""
         pending = requests
         for attempt in range(self.max_write_attempts):
             try:
@@ -254,7 +254,7 @@ class DynamoStore:
         )
 
     def _parallel(self, work: Callable[[T], None], batches: Iterable[T]) -> int:
-        """Run work over batches with the store's writer threads, at most a bounded few in flight."""
+        """Run work over batches on the writer threads, with a bounded number in flight."""
         done = 0
         with ThreadPoolExecutor(max_workers=self.writers) as pool:
             in_flight = []
@@ -307,14 +307,18 @@ class DynamoStore:
                 ExpressionAttributeValues={":n": {"N": str(written)}},
             )
         except ClientError as error:
-            raise IncompleteWriteError(f"cannot record the lists of run {run.run_id}: {error}") from error
+            raise IncompleteWriteError(
+                f"cannot record the lists of run {run.run_id}: {error}"
+            ) from error
         return written
 
     def publish(self, run: Run, expected_users: int) -> Run:
         key = {"model_handle": {"S": run.model_handle}, "run_id": {"S": run.run_id}}
         record = self._call("get_item", TableName=self.runs_table, Key=key, ConsistentRead=True)
         if "Item" not in record:
-            raise IncompleteWriteError(f"run {run.run_id} of model {run.model_handle!r} was never begun")
+            raise IncompleteWriteError(
+                f"run {run.run_id} of model {run.model_handle!r} was never begun"
+            )
         written = int(record["Item"]["lists_written"]["N"])
         if written != expected_users:
             raise IncompleteWriteError(
@@ -327,7 +331,6 @@ class DynamoStore:
         pointer = run_to_item(published)
         pointer["run_id"] = {"S": POINTER}
         pointer["current_run_id"] = {"S": run.run_id}
-        pointer_key = {"model_handle": {"S": run.model_handle}, "run_id": {"S": POINTER}}
         current = self.current_run(run.model_handle)
         if current is not None:
             pointer["previous_run_id"] = {"S": current.run_id}

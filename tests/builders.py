@@ -41,7 +41,9 @@ def make_tables(
             {
                 "user_handle": pd.Series([u for u, _, _ in assessments], dtype="int64"),
                 "assessment_tag": pd.Categorical([t for _, t, _ in assessments]),
-                "user_assessment_date": [day + pd.Timedelta(days=i) for i in range(len(assessments))],
+                "user_assessment_date": [
+                    day + pd.Timedelta(days=i) for i in range(len(assessments))
+                ],
                 "user_assessment_score": pd.Series([s for _, _, s in assessments], dtype="float64"),
             }
         ),

@@ -61,11 +61,19 @@ def test_every_model_yields_unit_rows_or_empty_rows(model):
 
 @pytest.mark.parametrize(
     ("model", "users_without_evidence"),
-    [("interests", set()), ("course_views", {8}), ("assessments", {7, 8}), ("course_tags", {8})],
+    [
+        ("interests", set()),
+        ("course_views", {8}),
+        ("assessments", {7, 8}),
+        ("course_tags", {8}),
+        ("hybrid", set()),
+    ],
 )
 def test_users_without_evidence_in_a_model_have_empty_rows(model, users_without_evidence):
     matrix = MODELS[model].matrix(TABLES, INDEX)
-    empty = {int(h) for h, nnz in zip(INDEX.handles, np.diff(matrix.indptr), strict=True) if nnz == 0}
+    empty = {
+        int(h) for h, nnz in zip(INDEX.handles, np.diff(matrix.indptr), strict=True) if nnz == 0
+    }
     assert empty == users_without_evidence
 
 
@@ -80,7 +88,7 @@ def test_tags_are_whole_tokens_so_csharp_is_not_c():
 def test_a_rare_shared_interest_counts_more_than_a_common_one():
     everyone = [(u, "javascript") for u in range(3, 11)]
     tables = make_tables(
-        interests=everyone + [(1, "javascript"), (1, "elm"), (2, "elm"), (2, "ocaml"), (3, "go")]
+        interests=[*everyone, (1, "javascript"), (1, "elm"), (2, "elm"), (2, "ocaml"), (3, "go")]
     )
     index = UserIndex.from_tables(tables.interests)
     matrix = MODELS["interests"].matrix(tables, index)
@@ -92,7 +100,7 @@ def test_a_rare_shared_interest_counts_more_than_a_common_one():
 
 def test_a_popular_course_counts_less_than_a_niche_one():
     popular = [(u, "intro", 600.0) for u in range(1, 21)]
-    tables = make_tables(views=popular + [(1, "niche", 600.0), (2, "niche", 600.0)])
+    tables = make_tables(views=[*popular, (1, "niche", 600.0), (2, "niche", 600.0)])
     index = UserIndex.from_tables(tables.course_views)
     matrix = MODELS["course_views"].matrix(tables, index)
     similarity = (matrix @ matrix.T).toarray()

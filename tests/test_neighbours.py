@@ -17,7 +17,9 @@ def brute_force(matrix: sp.csr_matrix, n: int) -> list[list[tuple[int, float]]]:
     answer = []
     for i, row in enumerate(dense):
         scored = [
-            (j, round(float(row @ other), SCORE_DECIMALS)) for j, other in enumerate(dense) if j != i
+            (j, round(float(row @ other), SCORE_DECIMALS))
+            for j, other in enumerate(dense)
+            if j != i
         ]
         ranked = sorted((p for p in scored if p[1] > 0), key=lambda p: (-p[1], p[0]))
         answer.append(ranked[:n])

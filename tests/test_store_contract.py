@@ -23,7 +23,9 @@ from store.dynamo import DynamoStore
 from store.memory import MemoryStore
 
 
-@pytest.fixture(params=["memory", "moto", pytest.param("dynamodb_local", marks=pytest.mark.dynamodb_local)])
+@pytest.fixture(
+    params=["memory", "moto", pytest.param("dynamodb_local", marks=pytest.mark.dynamodb_local)]
+)
 def store(request: pytest.FixtureRequest, table_prefix: str) -> Iterator[NeighbourStore]:
     if request.param == "memory":
         yield MemoryStore()
@@ -37,8 +39,14 @@ def store(request: pytest.FixtureRequest, table_prefix: str) -> Iterator[Neighbo
 
 
 def make_run(model: str = "interests", shards: int = 4) -> Run:
-    return Run(model_handle=model, run_id=new_run_id(), generated_at="2026-11-23T10:00:00Z",
-               top_n=3, shards=shards, settings={"weighting": "tfidf"})
+    return Run(
+        model_handle=model,
+        run_id=new_run_id(),
+        generated_at="2026-11-23T10:00:00Z",
+        top_n=3,
+        shards=shards,
+        settings={"weighting": "tfidf"},
+    )
 
 
 def lists_for(users: range, offset: int = 1000) -> list[NeighbourList]:
@@ -74,7 +82,11 @@ def test_a_published_run_serves_every_list_exactly(store):
 
 def test_scores_come_back_as_floats_in_rank_order(store):
     run = make_run()
-    publish(store, run, [NeighbourList(7, (Neighbour(3, 1.0), Neighbour(9, 0.5), Neighbour(2, 0.000001)))])
+    publish(
+        store,
+        run,
+        [NeighbourList(7, (Neighbour(3, 1.0), Neighbour(9, 0.5), Neighbour(2, 0.000001)))],
+    )
     got = store.get_list(store.current_run("interests"), 7)
     assert [n.user_handle for n in got.neighbours] == [3, 9, 2]
     assert all(isinstance(n.score, float) for n in got.neighbours)

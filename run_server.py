@@ -1,0 +1,466 @@
+"""Command line of the API: serve it with gunicorn, look a user up, or bring the whole stack up.
+
+    python run_server.py [serve]                    gunicorn on $HOST:$PORT (default 127.0.0.1:5000)
+    python run_server.py lookup --user-handle 110 [--model-handle M] [--top-n N]
+    python run_server.py up [--synthetic-users N]   what `make run` does: DynamoDB Local, generator,
+                                                    server, until Ctrl-C or SIGTERM
+
+The only place (with run_generator.py) that reads the environment: settings come from the process
+environment and a `.env` file (see example.env), and are passed on as plain arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import runpy
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from dotenv import load_dotenv
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from server import Settings, create_app
+from server.api import CurrentRuns, integer_or_text, lookup, parse_query
+from server.errors import STORE_UNAVAILABLE, ApiError, problem_body
+from store import StoreUnavailableError
+from store import local as dynamodb_local
+
+if TYPE_CHECKING:
+    from store.dynamo import DynamoStore
+
+ROOT = Path(__file__).resolve().parent
+GUNICORN_CONF = ROOT / "server" / "gunicorn.conf.py"
+DEFAULT_ENV_FILE = ROOT / ".env"
+EXAMPLE_ENV_FILE = ROOT / "example.env"
+DEFAULT_STATE_DIR = ROOT / ".dynamodb"
+EXAMPLE_USER = 110
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+log = logging.getLogger("server")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed."""
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """Read a whole number between low and high from the environment."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """Read a number of seconds between low and high from the environment."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server takes from the environment."""
+
+    host: str
+    port: int
+    workers: int
+    threads: int
+    timeout: int
+    log_level: str
+    table_prefix: str
+    connect_timeout: float
+    read_timeout: float
+    retries: int
+    settings: Settings
+
+
+def config_from_env(env: Mapping[str, str]) -> ServerConfig:
+    """Return the server's configuration from environment variables (see example.env)."""
+    workers_name = "GUNICORN_WORKERS" if env.get("GUNICORN_WORKERS") else "WEB_CONCURRENCY"
+    try:
+        settings = Settings(
+            default_model=env.get("DEFAULT_MODEL", "").strip() or "interests",
+            default_top_n=env_int(env, "DEFAULT_TOP_N", 5, 1, 1000),
+            pointer_cache_seconds=env_float(env, "POINTER_CACHE_SECONDS", 5.0, 0, 300),
+            max_body_bytes=env_int(env, "MAX_BODY_BYTES", 4096, 64, 1_048_576),
+            retry_after_seconds=env_int(env, "RETRY_AFTER_SECONDS", 5, 1, 3600),
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    log_level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+    return ServerConfig(
+        host=env.get("HOST", "").strip() or "127.0.0.1",
+        port=env_int(env, "PORT", 5000, 1, 65535),
+        workers=env_int(env, workers_name, 2, 1, 64),
+        threads=env_int(env, "GUNICORN_THREADS", 4, 1, 256),
+        timeout=env_int(env, "GUNICORN_TIMEOUT", 30, 1, 3600),
+        log_level=log_level,
+        table_prefix=env.get("DYNAMODB_TABLE_PREFIX", "").strip() or "similar_users",
+        connect_timeout=env_float(env, "STORE_CONNECT_TIMEOUT_SECONDS", 0.5, 0.05, 60),
+        read_timeout=env_float(env, "STORE_READ_TIMEOUT_SECONDS", 0.5, 0.05, 60),
+        retries=env_int(env, "STORE_RETRIES", 1, 0, 10),
+        settings=settings,
+    )
+
+
+def connect_store(config: ServerConfig) -> DynamoStore:
+    """Return a DynamoDB store whose reads fail fast, so a dead store means a quick 503."""
+    from store.dynamo import DynamoStore
+
+    try:
+        return DynamoStore.connect(
+            table_prefix=config.table_prefix,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            max_attempts=config.retries,  # botocore counts retries after the first attempt here
+        )
+    except Exception as error:  # e.g. no region: say so at start, not in every request
+        raise ConfigError(f"cannot create the DynamoDB client: {error}") from error
+
+
+def configure_logging(level: str) -> None:
+    """Send log records to stderr at the given level."""
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    quiet = max(logging.WARNING, logging.getLevelNamesMapping()[level])
+    logging.getLogger("botocore").setLevel(quiet)  # it logs where credentials came from at INFO
+
+
+def app_from_env() -> Flask:
+    """Return the API wired to DynamoDB from the environment (a gunicorn app factory)."""
+    config = config_from_env(os.environ)
+    configure_logging(config.log_level)
+    return create_app(connect_store(config), config.settings)
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+class Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn has no type hints
+    """Run an app factory under gunicorn with server/gunicorn.conf.py and the given options."""
+
+    def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
+        self.factory = factory
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply the config file, then the options from the environment."""
+        from_file = runpy.run_path(str(GUNICORN_CONF))
+        for key, value in {**from_file, **self.options}.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        """Create the app in the worker, after the fork."""
+        return self.factory()
+
+
+def serve(config: ServerConfig) -> int:
+    """Serve the API with gunicorn until it is stopped."""
+    connect_store(config)  # fail here, clearly, rather than in every worker
+    options = {
+        "bind": f"{config.host}:{config.port}",
+        "workers": config.workers,
+        "threads": config.threads,
+        "timeout": config.timeout,
+        "loglevel": config.log_level.lower(),
+    }
+    Gunicorn(app_from_env, options).run()
+    return 0
+
+
+# -- lookup -----------------------------------------------------------------------------------
+
+
+def lookup_command(config: ServerConfig, args: argparse.Namespace) -> int:
+    """Print the API's answer for one user, or its problem on stderr."""
+    values: dict[str, object] = {"user_handle": integer_or_text(args.user_handle)}
+    if args.model_handle is not None:
+        values["model_handle"] = args.model_handle
+    if args.top_n is not None:
+        values["top_n"] = integer_or_text(args.top_n)
+    runs = CurrentRuns(connect_store(config), ttl=0)
+    try:
+        answer = lookup(parse_query(values, config.settings), runs)
+    except ApiError as error:
+        print(json.dumps(error.body(), indent=2), file=sys.stderr)
+        return 1
+    except StoreUnavailableError as error:
+        log.error("%s", error)
+        print(json.dumps(problem_body(*STORE_UNAVAILABLE), indent=2), file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+# -- up ---------------------------------------------------------------------------------------
+
+
+class Stop(Exception):
+    """A signal asked the stack to stop."""
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def say(message: str) -> None:
+    """Tell the person running `make run` what is happening."""
+    print(f"==> {message}", flush=True)
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """Return the status and body of a GET, or status 0 if nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return int(answer.status), bytes(answer.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), bytes(error.read())
+    except (OSError, ValueError):
+        return 0, b""
+
+
+def wait_until_ready(server: subprocess.Popen[bytes], base_url: str, timeout: float) -> None:
+    """Poll /readyz until the server says it is ready; raise if it exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise ConfigError(f"the server exited with code {server.returncode} while starting")
+        if http_get(f"{base_url}/readyz")[0] == 200:
+            return
+        if time.monotonic() > deadline:
+            raise ConfigError(f"the server was not ready within {timeout:g} s")
+        time.sleep(0.25)
+
+
+def example_user(base_url: str) -> tuple[int, str]:
+    """Return a user the default model knows (110 if it does) and the API's answer for them."""
+    for handle in [EXAMPLE_USER, *range(1, 201)]:
+        status, body = http_get(f"{base_url}/similar-users/{handle}")
+        if status == 200:
+            return handle, body.decode().strip()
+    return EXAMPLE_USER, "(no user among 110 and 1..200 is known to the default model)"
+
+
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
+    """Ask a child process to stop (SIGTERM), then kill it if it does not."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
+def local_dynamodb(state_dir: Path, port: int) -> tuple[str, dynamodb_local.DynamoDBLocal | None]:
+    """Return the endpoint of DynamoDB Local, and the instance if this call started it.
+
+    One already started from the same state dir (e.g. by `make dynamodb-start`) is reused.
+    """
+    pid_file = state_dir / dynamodb_local.PID_FILE
+    running = dynamodb_local.read_pid_file(pid_file)
+    if running is not None:
+        if running.port != port or not dynamodb_local.answers(running.port):
+            raise ConfigError(
+                f"DynamoDB Local (pid {running.pid}, {pid_file}) runs on port {running.port} "
+                f"and DYNAMODB_PORT is {port}: stop it (make dynamodb-stop) or set "
+                f"DYNAMODB_PORT={running.port}"
+            )
+        say(f"reusing DynamoDB Local on {running.endpoint_url} (pid {running.pid})")
+        return running.endpoint_url, None
+    if dynamodb_local.port_in_use(port):
+        raise ConfigError(f"port {port} is in use: set DYNAMODB_PORT to a free port")
+    started = dynamodb_local.start(
+        port, state_dir / "data", log_path=state_dir / dynamodb_local.LOG_FILE
+    )
+    record = {"pid": started.pid, "port": started.port, "endpoint_url": started.endpoint_url}
+    pid_file.write_text(json.dumps(record) + "\n")
+    say(f"started DynamoDB Local on {started.endpoint_url} (data in {state_dir / 'data'})")
+    return started.endpoint_url, started
+
+
+def generate(env: dict[str, str], synthetic_users: int | None) -> subprocess.Popen[bytes]:
+    """Start the generator on $DATA_DIR, or a synthetic export (of 10,000 users by default)."""
+    command = [sys.executable, str(ROOT / "run_generator.py"), "generate"]
+    if synthetic_users is not None:
+        command += ["--synthetic-users", str(synthetic_users)]
+        env = {**env, "DATA_DIR": ""}
+    source = env.get("DATA_DIR") or f"a synthetic export of {synthetic_users or 10_000:,} users"
+    say(f"generating similar users from {source}")
+    return subprocess.Popen(command, env=env, cwd=ROOT)
+
+
+def banner(base_url: str) -> str:
+    """Return what to tell the person once the server is ready: a curl to paste, and its answer."""
+    handle, answer = example_user(base_url)
+    curl = (
+        f"curl -s -X POST {base_url}/similar-users -H 'Content-Type: application/json' "
+        f"-d '{{\"user_handle\": {handle}}}'"
+    )
+    return (
+        f"similar-users is up on {base_url} (OpenAPI: {base_url}/openapi.json). Try:\n\n"
+        f"{curl}\n\nwhich answers\n{answer}\n\nPress Ctrl-C to stop everything."
+    )
+
+
+def up(config: ServerConfig, args: argparse.Namespace) -> int:
+    """Start DynamoDB Local, publish runs, serve the API until Ctrl-C or SIGTERM; stop it all."""
+    state_dir: Path = args.state_dir.absolute()
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+    base_url = f"http://{host}:{config.port}"
+    owned: dynamodb_local.DynamoDBLocal | None = None
+    children: dict[str, subprocess.Popen[bytes]] = {}  # by what to call them when stopping
+    previous = {s: signal.signal(s, _stop_on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if dynamodb_local.port_in_use(config.port):
+            raise ConfigError(f"port {config.port} is in use: set PORT to a free port")
+        dynamodb_port = env_int(os.environ, "DYNAMODB_PORT", 8000, 1, 65535)
+        endpoint, owned = local_dynamodb(state_dir, dynamodb_port)
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+            "HOST": config.host,
+            "PORT": str(config.port),
+        }
+        if args.generate:
+            children["the generator"] = generate(env, args.synthetic_users)
+            code = children["the generator"].wait()
+            del children["the generator"]  # done: nothing to stop
+            if code != 0:
+                raise ConfigError(f"the generator failed (exit code {code})")
+
+        say(f"starting the server on {config.host}:{config.port}")
+        serve_command = [sys.executable, str(ROOT / "run_server.py")]
+        serve_command += ["--env-file", str(args.env_file), "serve"]
+        server = children["the server"] = subprocess.Popen(serve_command, env=env, cwd=ROOT)
+        wait_until_ready(server, base_url, timeout=60)
+        say(banner(base_url))
+        code = server.wait()
+        raise ConfigError(f"the server stopped by itself (exit code {code})")
+    except Stop as stop:
+        say(f"{stop}: stopping")
+        return 0
+    except (ConfigError, dynamodb_local.DynamoDBLocalError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        for name, child in reversed(children.items()):
+            terminate(child)
+            say(f"stopped {name}")
+        if owned is not None:
+            dynamodb_local.stop(owned)
+            (state_dir / dynamodb_local.PID_FILE).unlink(missing_ok=True)
+            say("stopped DynamoDB Local")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """Parse a command-line whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    """Describe the command line."""
+    top = argparse.ArgumentParser(
+        prog="run_server.py", description="Serve the similar-users API (default: serve)."
+    )
+    top.add_argument(
+        "--env-file",
+        type=Path,
+        default=DEFAULT_ENV_FILE,
+        help="settings file read at start; variables already set win (default: .env)",
+    )
+    commands = top.add_subparsers(dest="command")
+    commands.add_parser("serve", help="serve the API with gunicorn on $HOST:$PORT")
+    look = commands.add_parser("lookup", help="print the API's answer for one user")
+    look.add_argument("--user-handle", required=True, help="the user whose similar users to find")
+    look.add_argument("--model-handle", help="model to answer with (default: $DEFAULT_MODEL)")
+    look.add_argument("--top-n", help="how many similar users (default: $DEFAULT_TOP_N)")
+    stack = commands.add_parser(
+        "up", help="run DynamoDB Local, the generator and the server until Ctrl-C (make run)"
+    )
+    stack.add_argument(
+        "--synthetic-users",
+        type=positive_int,
+        help="generate from a synthetic export of N users (default: $DATA_DIR, else 10,000)",
+    )
+    stack.add_argument(
+        "--no-generate",
+        dest="generate",
+        action="store_false",
+        help="serve the runs already published instead of generating new ones",
+    )
+    stack.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="DynamoDB Local's data, log and pid file (default: .dynamodb)",
+    )
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    args = parser().parse_args(argv)
+    command = args.command or "serve"
+    if command == "up" and not args.env_file.exists():
+        shutil.copyfile(EXAMPLE_ENV_FILE, args.env_file)
+        say(f"created {args.env_file} from {EXAMPLE_ENV_FILE.name}; edit it to change settings")
+    load_dotenv(args.env_file)
+    try:
+        config = config_from_env(os.environ)
+        configure_logging(config.log_level)
+        if command == "serve":
+            return serve(config)
+        if command == "lookup":
+            return lookup_command(config, args)
+        return up(config, args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

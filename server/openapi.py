@@ -1,0 +1,336 @@
+"""The OpenAPI 3.1 description of the API, built from the constants the routes validate with."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from server.api import MODEL_HANDLE_PATTERN, TOP_N_MAX, USER_HANDLE_MAX
+from server.errors import PROBLEM_MIMETYPE, problem_type
+
+if TYPE_CHECKING:
+    from server import Settings
+
+PROBLEM_SLUGS = [
+    "malformed-json",
+    "unsupported-media-type",
+    "invalid-params",
+    "unknown-user",
+    "unknown-model",
+    "not-found",
+    "method-not-allowed",
+    "content-too-large",
+    "store-unavailable",
+    "not-ready",
+    "internal-error",
+    "http-error",
+]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problem(
+    description: str, schema: str = "Problem", retry_after: bool = False
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_MIMETYPE: {"schema": _ref(schema)}},
+    }
+    if retry_after:
+        answer["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+    return answer
+
+
+def _api_version() -> str:
+    try:
+        return version("similar-users")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def document(settings: Settings) -> dict[str, Any]:
+    """Return the OpenAPI document of the API as configured by `settings`."""
+    user_handle = {"type": "integer", "minimum": 0, "maximum": USER_HANDLE_MAX}
+    model_handle = {
+        "type": "string",
+        "pattern": MODEL_HANDLE_PATTERN,
+        "default": settings.default_model,
+        "description": "Similarity model to answer with; GET /models lists the published ones.",
+    }
+    top_n = {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": TOP_N_MAX,
+        "default": settings.default_top_n,
+        "description": "How many similar users to return at most. A run stores a fixed number "
+        "per user (see `top_n` in GET /models); asking for more returns what was stored, and "
+        "users with little in common with anyone may have fewer (possibly none).",
+    }
+    unavailable = _problem(
+        "The store could not be reached in time, or (readiness) has no published run yet.",
+        retry_after=True,
+    )
+    internal = _problem("Unexpected server error; details are only in the server's log.")
+    similar_errors = {
+        "404": _problem(
+            "Unknown user (title `Unknown user`): the user is not in the model's current run; "
+            "or unknown model (title `Unknown model`, with `available_models`)."
+        ),
+        "422": _problem(
+            "Invalid or missing fields, each named in `invalid_params`.", "InvalidParamsProblem"
+        ),
+        "500": internal,
+        "503": unavailable,
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "similar-users",
+            "version": _api_version(),
+            "description": "Who is most like this user? Ranked similar users with cosine "
+            "scores, read from the current published run of a similarity model.\n\n"
+            "Every error is `application/problem+json` (RFC 9457) with `type`, `title`, "
+            "`status` and `detail`. Besides the answers listed per operation, any route "
+            "answers 405 (with `Allow`) to a method it does not support, an unknown path "
+            "answers 404, and any error may be 500 (details only in the server's log).",
+        },
+        "paths": {
+            "/similar-users": {
+                "post": {
+                    "operationId": "similarUsers",
+                    "summary": "Rank the users most similar to a user",
+                    "requestBody": {
+                        "required": True,
+                        "description": f"At most {settings.max_body_bytes} bytes. Unknown "
+                        "fields are refused (422) so that typos do not go unnoticed.",
+                        "content": {"application/json": {"schema": _ref("SimilarUsersRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("SimilarUsers"), "Similar users, best first."),
+                        "400": _problem("The body is not valid JSON."),
+                        **similar_errors,
+                        "413": _problem(f"The body is over {settings.max_body_bytes} bytes."),
+                        "415": _problem("The body is not declared as `application/json`."),
+                    },
+                }
+            },
+            "/similar-users/{user_handle}": {
+                "get": {
+                    "operationId": "similarUsersOf",
+                    "summary": "Rank the users most similar to a user (same answer as POST)",
+                    "parameters": [
+                        {
+                            "name": "user_handle",
+                            "in": "path",
+                            "required": True,
+                            "schema": user_handle,
+                        },
+                        {"name": "model_handle", "in": "query", "schema": model_handle},
+                        {"name": "top_n", "in": "query", "schema": top_n},
+                    ],
+                    "description": "Other query parameters, or one given twice, are refused (422).",
+                    "responses": {
+                        "200": _json(_ref("SimilarUsers"), "Similar users, best first."),
+                        **similar_errors,
+                    },
+                }
+            },
+            "/models": {
+                "get": {
+                    "operationId": "models",
+                    "summary": "List every published model with its current run",
+                    "responses": {
+                        "200": _json(_ref("Models"), "The published models."),
+                        "500": internal,
+                        "503": unavailable,
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Say the process is alive (does not touch the store)",
+                    "responses": {"200": _json(_ref("Health"), "Alive.")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Say whether the store answers and has a published run",
+                    "responses": {
+                        "200": _json(_ref("Ready"), "Ready to answer."),
+                        "500": internal,
+                        "503": unavailable,
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": _json({"type": "object"}, "The OpenAPI 3.1 document."),
+                    },
+                }
+            },
+        },
+        "components": {
+            "headers": {
+                "RetryAfter": {
+                    "description": "Seconds to wait before trying again.",
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+            },
+            "schemas": {
+                "SimilarUsersRequest": {
+                    "type": "object",
+                    "required": ["user_handle"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "user_handle": {
+                            **user_handle,
+                            "description": "A whole number; 110.0 counts as 110, "
+                            'but not true, "110" or 110.5.',
+                        },
+                        "model_handle": model_handle,
+                        "top_n": top_n,
+                    },
+                },
+                "SimilarUsers": {
+                    "type": "object",
+                    "required": ["request_data", "data"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "request_data": {
+                            "description": "The request, with defaults filled in.",
+                            "type": "object",
+                            "required": ["user_handle", "model_handle", "top_n"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "user_handle": user_handle,
+                                "model_handle": {"type": "string", "pattern": MODEL_HANDLE_PATTERN},
+                                "top_n": {"type": "integer", "minimum": 1, "maximum": TOP_N_MAX},
+                            },
+                        },
+                        "data": {
+                            "type": "object",
+                            "required": ["model_handle", "run_id", "generated_at", "similar_users"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "model_handle": {"type": "string"},
+                                "run_id": {"type": "string"},
+                                "generated_at": {"type": "string", "format": "date-time"},
+                                "similar_users": {
+                                    "description": "Best first; ties ordered by handle. At "
+                                    "most `top_n`, and never more than the run stored.",
+                                    "type": "array",
+                                    "maxItems": TOP_N_MAX,
+                                    "items": _ref("SimilarUser"),
+                                },
+                            },
+                        },
+                    },
+                },
+                "SimilarUser": {
+                    "type": "object",
+                    "required": ["user_handle", "score"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "user_handle": user_handle,
+                        "score": {
+                            "description": "Cosine similarity, 0 < score ≤ 1.",
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "maximum": 1,
+                        },
+                    },
+                },
+                "Models": {
+                    "type": "object",
+                    "required": ["default_model", "models"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "default_model": {"type": "string"},
+                        "models": {"type": "array", "items": _ref("ModelRun")},
+                    },
+                },
+                "ModelRun": {
+                    "type": "object",
+                    "required": ["model_handle", "run_id", "generated_at", "user_count", "top_n"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "model_handle": {"type": "string"},
+                        "run_id": {"type": "string"},
+                        "generated_at": {"type": "string", "format": "date-time"},
+                        "user_count": {
+                            "description": "Users with a neighbour list in the run.",
+                            "type": "integer",
+                            "minimum": 0,
+                        },
+                        "top_n": {
+                            "description": "Similar users stored per user in the run.",
+                            "type": "integer",
+                            "minimum": 0,
+                        },
+                    },
+                },
+                "Health": {
+                    "type": "object",
+                    "required": ["status"],
+                    "additionalProperties": False,
+                    "properties": {"status": {"const": "alive"}},
+                },
+                "Ready": {
+                    "type": "object",
+                    "required": ["status", "models"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "status": {"const": "ready"},
+                        "models": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"type": "string"},
+                        },
+                    },
+                },
+                "Problem": {
+                    "description": "RFC 9457 problem details, the shape of every error.",
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "type": {
+                            "type": "string",
+                            "enum": [problem_type(slug) for slug in PROBLEM_SLUGS],
+                        },
+                        "title": {"type": "string"},
+                        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                        "detail": {"type": "string"},
+                        "invalid_params": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "required": ["name", "reason"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "reason": {"type": "string"},
+                                },
+                            },
+                        },
+                        "available_models": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "InvalidParamsProblem": {
+                    "allOf": [_ref("Problem"), {"required": ["invalid_params"]}],
+                },
+            },
+        },
+    }

@@ -1,0 +1,191 @@
+"""/openapi.json describes what the server really does: routes, answers, errors, request rules."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate as validate_spec
+
+from server import Settings, create_app
+from store import Neighbour, NeighbourList, Run, StoreUnavailableError, new_run_id
+from store.memory import MemoryStore
+
+# Global answers that no single operation lists (see the document's description).
+ANY_ROUTE = {404, 405, 500}
+
+
+class DownStore(MemoryStore):
+    """A store that cannot be reached."""
+
+    def current_run(self, model_handle: str) -> Run | None:
+        raise StoreUnavailableError("connect timeout")
+
+    def current_runs(self) -> dict[str, Run]:
+        raise StoreUnavailableError("connect timeout")
+
+
+def published_store() -> MemoryStore:
+    store = MemoryStore()
+    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=3, shards=2)
+    store.begin_run(run)
+    store.write_lists(
+        run,
+        [
+            NeighbourList(110, (Neighbour(5182, 0.4331), Neighbour(7, 1.0))),
+            NeighbourList(9, ()),
+        ],
+    )
+    store.publish(run, expected_users=2)
+    return store
+
+
+@pytest.fixture
+def app() -> Flask:
+    return create_app(published_store(), Settings(pointer_cache_seconds=0))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def document(client: FlaskClient) -> dict[str, Any]:
+    return dict(client.get("/openapi.json").json)
+
+
+def validator(document: dict[str, Any], schema: dict[str, Any]) -> OAS31Validator:
+    """Return a validator for a schema of the document, with the document's components in reach."""
+    return OAS31Validator(
+        {**schema, "components": document["components"]},
+        format_checker=OAS31Validator.FORMAT_CHECKER,
+    )
+
+
+def operation_of(document: dict[str, Any], method: str, path: str) -> tuple[str, dict[str, Any]]:
+    """Return the documented path template and operation that a concrete request path matches."""
+    for template, item in document["paths"].items():
+        pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path.split("?")[0]) and method.lower() in item:
+            return template, item[method.lower()]
+    raise AssertionError(f"{method} {path} is not documented")
+
+
+def test_the_document_is_valid_openapi_3(document):
+    validate_spec(document)
+    assert document["openapi"].startswith("3.1")
+
+
+def test_every_route_of_the_app_is_documented_and_nothing_else(app, document):
+    served = set()
+    for rule in app.url_map.iter_rules():
+        template = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            served.add((template, method.lower()))
+
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+
+    assert served == documented
+
+
+def test_the_documented_defaults_are_the_settings():
+    app = create_app(MemoryStore(), Settings(default_model="course_views", default_top_n=3))
+    document = app.test_client().get("/openapi.json").json
+    request = document["components"]["schemas"]["SimilarUsersRequest"]["properties"]
+
+    assert request["model_handle"]["default"] == "course_views"
+    assert request["top_n"]["default"] == 3
+
+
+ANSWERS = [  # (client kind, method, path, request kwargs): success and every error
+    ("ok", "POST", "/similar-users", {"json": {"user_handle": 110}}),
+    ("ok", "POST", "/similar-users", {"json": {"user_handle": 9, "top_n": 1000}}),
+    ("ok", "GET", "/similar-users/110?model_handle=interests&top_n=1", {}),
+    ("ok", "GET", "/models", {}),
+    ("ok", "GET", "/healthz", {}),
+    ("ok", "GET", "/readyz", {}),
+    ("ok", "GET", "/openapi.json", {}),
+    ("ok", "POST", "/similar-users", {"data": b"{", "content_type": "application/json"}),
+    ("ok", "POST", "/similar-users", {"data": b"{}", "content_type": "text/plain"}),
+    ("ok", "POST", "/similar-users", {"json": {"user_handle": "x", "top_n": 0}}),
+    ("ok", "POST", "/similar-users", {"json": [1]}),
+    ("ok", "POST", "/similar-users", {"json": {"user_handle": 999}}),
+    ("ok", "POST", "/similar-users", {"json": {"user_handle": 110, "model_handle": "nope"}}),
+    ("ok", "POST", "/similar-users", {"json": {"user_handle": 110, "pad": "x" * 5000}}),
+    ("ok", "GET", "/similar-users/abc", {}),
+    ("ok", "GET", "/similar-users/999", {}),
+    ("ok", "GET", "/similar-users/110?model_handle=nope", {}),
+    ("down", "POST", "/similar-users", {"json": {"user_handle": 110}}),
+    ("down", "GET", "/similar-users/110", {}),
+    ("down", "GET", "/models", {}),
+    ("down", "GET", "/readyz", {}),
+    ("empty", "GET", "/readyz", {}),
+]
+
+
+@pytest.mark.parametrize(("kind", "method", "path", "kwargs"), ANSWERS, ids=str)
+def test_every_answer_is_documented_and_matches_its_schema(
+    document, client, kind, method, path, kwargs
+):
+    store = {"down": DownStore(), "empty": MemoryStore()}.get(kind)
+    if store is not None:
+        client = create_app(store, Settings()).test_client()
+    _, operation = operation_of(document, method, path)
+
+    response = client.open(path, method=method, **kwargs)
+
+    documented = operation["responses"].get(str(response.status_code))
+    assert documented is not None, f"{response.status_code} is not documented"
+    assert response.mimetype in documented["content"]
+    schema = documented["content"][response.mimetype]["schema"]
+    validator(document, schema).validate(response.json)
+    for header in documented.get("headers", {}):
+        assert header in response.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("PUT", "/similar-users"), ("GET", "/nowhere"), ("DELETE", "/models")]
+)
+def test_answers_of_any_route_are_problems_in_the_documented_shape(document, client, method, path):
+    response = client.open(path, method=method)
+
+    assert response.status_code in ANY_ROUTE
+    validator(document, {"$ref": "#/components/schemas/Problem"}).validate(response.json)
+
+
+BODIES = [
+    {"user_handle": 110},
+    {"user_handle": 110.0},
+    {"user_handle": 0, "model_handle": "interests", "top_n": 1000},
+    {"user_handle": 2**63 - 1, "model_handle": "a" * 64},
+    {"user_handle": 2**63},
+    {"user_handle": -1},
+    {"user_handle": 110.5},
+    {"user_handle": True},
+    {"user_handle": "110"},
+    {"user_handle": None},
+    {"model_handle": "interests"},
+    {"user_handle": 110, "model_handle": "Interests"},
+    {"user_handle": 110, "model_handle": "a" * 65},
+    {"user_handle": 110, "model_handle": None},
+    {"user_handle": 110, "top_n": 0},
+    {"user_handle": 110, "top_n": 1001},
+    {"user_handle": 110, "top_n": 2.0},
+    {"user_handle": 110, "extra": 1},
+    [110],
+]
+
+
+@pytest.mark.parametrize("body", BODIES, ids=str)
+def test_the_server_accepts_exactly_the_bodies_the_document_allows(document, client, body):
+    schema = {"$ref": "#/components/schemas/SimilarUsersRequest"}
+    allowed = validator(document, schema).is_valid(body)
+
+    response = client.post("/similar-users", json=body)
+
+    assert (response.status_code != 422) == allowed, response.json
