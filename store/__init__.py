@@ -25,6 +25,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "new_run_id",
+    "rollback_target",
     "runs_to_delete",
     "shard_of",
 ]
@@ -55,11 +56,11 @@ class IncompleteWriteError(StoreError):
 
 
 class RunStatus:
-    """The life of a run: writing → complete → published (or abandoned if the writer died)."""
+    """The life of a run: writing → published (→ rolled_back); a run whose writer died stays writing."""
 
     WRITING = "writing"
-    COMPLETE = "complete"
     PUBLISHED = "published"
+    ROLLED_BACK = "rolled_back"
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,15 @@ class NeighbourStore(Protocol):
 
     def delete_run(self, run: Run) -> int:
         """Delete a run that is not current, with its lists; return how many lists were deleted."""
+
+    def rollback(self, model_handle: str) -> Run:
+        """Make the newest earlier published run current again; mark the current one rolled back."""
+
+
+def rollback_target(runs: Iterable[Run], current_run_id: str) -> Run | None:
+    """Return the run a rollback from the current run goes back to: the newest earlier published."""
+    earlier = [r for r in runs if r.run_id < current_run_id and r.status == RunStatus.PUBLISHED]
+    return max(earlier, key=lambda r: r.run_id) if earlier else None
 
 
 def runs_to_delete(runs: Iterable[Run], current_run_id: str | None) -> list[Run]:

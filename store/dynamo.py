@@ -46,6 +46,7 @@ from store import (
     StaleRunError,
     StoreError,
     StoreUnavailableError,
+    rollback_target,
     shard_of,
 )
 
@@ -112,6 +113,14 @@ def run_from_item(item: dict[str, Any]) -> Run:
         user_count=int(item["user_count"]["N"]),
         settings=json.loads(item["settings"]["S"]),
     )
+
+
+def pointer_item(run: Run) -> dict[str, Any]:
+    """Return the pointer item that makes a run its model's current one."""
+    item = run_to_item(run)
+    item["run_id"] = {"S": POINTER}
+    item["current_run_id"] = {"S": run.run_id}
+    return item
 
 
 def table_definitions(prefix: str) -> list[dict[str, Any]]:
@@ -328,12 +337,7 @@ class DynamoStore:
         published = replace(
             run_from_item(record["Item"]), status=RunStatus.PUBLISHED, user_count=expected_users
         )
-        pointer = run_to_item(published)
-        pointer["run_id"] = {"S": POINTER}
-        pointer["current_run_id"] = {"S": run.run_id}
-        current = self.current_run(run.model_handle)
-        if current is not None:
-            pointer["previous_run_id"] = {"S": current.run_id}
+        pointer = pointer_item(published)
         try:
             self._call(
                 "transact_write_items",
@@ -373,6 +377,49 @@ class DynamoStore:
                 ) from error
             raise StoreError(f"cannot publish run {run.run_id}: {error}") from error
         return published
+
+    def rollback(self, model_handle: str) -> Run:
+        current = self.current_run(model_handle)
+        if current is None:
+            raise StoreError(f"model {model_handle!r} has no published run to roll back")
+        target = rollback_target(self.runs(model_handle), current.run_id)
+        if target is None:
+            raise StoreError(f"model {model_handle!r} has no earlier published run")
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.runs_table,
+                            "Item": pointer_item(target),
+                            "ConditionExpression": "current_run_id = :current",
+                            "ExpressionAttributeValues": {":current": {"S": current.run_id}},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.runs_table,
+                            "Key": {
+                                "model_handle": {"S": model_handle},
+                                "run_id": {"S": current.run_id},
+                            },
+                            "UpdateExpression": "SET #s = :rolled_back",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {
+                                ":rolled_back": {"S": RunStatus.ROLLED_BACK}
+                            },
+                        }
+                    },
+                ],
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException":
+                raise StaleRunError(
+                    f"model {model_handle!r}: the current run changed during the rollback"
+                ) from error
+            raise StoreError(f"cannot roll back model {model_handle!r}: {error}") from error
+        return target
 
     def current_run(self, model_handle: str) -> Run | None:
         key = {"model_handle": {"S": model_handle}, "run_id": {"S": POINTER}}

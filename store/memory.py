@@ -13,6 +13,7 @@ from store import (
     RunStatus,
     StaleRunError,
     StoreError,
+    rollback_target,
 )
 
 
@@ -53,6 +54,11 @@ class MemoryStore:
                     f"run {run.run_id} of model {run.model_handle!r} holds {stored} lists, "
                     f"expected {expected_users}"
                 )
+            if self._runs[key].status != RunStatus.WRITING:
+                raise StaleRunError(
+                    f"run {run.run_id} of model {run.model_handle!r} is "
+                    f"{self._runs[key].status}, not being written"
+                )
             current = self._pointers.get(run.model_handle)
             if current is not None and current >= run.run_id:
                 raise StaleRunError(
@@ -91,3 +97,17 @@ class MemoryStore:
                 raise StoreError(f"run {run.run_id} of model {run.model_handle!r} is current")
             self._runs.pop(key, None)
             return len(self._lists.pop(key, {}))
+
+    def rollback(self, model_handle: str) -> Run:
+        with self._lock:
+            current = self._pointers.get(model_handle)
+            if current is None:
+                raise StoreError(f"model {model_handle!r} has no published run to roll back")
+            runs = [r for (m, _), r in self._runs.items() if m == model_handle]
+            target = rollback_target(runs, current)
+            if target is None:
+                raise StoreError(f"model {model_handle!r} has no earlier published run")
+            key = (model_handle, current)
+            self._runs[key] = replace(self._runs[key], status=RunStatus.ROLLED_BACK)
+            self._pointers[model_handle] = target.run_id
+            return target

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from store import Run, RunStatus, new_run_id, runs_to_delete, shard_of
+from store import Run, RunStatus, new_run_id, rollback_target, runs_to_delete, shard_of
 
 
 def run(run_id: str, status: str = RunStatus.PUBLISHED) -> Run:
@@ -38,4 +38,15 @@ def test_cleanup_deletes_abandoned_older_runs_but_never_newer_ones_still_being_w
 
 def test_an_abandoned_run_is_not_mistaken_for_the_rollback_target():
     runs = [run("1"), run("2", RunStatus.WRITING), run("3")]
+    assert [r.run_id for r in runs_to_delete(runs, "3")] == ["2"]
+
+
+def test_a_rollback_goes_to_the_newest_earlier_published_run_skipping_others():
+    runs = [run("1"), run("2", RunStatus.ROLLED_BACK), run("3", RunStatus.WRITING), run("4")]
+    assert rollback_target(runs, "4") == run("1")
+    assert rollback_target(runs, "1") is None
+
+
+def test_cleanup_deletes_rolled_back_runs_once_a_newer_run_is_current():
+    runs = [run("1"), run("2", RunStatus.ROLLED_BACK), run("3")]
     assert [r.run_id for r in runs_to_delete(runs, "3")] == ["2"]

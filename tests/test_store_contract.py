@@ -171,3 +171,30 @@ def test_deleting_an_old_run_removes_its_lists_but_the_current_run_is_protected(
     assert store.get_list(old, 1) is None
     assert [r.run_id for r in store.runs("interests")] == [current.run_id]
     assert store.get_list(current, 1) is not None
+
+
+def test_rollback_makes_the_previous_run_current_and_it_is_never_rolled_back_to_again(store):
+    first = publish(store, make_run(), lists_for(range(1, 4)))
+    second = publish(store, make_run(), lists_for(range(1, 4), offset=5000))
+    assert store.rollback("interests") == first
+    assert store.current_run("interests").run_id == first.run_id
+    assert store.get_list(store.current_run("interests"), 1).neighbours[0].user_handle == 1001
+    statuses = {r.run_id: r.status for r in store.runs("interests")}
+    assert statuses == {first.run_id: RunStatus.PUBLISHED, second.run_id: RunStatus.ROLLED_BACK}
+    with pytest.raises(StoreError, match="no earlier published run"):
+        store.rollback("interests")
+
+
+def test_a_rolled_back_run_cannot_be_published_again_but_a_newer_run_can(store):
+    publish(store, make_run(), lists_for(range(1, 3)))
+    bad = publish(store, make_run(), lists_for(range(1, 3)))
+    store.rollback("interests")
+    with pytest.raises(StaleRunError):
+        store.publish(bad, expected_users=2)
+    newer = publish(store, make_run(), lists_for(range(1, 3)))
+    assert store.current_run("interests").run_id == newer.run_id
+
+
+def test_rollback_without_a_published_run_is_an_error(store):
+    with pytest.raises(StoreError, match="no published run"):
+        store.rollback("interests")
