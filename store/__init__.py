@@ -56,7 +56,7 @@ class IncompleteWriteError(StoreError):
 
 
 class RunStatus:
-    """The life of a run: writing → published (→ rolled_back); a run whose writer died stays writing."""
+    """The life of a run: writing → published (→ rolled_back); a dead writer's run stays writing."""
 
     WRITING = "writing"
     PUBLISHED = "published"
