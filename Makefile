@@ -8,7 +8,7 @@ DYNAMODB_PORT ?= 8000
 DYNAMODB_DATA := .dynamodb/data
 PYTEST_ARGS ?=
 
-.PHONY: help install dynamodb-start dynamodb-stop test lint run
+.PHONY: help install dynamodb-start dynamodb-stop test lint run images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,3 +46,12 @@ lint: install ## Check style and types: ruff check, ruff format --check, mypy
 
 run: install ## Bring the whole stack up on $PORT (DynamoDB Local, generator, server); Ctrl-C stops it
 	$(PY) run_server.py up
+
+DIAGRAMS := $(wildcard images/architecture-*.dot)
+
+images: ## Re-render the architecture diagrams (images/*.dot → .svg and .png); needs Graphviz
+	@command -v dot >/dev/null \
+	  || { echo "Graphviz's dot is needed: install e.g. Debian's graphviz (apt-get install graphviz)"; exit 1; }
+	for source in $(DIAGRAMS); do \
+	  dot -Tsvg "$$source" -o "$${source%.dot}.svg" && dot -Tpng -Gdpi=110 "$$source" -o "$${source%.dot}.png" || exit 1; \
+	done

