@@ -24,7 +24,7 @@ COPY server/ server/
 COPY store/ store/
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: . \
-    && /opt/venv/bin/pip uninstall --yes pip
+    && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # Runtime: the virtual environment, the code, and an unprivileged user. The programs run from
 # /app, importing the packages beside them (and server/gunicorn.conf.py, which is not a module);

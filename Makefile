@@ -36,8 +36,9 @@ dynamodb-start: install ## Start DynamoDB Local on $DYNAMODB_PORT (default 8000)
 dynamodb-stop: install ## Stop the DynamoDB Local started by dynamodb-start
 	$(PY) -m store.local stop --data-dir $(DYNAMODB_DATA)
 
-test: install ## Run the tests (they start their own DynamoDB Local); extra args in PYTEST_ARGS
+test: install ## Run the tests (own DynamoDB Local; extra args in PYTEST_ARGS), then the dependency audit
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) tests/audit_dependencies.py
 
 lint: install ## Check style and types: ruff check, ruff format --check, mypy
 	$(PY) -m ruff check .

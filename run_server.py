@@ -85,6 +85,11 @@ def env_float(env: Mapping[str, str], name: str, default: float, low: float, hig
     return value
 
 
+def env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Read a comma-separated list from the environment (empty when unset)."""
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything the server takes from the environment."""
@@ -112,6 +117,8 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
             pointer_cache_seconds=env_float(env, "POINTER_CACHE_SECONDS", 5.0, 0, 300),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 4096, 64, 1_048_576),
             retry_after_seconds=env_int(env, "RETRY_AFTER_SECONDS", 5, 1, 3600),
+            api_key=env.get("API_KEY", "").strip() or None,
+            cors_origins=env_list(env, "CORS_ORIGINS"),
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None

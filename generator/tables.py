@@ -9,6 +9,7 @@ column, and the report says which lines of the file those rows were on (the head
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
 import time
@@ -25,6 +26,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 __all__ = [
+    "MAX_AMOUNT",
     "MAX_LINES_KEPT",
     "SCHEMAS",
     "TABLE_NAMES",
@@ -104,6 +106,10 @@ _MODELS_FED = {
     "course_tags": "the course_tags model",
 }
 
+# The largest view time or score kept. Far above any real one (1e12 s is 31,000 years), and low
+# enough that sums of millions of them stay finite in the models' float32 matrices; a larger
+# amount would overflow there to infinity and stop the run or corrupt every similarity it touches.
+MAX_AMOUNT = 1e12
 # A table where every row is bad must not turn into a list of millions of Python ints.
 MAX_LINES_KEPT = 10_000
 _LINES_SHOWN = 10
@@ -394,9 +400,48 @@ def _chunks(
                 chunk.columns = pd.RangeIndex(width)
                 yield chunk, skipped
     except pd.errors.ParserError as error:
-        raise TableError(f"{file}: cannot be read as CSV ({error})") from error
+        raise TableError(f"{file}: cannot be read as CSV{_parser_problem(path, error)}") from error
     except _UNREADABLE as error:
         raise TableError(f"{file}: cannot be read ({error})") from error
+
+
+def _parser_problem(path: Path, error: pd.errors.ParserError) -> str:
+    """Return where and why the CSV parser gave up, as the end of a message."""
+    if "EOF inside string" in str(error):
+        opened = _unclosed_quote(path)
+        if opened is not None:
+            line, position, header = opened
+            column = _shown(header[position]) if position < len(header) else f"#{position + 1}"
+            return f": line {line}, column {column}: a quoted value is never closed"
+    return f" ({error})"
+
+
+def _unclosed_quote(path: Path) -> tuple[int, int, list[str]] | None:
+    """Return the line and field where a quote that is never closed opens, and the header fields.
+
+    Only called once parsing has failed, so a plain scan is fine: a line without quotes costs one
+    C-speed count, and only lines that leave a quote open are looked at character by character.
+    """
+    opened: tuple[int, int] | None = None
+    header: list[str] = []
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as handle:
+        for number, text in enumerate(handle, start=1):
+            if number == 1:
+                header = text.rstrip("\r\n").split(",")
+            if text.count('"') % 2 == 0:
+                continue  # the line leaves the quoting state as it found it
+            if opened is not None:
+                opened = None  # it closes the quote left open by an earlier line
+                continue
+            field, quoted = 0, False
+            for char in text:
+                if char == '"':
+                    quoted = not quoted
+                elif char == "," and not quoted:
+                    field += 1
+            opened = (number, field)
+    return None if opened is None else (*opened, header)
 
 
 def _skipped_lines(caught: list[warnings.WarningMessage], file: str) -> list[int]:
@@ -606,7 +651,7 @@ def _amounts(raw: pd.Series, column: Column) -> _Column:
     # Adding zero turns -0.0 into 0.0, so "-0" reads like "0".
     values = values + 0.0
     finite = np.isfinite(values)
-    ok = finite & (values >= 0)
+    ok = finite & (values >= 0) & (values <= MAX_AMOUNT)
     empty = np.zeros(len(raw), dtype=np.bool_)
     problems: dict[str, BoolArray] = {}
     if not ok.all():
@@ -616,6 +661,7 @@ def _amounts(raw: pd.Series, column: Column) -> _Column:
             f"{column.name} is not a number": ~number & ~empty,
             f"{column.name} is not finite": number & ~finite,
             f"{column.name} is negative": finite & (values < 0),
+            f"{column.name} is too large": finite & (values > MAX_AMOUNT),
         }
         if column.required:
             problems = {f"{column.name} is empty": empty, **problems}

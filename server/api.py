@@ -124,11 +124,16 @@ def json_body() -> dict[str, object]:
         # A chunked body is cut at the limit rather than refused: refuse it here.
         raise RequestEntityTooLarge()
 
+    def bounded_int(text: str) -> int:
+        # Python refuses over-long digit strings with an error naming its own internals; any such
+        # number is out of range for every field anyway.
+        return int(text) if len(text) <= 40 else USER_HANDLE_MAX + 1
+
     def refuse_constant(name: str) -> object:
         raise ValueError(f"{name} is not valid JSON")
 
     try:
-        body = json.loads(raw, parse_constant=refuse_constant)
+        body = json.loads(raw, parse_constant=refuse_constant, parse_int=bounded_int)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
         raise MalformedJson(

@@ -99,6 +99,17 @@ class UnknownModel(ApiError):
         )
 
 
+class Unauthorized(ApiError):
+    """The route needs the API key and the request did not carry it (status 401)."""
+
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
+
+
 class NotReady(ApiError):
     """The store answers but holds no published run yet (status 503)."""
 

@@ -11,6 +11,11 @@ from server.errors import PROBLEM_MIMETYPE, problem_type
 if TYPE_CHECKING:
     from server import Settings
 
+API_KEY_HEADER = "X-API-Key"
+# Routes a load balancer or a client needs before it has a key; every other route needs the key
+# when one is configured.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+
 PROBLEM_SLUGS = [
     "malformed-json",
     "unsupported-media-type",
@@ -22,6 +27,7 @@ PROBLEM_SLUGS = [
     "content-too-large",
     "store-unavailable",
     "not-ready",
+    "unauthorized",
     "internal-error",
     "http-error",
 ]
@@ -36,7 +42,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _problem(
-    description: str, schema: str = "Problem", retry_after: bool = False
+    description: str,
+    schema: str = "Problem",
+    retry_after: bool = False,
+    www_authenticate: bool = False,
 ) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "description": description,
@@ -44,6 +53,8 @@ def _problem(
     }
     if retry_after:
         answer["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+    if www_authenticate:
+        answer["headers"] = {"WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}
     return answer
 
 
@@ -56,6 +67,29 @@ def _api_version() -> str:
 
 def document(settings: Settings) -> dict[str, Any]:
     """Return the OpenAPI document of the API as configured by `settings`."""
+    described = _document(settings)
+    if settings.api_key is not None:
+        _require_api_key(described)
+    return described
+
+
+def _require_api_key(described: dict[str, Any]) -> None:
+    """Add the API key security scheme, and its 401 answer, to every route that is not public."""
+    described["components"]["securitySchemes"] = {
+        "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+    }
+    unauthorized = _problem(
+        f"No valid API key in the {API_KEY_HEADER} header.", www_authenticate=True
+    )
+    for path, item in described["paths"].items():
+        if path in PUBLIC_PATHS:
+            continue
+        for operation in item.values():
+            operation["security"] = [{"ApiKey": []}]
+            operation["responses"]["401"] = unauthorized
+
+
+def _document(settings: Settings) -> dict[str, Any]:
     user_handle = {"type": "integer", "minimum": 0, "maximum": USER_HANDLE_MAX}
     model_handle = {
         "type": "string",
@@ -185,6 +219,11 @@ def document(settings: Settings) -> dict[str, Any]:
                 "RetryAfter": {
                     "description": "Seconds to wait before trying again.",
                     "schema": {"type": "integer", "minimum": 1},
+                },
+                "WWWAuthenticate": {
+                    "description": f"How to authenticate: the API key in the {API_KEY_HEADER} "
+                    "header.",
+                    "schema": {"type": "string"},
                 },
             },
             "schemas": {

@@ -245,11 +245,13 @@ class DynamoStore:
     def _batch_write(self, table: str, requests: list[dict[str, Any]]) -> None:
         """Write up to 25 requests, retrying unprocessed ones; raise IncompleteWriteError."""
         pending = requests
+        last = "unprocessed items"
         for attempt in range(self.max_write_attempts):
             try:
                 answer = self._call("batch_write_item", RequestItems={table: pending})
             except ClientError as error:
-                if error.response["Error"]["Code"] not in _THROTTLING:
+                last = error.response["Error"]["Code"]
+                if last not in _THROTTLING:
                     raise StoreError(f"batch write to {table} refused: {error}") from error
                 self._backoff(attempt)
                 continue
@@ -259,7 +261,7 @@ class DynamoStore:
             self._backoff(attempt)
         raise IncompleteWriteError(
             f"{len(pending)} items to {table} were still unprocessed after "
-            f"{self.max_write_attempts} attempts"
+            f"{self.max_write_attempts} attempts (last: {last})"
         )
 
     def _parallel(self, work: Callable[[T], None], batches: Iterable[T]) -> int:
