@@ -1,4 +1,4 @@
-"""Command line of the generator: synthesize an export, or generate and publish neighbour lists.
+"""Command line of the generator: synthesize an export, publish neighbours, or roll back a run.
 
 The only place (with run_server.py) that reads the environment: settings come from the process
 environment and a `.env` file (see example.env), and are passed on as plain arguments.
@@ -14,8 +14,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotenv import load_dotenv
+
+if TYPE_CHECKING:
+    from generator.tables import Tables
 
 ROOT = Path(__file__).resolve().parent
 REAL_CATALOGUE = ROOT.parent / "shared" / "data" / "pluralsight-sample"
@@ -78,9 +82,8 @@ def parser() -> argparse.ArgumentParser:
     source = gen.add_mutually_exclusive_group()
     source.add_argument(
         "--data-dir",
-        type=Path,
-        default=Path(os.environ["DATA_DIR"]) if os.environ.get("DATA_DIR") else None,
-        help="folder with the export's CSV files (default: $DATA_DIR)",
+        default=os.environ.get("DATA_DIR") or None,
+        help="folder or s3://bucket/prefix with the export's CSV files (default: $DATA_DIR)",
     )
     source.add_argument(
         "--synthetic-users",
@@ -108,6 +111,17 @@ def parser() -> argparse.ArgumentParser:
         default=env_int("GENERATOR_THREADS", os.cpu_count() or 1),
         help="threads for the neighbour search (default: $GENERATOR_THREADS or all cores)",
     )
+
+    back = commands.add_parser(
+        "rollback", help="make a model's previous published run current again"
+    )
+    back.add_argument(
+        "--model",
+        required=True,
+        choices=sorted(MODELS),
+        metavar="MODEL",
+        help=f"the model to roll back: {', '.join(MODELS)}",
+    )
     return top
 
 
@@ -125,10 +139,29 @@ def synthesize(users: int, out: Path, seed: int, catalogue_dir: Path | None) -> 
     log.info("synthetic export of %s users in %.1f s", f"{users:,}", time.monotonic() - started)
 
 
+def load_export(args: argparse.Namespace, scratch: Path) -> Tables:
+    """Load the export named by --data-dir (a folder or s3://bucket/prefix), or a synthetic one."""
+    from generator.sources import fetch_export
+    from generator.tables import load_tables
+
+    if args.data_dir is None:
+        data_dir = scratch
+        users = args.synthetic_users or DEFAULT_SYNTHETIC_USERS
+        catalogue = REAL_CATALOGUE if REAL_CATALOGUE.is_dir() else None
+        synthesize(users, data_dir, args.seed, catalogue)
+    else:
+        data_dir = fetch_export(args.data_dir, scratch / "export")
+    started = time.monotonic()
+    tables = load_tables(data_dir)
+    for line in tables.report.summary():
+        log.info("%s", line)
+    log.info("loaded %s in %.1f s", args.data_dir or data_dir, time.monotonic() - started)
+    return tables
+
+
 def generate(args: argparse.Namespace) -> None:
     """Load the export (or synthesize one), then publish every model's neighbours."""
     from generator import pipeline
-    from generator.tables import load_tables
     from store.dynamo import DynamoStore
 
     store = DynamoStore.connect(
@@ -137,17 +170,7 @@ def generate(args: argparse.Namespace) -> None:
     )
     store.ensure_tables()
     with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
-        data_dir = args.data_dir
-        if data_dir is None:
-            data_dir = Path(scratch)
-            users = args.synthetic_users or DEFAULT_SYNTHETIC_USERS
-            catalogue = REAL_CATALOGUE if REAL_CATALOGUE.is_dir() else None
-            synthesize(users, data_dir, args.seed, catalogue)
-        started = time.monotonic()
-        tables = load_tables(data_dir)
-        for line in tables.report.summary():
-            log.info("%s", line)
-        log.info("loaded %s in %.1f s", data_dir, time.monotonic() - started)
+        tables = load_export(args, Path(scratch))
         results = pipeline.run(tables, store, args.models, n=args.top_n, threads=args.threads)
     for r in results:
         log.info(
@@ -161,6 +184,20 @@ def generate(args: argparse.Namespace) -> None:
             r.publish_seconds,
             r.runs_deleted,
         )
+
+
+def rollback(model_handle: str) -> None:
+    """Make the model's newest earlier published run current again, and say which run it is."""
+    from store.dynamo import DynamoStore
+
+    store = DynamoStore.connect(
+        table_prefix=os.environ.get("DYNAMODB_TABLE_PREFIX", "similar_users")
+    )
+    run = store.rollback(model_handle)
+    print(
+        f"{model_handle}: run {run.run_id} (generated {run.generated_at}) is current again; "
+        "servers answer from it once their run cache expires (POINTER_CACHE_SECONDS)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "synthesize":
             synthesize(args.users, args.out, args.seed, args.catalogue_dir)
+        elif args.command == "rollback":
+            rollback(args.model)
         else:
             generate(args)
     except (TableError, StoreError, ValueError, OSError) as error:

@@ -69,10 +69,8 @@ def choose_models(tables: Tables, handles: Sequence[str] | None = None) -> list[
         if model.available(tables):
             chosen.append(model)
         else:
-            joiner = " nor " if model.needs_any else " or "
-            log.warning(
-                "skipping model %s: no %s table", handle, joiner.join(model.missing(tables))
-            )
+            missing = [n for n in model.needs if getattr(tables, n) is None]
+            log.warning("skipping model %s: no %s table", handle, " or ".join(missing))
     return chosen
 
 

@@ -1,0 +1,85 @@
+"""`run_generator.py rollback --model M`: one command puts the previous published run back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import run_generator
+from store import Neighbour, NeighbourList, Run, RunStatus, new_run_id
+from store.dynamo import DynamoStore
+
+pytestmark = [pytest.mark.dynamodb_local]
+
+SCRIPT = Path(run_generator.__file__).resolve()
+
+
+def publish(store: DynamoStore, user_score: float) -> Run:
+    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=1, shards=2)
+    store.begin_run(run)
+    store.write_lists(run, [NeighbourList(1, (Neighbour(2, user_score),))])
+    return store.publish(run, expected_users=1)
+
+
+def rollback(store: DynamoStore, endpoint: str, model: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "DYNAMODB_TABLE_PREFIX": store.table_prefix,
+        "LOG_LEVEL": "INFO",
+    }
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "rollback", "--model", model],
+        cwd=SCRIPT.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_rollback_makes_the_previous_run_current_and_says_which(local_store, dynamodb_local):
+    first = publish(local_store, 0.5)
+    second = publish(local_store, 0.9)
+
+    done = rollback(local_store, dynamodb_local.endpoint_url, "interests")
+
+    assert done.returncode == 0, done.stderr
+    assert first.run_id in done.stdout
+    assert local_store.current_run("interests").run_id == first.run_id
+    assert local_store.get_list(first, 1).neighbours == (Neighbour(2, 0.5),)
+    statuses = {r.run_id: r.status for r in local_store.runs("interests")}
+    assert statuses == {first.run_id: RunStatus.PUBLISHED, second.run_id: RunStatus.ROLLED_BACK}
+
+
+def rollback_in_process(store: DynamoStore, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run the command in this process (no import cost), with the store's settings."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+    monkeypatch.setenv("DYNAMODB_TABLE_PREFIX", store.table_prefix)
+    return run_generator.main(["rollback", "--model", "interests"])
+
+
+def test_rollback_with_no_earlier_run_fails_clearly_and_changes_nothing(
+    local_store, dynamodb_local, monkeypatch, caplog
+):
+    only = publish(local_store, 0.5)
+
+    code = rollback_in_process(local_store, dynamodb_local.endpoint_url, monkeypatch)
+
+    assert code == 1
+    assert "no earlier published run" in caplog.text
+    assert local_store.current_run("interests").run_id == only.run_id
+
+
+def test_rollback_of_a_model_never_published_fails_clearly(
+    local_store, dynamodb_local, monkeypatch, caplog
+):
+    code = rollback_in_process(local_store, dynamodb_local.endpoint_url, monkeypatch)
+
+    assert code == 1
+    assert "no published run" in caplog.text
+    assert local_store.current_run("interests") is None
