@@ -1,4 +1,4 @@
-"""Command line of the generator: synthesize an export, publish neighbours, or roll back a run.
+"""Command line of the generator: synthesize, evaluate the models, publish neighbours, or roll back.
 
 The only place (with run_server.py) that reads the environment: settings come from the process
 environment and a `.env` file (see example.env), and are passed on as plain arguments.
@@ -7,6 +7,7 @@ environment and a `.env` file (see example.env), and are passed on as plain argu
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -112,6 +113,52 @@ def parser() -> argparse.ArgumentParser:
         help="threads for the neighbour search (default: $GENERATOR_THREADS or all cores)",
     )
 
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="measure each model's neighbour quality on a hold-out of every user's latest courses",
+    )
+    source = evaluate.add_mutually_exclusive_group()
+    source.add_argument(
+        "--data-dir",
+        default=os.environ.get("DATA_DIR") or None,
+        help="folder or s3://bucket/prefix with the export's CSV files (default: $DATA_DIR)",
+    )
+    source.add_argument(
+        "--synthetic-users",
+        type=positive_int,
+        help=f"evaluate on a synthetic export of N users (default when no data dir: "
+        f"{DEFAULT_SYNTHETIC_USERS:,})",
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the synthetic export")
+    evaluate.add_argument(
+        "--models",
+        nargs="+",
+        choices=sorted(MODELS),
+        metavar="MODEL",
+        help=f"models to evaluate (default: all whose tables are present): {', '.join(MODELS)}",
+    )
+    evaluate.add_argument("--k", type=positive_int, default=10, help="recommendations per user")
+    evaluate.add_argument(
+        "--k-neighbours",
+        type=positive_int,
+        default=env_int("TOP_N_STORED", 50),
+        help="neighbours per user, as stored (default: $TOP_N_STORED or 50)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--plot", type=Path, help="also draw the scores into this PNG file")
+    evaluate.add_argument(
+        "--tune",
+        action="store_true",
+        help="first choose each model's weighting and the hybrid's weights on a validation "
+        "split, then evaluate the tuned models",
+    )
+    evaluate.add_argument(
+        "--threads",
+        type=positive_int,
+        default=env_int("GENERATOR_THREADS", os.cpu_count() or 1),
+        help="threads for the neighbour search (default: $GENERATOR_THREADS or all cores)",
+    )
+
     back = commands.add_parser(
         "rollback", help="make a model's previous published run current again"
     )
@@ -186,6 +233,50 @@ def generate(args: argparse.Namespace) -> None:
         )
 
 
+def evaluate(args: argparse.Namespace) -> None:
+    """Load the export (or synthesize one), then print how well each model's neighbours do."""
+    from generator.evaluate import evaluate as measure
+    from generator.evaluate import plot, tune
+    from generator.models import MODELS
+
+    with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
+        tables = load_export(args, Path(scratch))
+    models = [MODELS[handle] for handle in args.models] if args.models else None
+    tuning = None
+    if args.tune:
+        started = time.monotonic()
+        tuning = tune(tables, k=args.k, k_neighbours=args.k_neighbours, threads=args.threads)
+        log.info("tuned on the validation split in %.1f s", time.monotonic() - started)
+        tuned = {model.handle: model for model in tuning.models()}
+        chosen = models if models is not None else list(MODELS.values())
+        models = [tuned.get(model.handle, model) for model in chosen]
+    report = measure(tables, models, k=args.k, k_neighbours=args.k_neighbours, threads=args.threads)
+    log.info(
+        "evaluated %s users in %.1f s; best: %s",
+        f"{report.users_evaluated:,}",
+        report.seconds["total"],
+        report.default_model,
+    )
+    if args.plot:
+        plot(report, args.plot)
+        log.info("wrote %s", args.plot)
+    if args.json:
+        document = report.as_json()
+        if tuning is not None:
+            document["tuning"] = tuning.as_json()
+        print(json.dumps(document, indent=2))
+        return
+    if tuning is not None:
+        print("\n".join(tuning.lines()))
+        print()
+    print("\n".join(report.table()))
+    print()
+    print(
+        f"{report.users_evaluated:,} of {report.users:,} users evaluated "
+        f"({report.hidden_courses:,} hidden courses); default model: {report.default_model}"
+    )
+
+
 def rollback(model_handle: str) -> None:
     """Make the model's newest earlier published run current again, and say which run it is."""
     from store.dynamo import DynamoStore
@@ -215,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "synthesize":
             synthesize(args.users, args.out, args.seed, args.catalogue_dir)
+        elif args.command == "evaluate":
+            evaluate(args)
         elif args.command == "rollback":
             rollback(args.model)
         else:

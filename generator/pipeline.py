@@ -69,8 +69,7 @@ def choose_models(tables: Tables, handles: Sequence[str] | None = None) -> list[
         if model.available(tables):
             chosen.append(model)
         else:
-            missing = [n for n in model.needs if getattr(tables, n) is None]
-            log.warning("skipping model %s: no %s table", handle, " or ".join(missing))
+            log.warning("skipping model %s: %s", handle, model.unavailable(tables))
     return chosen
 
 

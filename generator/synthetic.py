@@ -109,6 +109,13 @@ _INTEREST_ASSESSMENT_TAGS = 17
 _VIEWER_SHARE = 0.876
 _ASSESSED_SHARE = 0.311
 _DUPLICATE_INTEREST_SHARE = 0.065
+# Each signal is a noisy view of the same latent topics. Following a tag is a deliberate choice, so
+# few follows stray from a user's topics; what people watch strays far more (a course a colleague
+# shared, required training, whatever is trending). The real export's first user follows ASP.NET
+# MVC tags and watched a SharePoint branding course and an AWS administration course.
+_STRAY_INTEREST_SHARE = 0.2
+_BROWSING_SHARE = 0.4
+_STRAY_ASSESSMENT_SHARE = 0.3
 _MAX_VIEW_SECONDS = 44_410
 
 _STOP_WORDS = frozenset(
@@ -1192,7 +1199,7 @@ def _interests(rng: np.random.Generator, catalogue: _Catalogue, people: _Users) 
         1,
         np.clip(np.round(rng.lognormal(2.6, 1.0, size)), 2, 500),
     ).astype(np.int64)
-    owner, tags = _distinct(rng, catalogue.interests, people, wanted, noise=0.3)
+    owner, tags = _distinct(rng, catalogue.interests, people, wanted, noise=_STRAY_INTEREST_SHARE)
     distinct = np.bincount(owner, minlength=size)
     list_start = np.r_[0, np.cumsum(distinct)[:-1]]
 
@@ -1249,7 +1256,7 @@ def _views(rng: np.random.Generator, catalogue: _Catalogue, people: _Users) -> p
     viewer = rng.random(size) < _VIEWER_SHARE
     length = np.clip(np.round(rng.lognormal(1.6, 1.3, size)), 1, min(540, n_courses))
     wanted = np.where(viewer, length, 0).astype(np.int64)
-    owner, courses = _distinct(rng, catalogue.courses, people, wanted, noise=0.1)
+    owner, courses = _distinct(rng, catalogue.courses, people, wanted, noise=_BROWSING_SHARE)
 
     # A user is active from a little before they first followed tags until some later day.
     last_day = (_epoch(_VIEW_WINDOW[1]) - _epoch(_VIEW_WINDOW[0])) // 86_400
@@ -1294,7 +1301,12 @@ def _assessments(rng: np.random.Generator, catalogue: _Catalogue, people: _Users
     wanted = np.where(rng.random(size) < _ASSESSED_SHARE, np.minimum(wanted, n_tags), 0)
     # Few assessment tags exist, so exact sampling without replacement is cheap for everyone.
     owner, tags = _distinct(
-        rng, catalogue.assessments, people, wanted.astype(np.int64), noise=0.3, exact_above=0
+        rng,
+        catalogue.assessments,
+        people,
+        wanted.astype(np.int64),
+        noise=_STRAY_ASSESSMENT_SHARE,
+        exact_above=0,
     )
 
     ability = rng.normal(0, 0.6, size)[owner]

@@ -57,3 +57,58 @@ def make_tables(
         ),
         report=LoadReport(),
     )
+
+
+def dated_tables(
+    views: list[tuple[int, str, str, float]],
+    interests: list[tuple[int, str, str]] | None = None,
+    assessments: list[tuple[int, str, str, float]] | None = None,
+    course_tags: list[tuple[str, str]] | None = None,
+) -> Tables:
+    """Build Tables whose rows carry their own dates ("2017-06-01", "2017-06-01 10:00:00")."""
+    return Tables(
+        interests=None
+        if interests is None
+        else pd.DataFrame(
+            {
+                "user_handle": pd.Series([u for u, _, _ in interests], dtype="int64"),
+                "interest_tag": pd.Categorical([t for _, t, _ in interests]),
+                "date_followed": pd.to_datetime(
+                    [d for _, _, d in interests], format="ISO8601"
+                ).astype("datetime64[ns]"),
+            }
+        ),
+        course_views=pd.DataFrame(
+            {
+                "user_handle": pd.Series([u for u, _, _, _ in views], dtype="int64"),
+                "view_date": pd.to_datetime([d for _, _, d, _ in views], format="ISO8601").astype(
+                    "datetime64[ns]"
+                ),
+                "course_id": pd.Categorical([c for _, c, _, _ in views]),
+                "view_time_seconds": pd.Series([s for _, _, _, s in views], dtype="float64"),
+            }
+        ),
+        assessments=None
+        if assessments is None
+        else pd.DataFrame(
+            {
+                "user_handle": pd.Series([u for u, _, _, _ in assessments], dtype="int64"),
+                "assessment_tag": pd.Categorical([t for _, t, _, _ in assessments]),
+                "user_assessment_date": pd.to_datetime(
+                    [d for _, _, d, _ in assessments], format="ISO8601"
+                ).astype("datetime64[ns]"),
+                "user_assessment_score": pd.Series(
+                    [s for _, _, _, s in assessments], dtype="float64"
+                ),
+            }
+        ),
+        course_tags=None
+        if course_tags is None
+        else pd.DataFrame(
+            {
+                "course_id": pd.Categorical([c for c, _ in course_tags]),
+                "course_tags": pd.Categorical([t for _, t in course_tags]),
+            }
+        ),
+        report=LoadReport(),
+    )

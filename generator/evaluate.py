@@ -1,0 +1,749 @@
+"""Offline quality of the similarity models: a temporal leave-last-out hold-out per user.
+
+For every user with at least ``min_courses`` distinct courses viewed, the last ``holdout`` share of
+their courses (ordered by first view) is hidden. The user's cutoff is the day they first viewed a
+hidden course; the models are built from each user's history as it stood then: no view of a hidden
+course, no view after the cutoff day, no interest or assessment dated on or after the cutoff day.
+Each model's neighbours (the same top N the product stores) then vote for courses: a course's
+score is the sum of the similarities of the neighbours who viewed it, the user's own courses left
+out. Recall@k and NDCG@k of the hidden courses measure whether the neighbours mean anything,
+next to two baselines that know nothing of the user: the most popular courses, and the votes of
+random users.
+
+Everything but `plot` is a pure function over Tables and sparse matrices; the CLI prints the report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from generator.features import UserIndex
+from generator.models import MODELS, SIGNALS, Model, combine
+from generator.neighbours import Neighbours, top_n
+from generator.tables import Tables
+
+log = logging.getLogger(__name__)
+
+HOLDOUT = 0.2
+MIN_COURSES = 5
+K = 10
+# The number of neighbours the product stores, so the evaluation measures what is served.
+K_NEIGHBOURS = 50
+
+# The weighting variants tried per signal model by `tune`; the first of each is a plain reference.
+VARIANTS: dict[str, list[dict[str, Any]]] = {
+    "interests": [
+        {"tf": "binary"},
+        {"tf": "binary", "idf": 1.0},
+        {"tf": "sublinear", "idf": 1.0},
+        {"tf": "binary", "idf": 2.0},
+        {"tf": "sublinear", "idf": 2.0},
+    ],
+    "course_views": [
+        {"tf": "binary"},
+        {"tf": "binary", "idf": 1.0},
+        {"tf": "log1p", "idf": 1.0},
+        {"tf": "log1p", "idf": 2.0},
+        {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 1.0},
+        {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 2.0},
+    ],
+    # Only positive evidence: negative weights would let two users' products cancel to exactly
+    # zero, which the neighbour search cannot take (see neighbours.top_n).
+    "assessments": [
+        {"tf": "raw", "positive": True},
+        {"tf": "raw", "positive": True, "idf": 1.0},
+    ],
+    "course_tags": [
+        {"tf": "log1p"},
+        {"tf": "log1p", "idf": 1.0},
+        {"tf": "log1p", "idf": 2.0},
+        {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 1.0},
+        {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 2.0},
+    ],
+}
+# The hybrid's weights are searched one block at a time over this grid (coordinate ascent).
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+WEIGHT_ROUNDS = 2
+
+
+# --- the hold-out -----------------------------------------------------------------------------
+
+
+def split(
+    tables: Tables, holdout: float = HOLDOUT, min_courses: int = MIN_COURSES, seed: int = 0
+) -> tuple[Tables, pd.DataFrame]:
+    """Hide each eligible user's last courses; return the training tables and the hidden pairs.
+
+    The hidden pairs are a DataFrame of (user_handle, course_id), one row per hidden course.
+    Courses first viewed on the same day are ordered at random (by ``seed``).
+    """
+    views = tables.course_views
+    if views is None:
+        raise ValueError("the hold-out needs course views (user_course_views.csv)")
+    if not 0 < holdout < 1:
+        raise ValueError(f"holdout must be between 0 and 1, got {holdout}")
+    if min_courses < 2:
+        raise ValueError(f"min_courses must be at least 2, got {min_courses}")
+    day = views["view_date"].dt.normalize()
+    # Grouped by the course's name, not its category code: the draws that order same-day courses
+    # must not depend on the order in which an export happened to list its categories.
+    first = (
+        views.assign(view_date=day, name=views["course_id"].astype(str))
+        .groupby(["user_handle", "name"], sort=True)
+        .agg(course_id=("course_id", "first"), view_date=("view_date", "min"))
+        .reset_index()
+    )
+    first["tie"] = np.random.default_rng(seed).random(len(first))
+    first = first.sort_values(["user_handle", "view_date", "tie"], kind="stable")
+    by_user = first.groupby("user_handle", sort=False)
+    courses = by_user["course_id"].transform("size").to_numpy()
+    position = by_user.cumcount().to_numpy()
+    hidden_count = np.where(
+        courses >= min_courses, np.maximum(1, np.floor(holdout * courses + 0.5)), 0
+    )
+    hidden = first.loc[
+        position >= courses - hidden_count, ["user_handle", "course_id", "view_date"]
+    ]
+    cutoff = hidden.groupby("user_handle", sort=True)["view_date"].min()
+
+    hidden_pairs = pd.MultiIndex.from_frame(hidden[["user_handle", "course_id"]])
+    in_hidden = pd.MultiIndex.from_arrays([views["user_handle"], views["course_id"]]).isin(
+        hidden_pairs
+    )
+    # A training course viewed on the cutoff day stays: it was first viewed no later than the
+    # first hidden one. Interests and assessments carry a time of day that cannot be ordered
+    # against a view's day, so the whole cutoff day goes.
+    views_kept = ~in_hidden & _before(views["user_handle"], day, cutoff + pd.Timedelta(days=1))
+    train = Tables(
+        interests=_filtered(tables.interests, "date_followed", cutoff),
+        course_views=_kept(views, views_kept),
+        assessments=_filtered(tables.assessments, "user_assessment_date", cutoff),
+        course_tags=tables.course_tags,
+        report=tables.report,
+    )
+    hidden_frame = hidden[["user_handle", "course_id"]].reset_index(drop=True)
+    return train, _kept(hidden_frame, np.ones(len(hidden_frame), dtype=np.bool_))
+
+
+def _before(handles: pd.Series, dates: pd.Series, cutoff: pd.Series) -> np.ndarray:
+    """Tell, per row, whether its date is before its user's cutoff (users without one: always)."""
+    limit = handles.map(cutoff)
+    return np.asarray(limit.isna() | (dates < limit), dtype=np.bool_)
+
+
+def _filtered(frame: pd.DataFrame | None, date: str, cutoff: pd.Series) -> pd.DataFrame | None:
+    """Drop the rows dated on or after their user's cutoff day."""
+    if frame is None:
+        return None
+    return _kept(frame, _before(frame["user_handle"], frame[date], cutoff))
+
+
+def _kept(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """Return the kept rows with fresh row numbers and no category left unused."""
+    kept = frame.loc[keep].reset_index(drop=True)
+    for column in kept.columns:
+        if isinstance(kept[column].dtype, pd.CategoricalDtype):
+            kept[column] = kept[column].cat.remove_unused_categories()
+    return kept
+
+
+# --- what every model is measured against -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The hidden courses of the evaluated users, and what everyone viewed in training."""
+
+    index: UserIndex
+    courses: pd.Index  # the catalogue: every course id known to the export
+    seen: sp.csr_matrix  # users × courses, 1 where the user viewed the course in training
+    users: np.ndarray  # rows of the evaluated users (those with hidden courses), ascending
+    hidden: sp.csr_matrix  # evaluated users × courses, 1 where the course was hidden
+
+    @classmethod
+    def build(
+        cls, tables: Tables, train: Tables, hidden: pd.DataFrame, index: UserIndex
+    ) -> Holdout:
+        """Index the training views and the hidden pairs by user row and catalogue course."""
+        assert tables.course_views is not None and train.course_views is not None
+        known = [tables.course_views["course_id"].astype(str)]
+        if tables.course_tags is not None:
+            known.append(tables.course_tags["course_id"].astype(str))
+        courses = pd.Index(np.unique(np.concatenate([k.to_numpy() for k in known])))
+        seen = _binary(
+            index.rows(train.course_views["user_handle"]),
+            courses.get_indexer(train.course_views["course_id"].astype(str)),
+            (len(index), len(courses)),
+        )
+        users = np.unique(index.rows(hidden["user_handle"]))
+        hidden_rows = np.searchsorted(users, index.rows(hidden["user_handle"]))
+        hidden_matrix = _binary(
+            hidden_rows,
+            courses.get_indexer(hidden["course_id"].astype(str)),
+            (len(users), len(courses)),
+        )
+        return cls(index, courses, seen, users, hidden_matrix)
+
+    @property
+    def popularity(self) -> np.ndarray:
+        """Return how many users viewed each course in training."""
+        return np.asarray(self.seen.sum(axis=0)).ravel()
+
+
+def _binary(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """Return a 0/1 float32 CSR matrix with ones at the given (row, col) pairs."""
+    matrix = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape, dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+# --- recommendations and metrics --------------------------------------------------------------
+
+
+def recommend(
+    neighbours: Neighbours,
+    seen: sp.csr_matrix,
+    k: int,
+    users: np.ndarray,
+    popularity: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return the k courses the neighbours of each user row vote for most (-1 fills short rows).
+
+    A course's score is the sum of the similarities of the user's neighbours who viewed it; the
+    user's own courses are left out; equal scores go to the more popular course, then the first.
+    """
+    rows = neighbours.rows[users]
+    valid = rows >= 0
+    similarity = sp.csr_matrix(
+        (neighbours.scores[users][valid], (np.nonzero(valid)[0], rows[valid])),
+        shape=(len(users), seen.shape[0]),
+        dtype=np.float32,
+    )
+    votes = sp.csr_matrix(similarity @ seen)
+    unseen = sp.csr_matrix(votes - votes.multiply(seen[users]))
+    unseen.eliminate_zeros()
+    return _top_k(unseen, k, popularity)
+
+
+def _top_k(scores: sp.csr_matrix, k: int, tiebreak: np.ndarray | None) -> np.ndarray:
+    """Return each row's k highest-scoring columns, best first (-1 fills short rows)."""
+    rows = np.repeat(np.arange(scores.shape[0]), np.diff(scores.indptr))
+    cols = scores.indices
+    second = -tiebreak[cols] if tiebreak is not None else np.zeros(len(cols))
+    order = np.lexsort((cols, second, -scores.data, rows))
+    rows, cols = rows[order], cols[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    kept = rank < k
+    best = np.full((scores.shape[0], k), -1, dtype=np.int64)
+    best[rows[kept], rank[kept]] = cols[kept]
+    return best
+
+
+def most_popular(holdout: Holdout, k: int) -> np.ndarray:
+    """Recommend every evaluated user the k most viewed courses they have not viewed."""
+    popularity = holdout.popularity
+    viewed = np.flatnonzero(popularity > 0)
+    ranked = viewed[np.lexsort((viewed, -popularity[viewed]))]
+    seen = holdout.seen[holdout.users]
+    most_seen = int(np.diff(seen.indptr).max(initial=0))
+    candidates = ranked[: k + most_seen]
+    unseen = seen[:, candidates].toarray() == 0
+    rank = np.cumsum(unseen, axis=1) - 1
+    chosen = unseen & (rank < k)
+    best = np.full((len(holdout.users), k), -1, dtype=np.int64)
+    row, col = np.nonzero(chosen)
+    best[row, rank[row, col]] = candidates[col]
+    return best
+
+
+def random_neighbours(users: int, n: int, seed: int = 0) -> Neighbours:
+    """Give every user row up to n distinct other rows drawn at random, all of similarity 1."""
+    n = min(n, users - 1)
+    if n < 1:
+        return Neighbours(np.full((users, 1), -1, np.int32), np.zeros((users, 1), np.float32))
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, users - 1, size=(users, n))
+    drawn += drawn >= np.arange(users)[:, None]  # skip the user themself
+    drawn.sort(axis=1)
+    repeated = np.zeros_like(drawn, dtype=np.bool_)
+    repeated[:, 1:] = drawn[:, 1:] == drawn[:, :-1]
+    rows = np.where(repeated, -1, drawn).astype(np.int32)
+    return Neighbours(rows, np.where(repeated, 0.0, 1.0).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class Scores:
+    """How well one model's (or baseline's) recommendations found the hidden courses."""
+
+    recall: float  # mean over users of hits / min(k, hidden courses)
+    ndcg: float  # mean over users of DCG / ideal DCG, binary relevance
+    coverage: float  # share of catalogue courses recommended to anyone
+    served: float  # share of evaluated users with at least one neighbour (or recommendation)
+
+
+def score(recommended: np.ndarray, holdout: Holdout, served: np.ndarray) -> Scores:
+    """Measure recommendations (one row per evaluated user) against the hidden courses."""
+    users, k = recommended.shape
+    hidden = holdout.hidden
+    courses = hidden.shape[1]
+    hidden_keys = np.repeat(np.arange(users), np.diff(hidden.indptr)) * courses + hidden.indices
+    keys = np.arange(users)[:, None] * courses + recommended
+    hit = (recommended >= 0) & np.isin(keys, hidden_keys)
+    relevant = np.minimum(np.diff(hidden.indptr), k)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discount)[np.maximum(relevant - 1, 0)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(relevant > 0, hit.sum(axis=1) / relevant, 0.0)
+        ndcg = np.where(relevant > 0, (hit * discount).sum(axis=1) / ideal, 0.0)
+    shown = np.unique(recommended[recommended >= 0])
+    return Scores(
+        recall=float(recall.mean()) if users else 0.0,
+        ndcg=float(ndcg.mean()) if users else 0.0,
+        coverage=len(shown) / courses if courses else 0.0,
+        served=float(served.mean()) if users else 0.0,
+    )
+
+
+def overlap(first: Neighbours, second: Neighbours, users: np.ndarray, k: int) -> float:
+    """Return the mean Jaccard overlap of two models' top-k neighbours, over users both serve."""
+    a = _members(first, users, k)
+    b = _members(second, users, k)
+    size_a = np.diff(a.indptr)
+    size_b = np.diff(b.indptr)
+    both = (size_a > 0) & (size_b > 0)
+    if not both.any():
+        return 0.0
+    shared = np.asarray(a.multiply(b).sum(axis=1)).ravel()
+    jaccard = shared[both] / (size_a[both] + size_b[both] - shared[both])
+    return float(jaccard.mean())
+
+
+def _members(neighbours: Neighbours, users: np.ndarray, k: int) -> sp.csr_matrix:
+    """Return a users × all-users 0/1 matrix of each user's top-k neighbours."""
+    rows = neighbours.rows[users, :k]
+    valid = rows >= 0
+    shape = (len(users), len(neighbours.rows))
+    return _binary(np.nonzero(valid)[0], rows[valid], shape)
+
+
+# --- evaluating models ------------------------------------------------------------------------
+
+
+class Matrices:
+    """Each model's matrix over one set of tables, each signal built once and shared.
+
+    A combined model (the hybrid) is joined from the signal models given here, so that its blocks
+    are weighted exactly as the signal models evaluated next to it.
+    """
+
+    def __init__(
+        self, tables: Tables, index: UserIndex, signals: Mapping[str, Model] = SIGNALS
+    ) -> None:
+        self.tables = tables
+        self.index = index
+        self.signals = {**SIGNALS, **signals}
+        self._built: dict[str, sp.csr_matrix] = {}
+
+    def of(self, model: Model) -> sp.csr_matrix:
+        """Return the model's unit-row matrix."""
+        if not model.blocks:
+            if model is self.signals.get(model.handle):
+                return self.signal(model.handle)
+            return model.matrix(self.tables, self.index)
+        weights: Mapping[str, float] = model.settings["weights"]
+        blocks = {
+            handle: self.signal(handle)
+            for handle in model.blocks
+            if self.signals[handle].available(self.tables)
+        }
+        return combine(blocks, weights)
+
+    def signal(self, handle: str) -> sp.csr_matrix:
+        """Return a signal model's unit-row matrix, built on first use."""
+        if handle not in self._built:
+            self._built[handle] = self.signals[handle].matrix(self.tables, self.index)
+        return self._built[handle]
+
+
+def measure(
+    matrix: sp.csr_matrix,
+    holdout: Holdout,
+    k: int,
+    k_neighbours: int,
+    threads: int | None = None,
+) -> tuple[Scores, Neighbours]:
+    """Find the matrix's neighbours and score the courses they vote for."""
+    found = top_n(matrix, k_neighbours, threads=threads)
+    served = found.rows[holdout.users, 0] >= 0
+    recommended = recommend(found, holdout.seen, k, holdout.users, holdout.popularity)
+    return score(recommended, holdout, served), found
+
+
+@dataclass
+class Report:
+    """What the evaluation measured: scores per model and baseline, and how alike models are."""
+
+    k: int
+    k_neighbours: int
+    users: int  # users in the index
+    users_evaluated: int
+    hidden_courses: int
+    models: dict[str, Scores] = field(default_factory=dict)
+    baselines: dict[str, Scores] = field(default_factory=dict)
+    overlap: dict[str, dict[str, float]] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def default_model(self) -> str | None:
+        """Return the model with the best recall@k (then NDCG@k), the one to serve by default."""
+        if not self.models:
+            return None
+        return max(self.models, key=lambda h: (self.models[h].recall, self.models[h].ndcg))
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the report as plain JSON-ready data."""
+
+        def plain(scores: Mapping[str, Scores]) -> dict[str, dict[str, float]]:
+            return {
+                handle: {name: round(value, 4) for name, value in vars(s).items()}
+                for handle, s in scores.items()
+            }
+
+        return {
+            "k": self.k,
+            "k_neighbours": self.k_neighbours,
+            "users": self.users,
+            "users_evaluated": self.users_evaluated,
+            "hidden_courses": self.hidden_courses,
+            "default_model": self.default_model,
+            "models": plain(self.models),
+            "baselines": plain(self.baselines),
+            "overlap": {
+                a: {b: round(v, 4) for b, v in row.items()} for a, row in self.overlap.items()
+            },
+            "settings": self.settings,
+            "skipped": self.skipped,
+            "seconds": {name: round(value, 2) for name, value in self.seconds.items()},
+        }
+
+    def table(self) -> list[str]:
+        """Return the scores as aligned text lines, models best first, then the baselines."""
+        k = self.k
+        lines = [
+            f"{'model':<18} {f'recall@{k}':>9} {f'NDCG@{k}':>8} {'coverage':>8} {'served':>7}",
+        ]
+        ranked = sorted(self.models, key=lambda h: -self.models[h].recall)
+        for handle, s in [(h, self.models[h]) for h in ranked] + [
+            (f"({name})", s) for name, s in self.baselines.items()
+        ]:
+            lines.append(
+                f"{handle:<18} {s.recall:>9.4f} {s.ndcg:>8.4f} {s.coverage:>8.1%} {s.served:>7.1%}"
+            )
+        handles = list(self.overlap)
+        if len(handles) > 1:
+            lines.append("")
+            lines.append(f"mean Jaccard overlap of top-{k} neighbour lists")
+            lines.append(" " * 14 + "".join(f"{h[:12]:>13}" for h in handles))
+            for a in handles:
+                row = "".join(
+                    f"{self.overlap[a][b]:>13.2f}" if b != a else f"{'—':>13}" for b in handles
+                )
+                lines.append(f"{a[:13]:<14}{row}")
+        return lines
+
+
+def evaluate(
+    tables: Tables,
+    models: Sequence[Model] | None = None,
+    k: int = K,
+    k_neighbours: int = K_NEIGHBOURS,
+    seed: int = 0,
+    threads: int | None = None,
+) -> Report:
+    """Hide each user's latest courses and measure how well every model's neighbours find them."""
+    if k < 1 or k_neighbours < 1:
+        raise ValueError(f"k and k_neighbours must be at least 1, got {k} and {k_neighbours}")
+    started = time.monotonic()
+    chosen, skipped = _available(tables, models)
+    index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
+    train, hidden = split(tables, seed=seed)
+    holdout = Holdout.build(tables, train, hidden, index)
+    report = Report(
+        k=k,
+        k_neighbours=k_neighbours,
+        users=len(index),
+        users_evaluated=len(holdout.users),
+        hidden_courses=len(hidden),
+        skipped=skipped,
+    )
+    if not len(holdout.users):
+        raise ValueError(
+            f"no user has {MIN_COURSES} or more distinct courses viewed, so nothing can be hidden"
+        )
+    log.info(
+        "hold-out: %s of %s users evaluated, %s courses hidden, %s training views kept (%.1f s)",
+        f"{len(holdout.users):,}",
+        f"{len(index):,}",
+        f"{len(hidden):,}",
+        f"{len(train.course_views) if train.course_views is not None else 0:,}",
+        time.monotonic() - started,
+    )
+    report.seconds["split"] = time.monotonic() - started
+
+    matrices = Matrices(train, index, {m.handle: m for m in chosen if not m.blocks})
+    found: dict[str, Neighbours] = {}
+    for model in chosen:
+        began = time.monotonic()
+        scores, found[model.handle] = measure(matrices.of(model), holdout, k, k_neighbours, threads)
+        report.models[model.handle] = scores
+        report.settings[model.handle] = model.settings
+        report.seconds[model.handle] = time.monotonic() - began
+        log.info(
+            "%s: recall@%d %.4f, NDCG@%d %.4f, coverage %.1f%%, served %.1f%% (%.1f s)",
+            model.handle,
+            k,
+            scores.recall,
+            k,
+            scores.ndcg,
+            100 * scores.coverage,
+            100 * scores.served,
+            report.seconds[model.handle],
+        )
+
+    everyone = np.ones(len(holdout.users), dtype=np.bool_)
+    popular = most_popular(holdout, k)
+    report.baselines["most_popular"] = score(popular, holdout, everyone)
+    strangers = random_neighbours(len(index), k_neighbours, seed)
+    chance = recommend(strangers, holdout.seen, k, holdout.users, holdout.popularity)
+    report.baselines["random_neighbours"] = score(
+        chance, holdout, strangers.counts()[holdout.users] > 0
+    )
+
+    for a, b in itertools.combinations(found, 2):
+        shared = overlap(found[a], found[b], holdout.users, k)
+        report.overlap.setdefault(a, {})[b] = shared
+        report.overlap.setdefault(b, {})[a] = shared
+    report.seconds["total"] = time.monotonic() - started
+    return report
+
+
+def _available(tables: Tables, models: Sequence[Model] | None) -> tuple[list[Model], list[str]]:
+    """Split the requested models into those the tables can build and messages for the rest."""
+    chosen, skipped = [], []
+    for model in models if models is not None else list(MODELS.values()):
+        if model.available(tables):
+            chosen.append(model)
+        else:
+            message = f"skipping model {model.handle}: {model.unavailable(tables)}"
+            log.warning("%s", message)
+            skipped.append(message)
+    return chosen, skipped
+
+
+# --- tuning on a validation split -------------------------------------------------------------
+
+
+@dataclass
+class Tuning:
+    """What the validation split chose: per-signal weighting variants and the hybrid's weights."""
+
+    k: int
+    k_neighbours: int
+    users_validated: int
+    variants: dict[str, list[tuple[dict[str, Any], Scores]]] = field(default_factory=dict)
+    chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    weight_trials: list[tuple[dict[str, float], Scores]] = field(default_factory=list)
+
+    def models(self) -> list[Model]:
+        """Return every model with its tuned settings, the hybrid with its tuned weights."""
+        tuned = [SIGNALS[h].with_settings(s) for h, s in self.chosen.items()]
+        if self.weights:
+            tuned.append(MODELS["hybrid"].with_settings({"weights": self.weights}))
+        return tuned
+
+    def as_json(self) -> dict[str, Any]:
+        """Return what was tried and chosen as plain JSON-ready data."""
+        return {
+            "users_validated": self.users_validated,
+            "chosen": self.chosen,
+            "weights": self.weights,
+            "variants": {
+                handle: [
+                    {"settings": settings, "recall": round(s.recall, 4), "ndcg": round(s.ndcg, 4)}
+                    for settings, s in tried
+                ]
+                for handle, tried in self.variants.items()
+            },
+        }
+
+    def lines(self) -> list[str]:
+        """Return what was tried and chosen, as text lines."""
+        lines = [f"validation: {self.users_validated:,} users, recall@{self.k} / NDCG@{self.k}"]
+        for handle, tried in self.variants.items():
+            lines.append(f"{handle}:")
+            for settings, s in tried:
+                mark = "*" if settings == self.chosen.get(handle) else " "
+                lines.append(f"  {mark} {s.recall:.4f} {s.ndcg:.4f}  {_settings_text(settings)}")
+        if self.weights and self.weight_trials:
+            equal = self.weight_trials[0][1]
+            best = next(s for w, s in self.weight_trials if w == self.weights)
+            lines.append(
+                f"hybrid: {len(self.weight_trials)} weightings tried; equal weights "
+                f"{equal.recall:.4f} {equal.ndcg:.4f}; chosen {best.recall:.4f} {best.ndcg:.4f}  "
+                f"{_settings_text(self.weights)}"
+            )
+        return lines
+
+
+def _settings_text(settings: Mapping[str, Any]) -> str:
+    """Return settings as compact key=value text."""
+    return ", ".join(f"{key}={value}" for key, value in settings.items())
+
+
+def tune(
+    tables: Tables,
+    k: int = K,
+    k_neighbours: int = K_NEIGHBOURS,
+    seed: int = 0,
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Tuning:
+    """Choose each signal's weighting and the hybrid's weights on a validation split.
+
+    The validation split is the hold-out applied again to the training side: each user's last
+    training courses are hidden, so no test course (nor anything dated after it) is ever seen.
+    """
+    train, _ = split(tables, seed=seed)
+    validation_train, validation_hidden = split(train, seed=seed + 1)
+    index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
+    holdout = Holdout.build(tables, validation_train, validation_hidden, index)
+    tuning = Tuning(k=k, k_neighbours=k_neighbours, users_validated=len(holdout.users))
+    say = progress or (lambda text: log.info("%s", text))
+
+    signals: dict[str, sp.csr_matrix] = {}
+    for handle, variants in VARIANTS.items():
+        model = SIGNALS[handle]
+        if not model.available(tables):
+            continue
+        tried = []
+        for settings in variants:
+            matrix = model.with_settings(settings).matrix(validation_train, index)
+            scores, _ = measure(matrix, holdout, k, k_neighbours, threads)
+            tried.append((settings, scores))
+            if settings == max(tried, key=lambda t: (t[1].recall, t[1].ndcg))[0]:
+                signals[handle] = matrix
+            say(f"{handle} {_settings_text(settings)}: recall {scores.recall:.4f}")
+        tuning.variants[handle] = tried
+        tuning.chosen[handle] = max(tried, key=lambda t: (t[1].recall, t[1].ndcg))[0]
+    if len(signals) > 1:
+        tuning.weights = _search_weights(signals, holdout, tuning, threads, say)
+    return tuning
+
+
+def _search_weights(
+    signals: Mapping[str, sp.csr_matrix],
+    holdout: Holdout,
+    tuning: Tuning,
+    threads: int | None,
+    say: Callable[[str], None],
+) -> dict[str, float]:
+    """Search the hybrid's block weights one block at a time over WEIGHT_GRID."""
+    handles = list(signals)
+    tried: dict[tuple[float, ...], Scores] = {}
+
+    def trial(weights: dict[str, float]) -> Scores:
+        key = tuple(weights[h] for h in handles)
+        if key not in tried:
+            matrix = combine(signals, weights)
+            tried[key], _ = measure(matrix, holdout, tuning.k, tuning.k_neighbours, threads)
+            tuning.weight_trials.append((dict(weights), tried[key]))
+            say(f"hybrid {_settings_text(weights)}: recall {tried[key].recall:.4f}")
+        return tried[key]
+
+    weights = dict.fromkeys(handles, 1.0)
+    best = trial(weights)
+    for _ in range(WEIGHT_ROUNDS):
+        improved = False
+        for handle in handles:
+            for value in WEIGHT_GRID:
+                candidate = {**weights, handle: value}
+                if not any(candidate.values()):
+                    continue
+                scores = trial(candidate)
+                if (scores.recall, scores.ndcg) > (best.recall, best.ndcg):
+                    weights, best, improved = candidate, scores, True
+        if not improved:
+            break
+    return weights
+
+
+# --- picture ----------------------------------------------------------------------------------
+
+
+def plot(report: Report, path: Path) -> None:
+    """Draw recall@k and NDCG@k per model and baseline, and the models' neighbour overlap."""
+    # Imported here: matplotlib is slow to import and only the CLI's --plot needs it.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranked = sorted(report.models, key=lambda h: report.models[h].recall)
+    rows = [
+        *[(f"({name})", s) for name, s in report.baselines.items()],
+        *[(handle, report.models[handle]) for handle in ranked],
+    ]
+    figure, (bars, heat) = plt.subplots(
+        1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1.25, 1]}
+    )
+    y = np.arange(len(rows))
+    height = 0.38
+    bars.barh(y + height / 2, [s.recall for _, s in rows], height, label=f"recall@{report.k}")
+    bars.barh(y - height / 2, [s.ndcg for _, s in rows], height, label=f"NDCG@{report.k}")
+    for position, (_, s) in zip(y, rows, strict=True):
+        bars.text(s.recall, position + height / 2, f" {s.recall:.3f}", va="center", fontsize=8)
+    bars.set_yticks(y, [name for name, _ in rows])
+    bars.set_xlabel("share of hidden courses found (higher is better)")
+    bars.set_title(
+        f"Hold-out of each user's latest courses: {report.users_evaluated:,} users, "
+        f"{report.k_neighbours} neighbours",
+        fontsize=10,
+    )
+    bars.legend(loc="lower right")
+    bars.grid(axis="x", alpha=0.3)
+
+    handles = [h for h in reversed(ranked) if h in report.overlap]
+    if len(handles) > 1:
+        grid = np.array(
+            [[1.0 if a == b else report.overlap[a][b] for b in handles] for a in handles]
+        )
+        image = heat.imshow(grid, vmin=0, vmax=1, cmap="Blues")
+        heat.set_xticks(range(len(handles)), handles, rotation=30, ha="right")
+        heat.set_yticks(range(len(handles)), handles)
+        for (i, j), value in np.ndenumerate(grid):
+            colour = "white" if value > 0.6 else "black"
+            heat.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=colour)
+        heat.set_title(f"Mean Jaccard overlap of top-{report.k} neighbour lists", fontsize=10)
+        figure.colorbar(image, ax=heat, fraction=0.046)
+    else:
+        heat.axis("off")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
