@@ -92,6 +92,10 @@ def top_n(
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
+    if matrix.nnz and matrix.data.min() < 0:
+        # sparse_dot_topn mishandles products that cancel to exactly zero (wrong entries, even
+        # crashes); every model's weighting keeps evidence non-negative.
+        raise ValueError("rows must be non-negative for the neighbour search")
     threads = threads or os.cpu_count() or 1
     users = matrix.shape[0]
     matrix = sp.csr_matrix(matrix, dtype=np.float32)

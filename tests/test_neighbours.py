@@ -99,3 +99,9 @@ def test_progress_reports_rows_done_per_block():
     seen: list[int] = []
     top_n(weighted_matrix(25, 10, seed=1), 2, block_rows=10, progress=seen.append)
     assert seen == [10, 20, 25]
+
+
+def test_negative_evidence_is_refused_rather_than_searched_wrongly():
+    matrix = sp.csr_matrix(np.array([[1.0, -1.0], [1.0, 1.0]], dtype=np.float32))
+    with pytest.raises(ValueError, match="non-negative"):
+        top_n(matrix, 1)
