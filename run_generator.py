@@ -43,6 +43,19 @@ def env_int(name: str, default: int) -> int:
     return value
 
 
+def env_choice(name: str, choices: Sequence[str], default: str) -> str:
+    """Read one of a few words from the environment, failing clearly when it is another."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise SystemExit(f"error: {name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+SEARCHES = {"auto": None, "exact": False, "approximate": True}
+
+
 def positive_int(text: str) -> int:
     """Parse a command-line whole number of at least 1."""
     try:
@@ -54,9 +67,36 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_export_arguments(command: argparse.ArgumentParser, verb: str, action: str) -> None:
+    """Add the arguments that choose an export (a folder, S3 or synthetic) and its models."""
+    from generator.models import MODELS
+
+    source = command.add_mutually_exclusive_group()
+    source.add_argument(
+        "--data-dir",
+        default=os.environ.get("DATA_DIR") or None,
+        help="folder or s3://bucket/prefix with the export's CSV files (default: $DATA_DIR)",
+    )
+    source.add_argument(
+        "--synthetic-users",
+        type=positive_int,
+        help=f"{verb} a synthetic export of N users (default when no data dir: "
+        f"{DEFAULT_SYNTHETIC_USERS:,})",
+    )
+    command.add_argument("--seed", type=int, default=0, help="seed of the synthetic export")
+    command.add_argument(
+        "--models",
+        nargs="+",
+        choices=sorted(MODELS),
+        metavar="MODEL",
+        help=f"models to {action} (default: all whose tables are present): {', '.join(MODELS)}",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     """Describe the command line."""
     from generator.models import MODELS
+    from generator.pipeline import APPROXIMATE_ABOVE
 
     top = argparse.ArgumentParser(
         prog="run_generator.py",
@@ -80,26 +120,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     gen = commands.add_parser("generate", help="compute neighbours and publish a run per model")
-    source = gen.add_mutually_exclusive_group()
-    source.add_argument(
-        "--data-dir",
-        default=os.environ.get("DATA_DIR") or None,
-        help="folder or s3://bucket/prefix with the export's CSV files (default: $DATA_DIR)",
-    )
-    source.add_argument(
-        "--synthetic-users",
-        type=positive_int,
-        help=f"generate from a synthetic export of N users (default when no data dir: "
-        f"{DEFAULT_SYNTHETIC_USERS:,})",
-    )
-    gen.add_argument("--seed", type=int, default=0, help="seed of the synthetic export")
-    gen.add_argument(
-        "--models",
-        nargs="+",
-        choices=sorted(MODELS),
-        metavar="MODEL",
-        help=f"models to publish (default: all whose tables are present): {', '.join(MODELS)}",
-    )
+    add_export_arguments(gen, "generate from", "publish")
     gen.add_argument(
         "--top-n",
         type=positive_int,
@@ -112,31 +133,26 @@ def parser() -> argparse.ArgumentParser:
         default=env_int("GENERATOR_THREADS", os.cpu_count() or 1),
         help="threads for the neighbour search (default: $GENERATOR_THREADS or all cores)",
     )
+    gen.add_argument(
+        "--search",
+        choices=list(SEARCHES),
+        default=env_choice("NEIGHBOUR_SEARCH", list(SEARCHES), "auto"),
+        help="exact, approximate (clustered, recall measured on a sample), or auto: approximate "
+        "for a model with more than --approximate-above users (default: $NEIGHBOUR_SEARCH or auto)",
+    )
+    gen.add_argument(
+        "--approximate-above",
+        type=positive_int,
+        default=env_int("APPROXIMATE_ABOVE", APPROXIMATE_ABOVE),
+        help=f"users with evidence above which auto searches approximately "
+        f"(default: $APPROXIMATE_ABOVE or {APPROXIMATE_ABOVE:,})",
+    )
 
     evaluate = commands.add_parser(
         "evaluate",
         help="measure each model's neighbour quality on a hold-out of every user's latest courses",
     )
-    source = evaluate.add_mutually_exclusive_group()
-    source.add_argument(
-        "--data-dir",
-        default=os.environ.get("DATA_DIR") or None,
-        help="folder or s3://bucket/prefix with the export's CSV files (default: $DATA_DIR)",
-    )
-    source.add_argument(
-        "--synthetic-users",
-        type=positive_int,
-        help=f"evaluate on a synthetic export of N users (default when no data dir: "
-        f"{DEFAULT_SYNTHETIC_USERS:,})",
-    )
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the synthetic export")
-    evaluate.add_argument(
-        "--models",
-        nargs="+",
-        choices=sorted(MODELS),
-        metavar="MODEL",
-        help=f"models to evaluate (default: all whose tables are present): {', '.join(MODELS)}",
-    )
+    add_export_arguments(evaluate, "evaluate on", "evaluate")
     evaluate.add_argument("--k", type=positive_int, default=10, help="recommendations per user")
     evaluate.add_argument(
         "--k-neighbours",
@@ -218,16 +234,25 @@ def generate(args: argparse.Namespace) -> None:
     store.ensure_tables()
     with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
         tables = load_export(args, Path(scratch))
-        results = pipeline.run(tables, store, args.models, n=args.top_n, threads=args.threads)
+        results = pipeline.run(
+            tables,
+            store,
+            args.models,
+            n=args.top_n,
+            threads=args.threads,
+            approximate=SEARCHES[args.search],
+            approximate_above=args.approximate_above,
+        )
     for r in results:
         log.info(
-            "%-13s run %s: %s lists; features %.1f s, neighbours %.1f s, publish %.1f s; "
+            "%-13s run %s: %s lists; features %.1f s, neighbours %.1f s (%s), publish %.1f s; "
             "%d old run(s) deleted",
             r.model_handle,
             r.run_id,
             f"{r.lists:,}",
             r.features_seconds,
             r.neighbours_seconds,
+            r.search if r.recall is None else f"{r.search}, recall@{r.recall_at} {r.recall:.3f}",
             r.publish_seconds,
             r.runs_deleted,
         )

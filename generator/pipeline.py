@@ -7,12 +7,19 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
 from generator.features import UserIndex
 from generator.models import MODELS, Model
-from generator.neighbours import Neighbours, top_n
+from generator.neighbours import (
+    Approximate,
+    Neighbours,
+    approximate_top_n,
+    sample_recall,
+    top_n,
+)
 from generator.progress import Progress
 from generator.tables import Tables
 from store import (
@@ -28,6 +35,13 @@ from store import (
 
 log = logging.getLogger(__name__)
 
+# Above this many users with evidence in a model, `approximate=None` (auto) searches approximately:
+# exact work grows with users² (about 1.5 min per model at 100k users here, hours at 1M).
+APPROXIMATE_ABOVE = 200_000
+# Users whose approximate lists are checked against an exact search, and how deep.
+RECALL_SAMPLE = 2000
+RECALL_AT = 10
+
 
 @dataclass(frozen=True)
 class ModelResult:
@@ -41,20 +55,72 @@ class ModelResult:
     neighbours_seconds: float
     publish_seconds: float
     runs_deleted: int
+    search: str = "exact"
+    recall: float | None = None  # of an approximate run against exact, on a sample of users
+    recall_at: int | None = None  # ... of the best this many (10, or fewer when n is smaller)
 
 
 def neighbour_lists(
-    found: Neighbours, index: UserIndex, has_evidence: np.ndarray
+    found: Neighbours, index: UserIndex, has_evidence: np.ndarray, chunk: int = 4096
 ) -> Iterator[NeighbourList]:
-    """Yield a list per user with evidence in the model (possibly empty), in handles, best first."""
+    """Yield a list per user with evidence in the model (possibly empty), in handles, best first.
+
+    Converted a chunk of users at a time (handles and rounded scores as whole arrays), so memory
+    stays one chunk's worth of Python objects whatever the number of users.
+    """
     handles = index.handles
-    for row in np.flatnonzero(has_evidence):
-        kept = found.rows[row] >= 0
-        neighbours = tuple(
-            Neighbour(int(h), round(float(s), SCORE_DECIMALS))
-            for h, s in zip(handles[found.rows[row][kept]], found.scores[row][kept], strict=True)
-        )
-        yield NeighbourList(int(handles[row]), neighbours)
+    users = np.flatnonzero(has_evidence)
+    for first in range(0, len(users), chunk):
+        rows = users[first : first + chunk]
+        neighbour_rows = found.rows[rows]
+        counts = (neighbour_rows >= 0).sum(axis=1).tolist()  # neighbours fill each row's front
+        neighbour_handles = handles[np.maximum(neighbour_rows, 0)].tolist()
+        scores = np.round(found.scores[rows].astype(np.float64), SCORE_DECIMALS).tolist()
+        for user, count, near, score in zip(
+            handles[rows].tolist(), counts, neighbour_handles, scores, strict=True
+        ):
+            yield NeighbourList(user, tuple(map(Neighbour, near[:count], score[:count])))
+
+
+def search(
+    model: Model,
+    matrix: Any,
+    n: int,
+    approximate: bool,
+    threads: int | None,
+    settings: Approximate | None = None,
+) -> tuple[Neighbours, dict[str, Any]]:
+    """Find every user's n best neighbours under a model; return them and how they were found.
+
+    An approximate search is checked against an exact one on a sample of users; its recall@10 is
+    part of what is returned (and so recorded with the run).
+    """
+    if not approximate:
+        progress = Progress(f"{model.handle} neighbours", matrix.shape[0])
+        return top_n(matrix, n, threads=threads, progress=progress), {"search": "exact"}
+    settings = settings or Approximate()
+    with_evidence = int((np.diff(matrix.indptr) > 0).sum())
+    progress = Progress(f"{model.handle} neighbours (approximate)", with_evidence)
+    found, done = approximate_top_n(
+        matrix, n, settings=settings, threads=threads, progress=progress
+    )
+    at = min(RECALL_AT, n)
+    recall, sampled = sample_recall(matrix, found, at, RECALL_SAMPLE, threads=threads)
+    log.info(
+        "%s: approximate search, recall@%d %.3f against exact on %s users",
+        model.handle,
+        at,
+        recall,
+        f"{sampled:,}",
+    )
+    how = {
+        "search": "approximate",
+        "approximate": {**settings.describe(), **done},
+        "recall_sample": round(recall, 4),
+        "recall_at": at,
+        "recall_sample_users": sampled,
+    }
+    return found, how
 
 
 def choose_models(tables: Tables, handles: Sequence[str] | None = None) -> list[Model]:
@@ -81,8 +147,14 @@ def publish_model(
     n: int,
     threads: int | None = None,
     shards: int = DEFAULT_SHARDS,
+    approximate: bool | None = None,
+    approximate_above: int = APPROXIMATE_ABOVE,
 ) -> ModelResult:
-    """Compute one model's neighbours and publish them as a new run, then delete stale runs."""
+    """Compute one model's neighbours and publish them as a new run, then delete stale runs.
+
+    ``approximate``: True or False, or None to search approximately above ``approximate_above``
+    users with evidence.
+    """
     started = time.monotonic()
     matrix = model.matrix(tables, index)
     has_evidence = np.diff(matrix.indptr) > 0
@@ -96,9 +168,9 @@ def publish_model(
         f"{matrix.nnz:,}",
     )
 
-    found = top_n(
-        matrix, n, threads=threads, progress=Progress(f"{model.handle} neighbours", len(index))
-    )
+    if approximate is None:
+        approximate = users > approximate_above
+    found, how = search(model, matrix, n, approximate, threads)
     neighbours_done = time.monotonic()
 
     now = datetime.now(UTC)
@@ -109,7 +181,7 @@ def publish_model(
         top_n=n,
         shards=shards,
         user_count=users,
-        settings=model.settings,
+        settings={**model.settings, **how},
     )
     store.begin_run(run)
     progress = Progress(f"{model.handle} publish", users, unit="lists")
@@ -136,6 +208,9 @@ def publish_model(
         neighbours_seconds=neighbours_done - features_done,
         publish_seconds=finished - neighbours_done,
         runs_deleted=len(stale),
+        search=how["search"],
+        recall=how.get("recall_sample"),
+        recall_at=how.get("recall_at"),
     )
 
 
@@ -145,8 +220,14 @@ def run(
     model_handles: Sequence[str] | None = None,
     n: int = 50,
     threads: int | None = None,
+    approximate: bool | None = None,
+    approximate_above: int = APPROXIMATE_ABOVE,
 ) -> list[ModelResult]:
-    """Publish a new run of every chosen model whose tables are present; return what each did."""
+    """Publish a new run of every chosen model whose tables are present; return what each did.
+
+    ``approximate``: search every model approximately (True), exactly (False), or approximately
+    only above ``approximate_above`` users with evidence in it (None, the default).
+    """
     models = choose_models(tables, model_handles)
     if not models:
         raise ValueError("no model can be built from the tables that were loaded")
@@ -154,4 +235,16 @@ def run(
     log.info(
         "%s users in %s model(s): %s", f"{len(index):,}", len(models), [m.handle for m in models]
     )
-    return [publish_model(m, tables, index, store, n, threads) for m in models]
+    return [
+        publish_model(
+            m,
+            tables,
+            index,
+            store,
+            n,
+            threads,
+            approximate=approximate,
+            approximate_above=approximate_above,
+        )
+        for m in models
+    ]

@@ -1,8 +1,11 @@
-"""Tiny hand-built tables for tests, in the loader's column names and types."""
+"""Tiny hand-built tables and matrices for tests, in the loader's column names and types."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
 
 from generator.tables import LoadReport, Tables
 
@@ -112,3 +115,16 @@ def dated_tables(
         ),
         report=LoadReport(),
     )
+
+
+def tied_matrix(users: int, features: int, seed: int) -> sp.csr_matrix:
+    """Many users with one or two binary features, so that equal scores abound."""
+    rng = np.random.default_rng(seed)
+    rows, cols = [], []
+    for user in range(users):
+        for feature in rng.choice(features, size=rng.integers(0, 3), replace=False):
+            rows.append(user)
+            cols.append(feature)
+    values = np.ones(len(rows), dtype=np.float32)
+    matrix = sp.csr_matrix((values, (rows, cols)), shape=(users, features))
+    return normalize(matrix).astype(np.float32)

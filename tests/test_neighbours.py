@@ -7,8 +7,10 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from generator import neighbours as search
 from generator.neighbours import top_n
 from store import SCORE_DECIMALS
+from tests.builders import tied_matrix
 
 
 def brute_force(matrix: sp.csr_matrix, n: int) -> list[list[tuple[int, float]]]:
@@ -33,19 +35,6 @@ def as_lists(rows: np.ndarray, scores: np.ndarray) -> list[list[tuple[int, float
     ]
 
 
-def tied_matrix(users: int, features: int, seed: int) -> sp.csr_matrix:
-    """Many users with one or two binary features, so that equal scores abound."""
-    rng = np.random.default_rng(seed)
-    rows, cols = [], []
-    for user in range(users):
-        for feature in rng.choice(features, size=rng.integers(0, 3), replace=False):
-            rows.append(user)
-            cols.append(feature)
-    values = np.ones(len(rows), dtype=np.float32)
-    matrix = sp.csr_matrix((values, (rows, cols)), shape=(users, features))
-    return normalize(matrix).astype(np.float32)
-
-
 def weighted_matrix(users: int, features: int, seed: int) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
     matrix = sp.random(users, features, density=0.08, random_state=rng, dtype=np.float32)
@@ -63,6 +52,30 @@ def test_top_n_matches_brute_force_including_ties(make, n, block_rows):
     assert [[c for c, _ in r] for r in got] == [[c for c, _ in r] for r in expected]
     for g, e in zip(got, expected, strict=True):
         assert [s for _, s in g] == pytest.approx([s for _, s in e], abs=2e-6)
+
+
+def test_blocks_too_large_to_pack_into_one_sort_key_rank_the_same():
+    # Blocks above 4,096 rows take the three-key sort instead of the packed one.
+    matrix = tied_matrix(4200, 12, seed=4)
+
+    packed, unpacked = top_n(matrix, 5, block_rows=100), top_n(matrix, 5, block_rows=5000)
+
+    np.testing.assert_array_equal(packed.rows, unpacked.rows)
+    np.testing.assert_array_equal(packed.scores, unpacked.scores)
+
+
+def test_scores_above_one_are_ranked_rather_than_corrupted():
+    # Rows that are not unit length score above 1; the packed sort key has no room for that.
+    matrix = sp.csr_matrix(np.array([[2.0, 0.0], [1.5, 0.5], [1.0, 1.0], [0.0, 3.0]]))
+
+    found = top_n(matrix, 2)
+
+    assert as_lists(found.rows, found.scores) == [
+        [(1, 3.0), (2, 2.0)],
+        [(0, 3.0), (2, 2.0)],
+        [(3, 3.0), (0, 2.0)],  # 0 and 1 tie at 2.0: by handle
+        [(2, 3.0), (1, 1.5)],
+    ]
 
 
 def test_a_user_is_never_their_own_neighbour_even_among_identical_users():
@@ -101,7 +114,20 @@ def test_progress_reports_rows_done_per_block():
     assert seen == [10, 20, 25]
 
 
-def test_negative_evidence_is_refused_rather_than_searched_wrongly():
-    matrix = sp.csr_matrix(np.array([[1.0, -1.0], [1.0, 1.0]], dtype=np.float32))
-    with pytest.raises(ValueError, match="non-negative"):
-        top_n(matrix, 1)
+def test_a_tie_larger_than_every_look_is_resolved_by_handle_over_the_whole_row(monkeypatch):
+    monkeypatch.setattr(search, "PRODUCT_BUDGET", 64)  # sub-blocks of a few rows only
+    matrix = normalize(sp.csr_matrix(np.ones((300, 1), dtype=np.float32)))  # 299-way ties
+    found = top_n(matrix, 2, block_rows=50)
+    assert found.rows[0].tolist() == [1, 2]
+    assert found.rows[150].tolist() == [0, 1]
+    assert (found.scores == 1.0).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_ties_resolved_in_several_rounds_match_brute_force(monkeypatch, n):
+    monkeypatch.setattr(search, "PRODUCT_BUDGET", 500)
+    matrix = tied_matrix(400, 3, seed=n)  # few features: groups of dozens of equal users
+    found = top_n(matrix, n, block_rows=64)
+    expected = brute_force(matrix, n)
+    got = as_lists(found.rows, found.scores)
+    assert [[c for c, _ in r] for r in got] == [[c for c, _ in r] for r in expected]

@@ -1,0 +1,214 @@
+"""Approximate neighbours: exact scores from a clustered search, recall measured, runs record it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from generator import pipeline
+from generator.neighbours import (
+    PROBE_STEPS,
+    Approximate,
+    Neighbours,
+    approximate_top_n,
+    recall_at,
+    sample_recall,
+    top_n,
+)
+from store import SCORE_DECIMALS
+from store.memory import MemoryStore
+from tests.builders import make_tables, tied_matrix
+
+
+def grouped_matrix(groups: int, per_group: int, features: int, seed: int) -> sp.csr_matrix:
+    """Users in groups that each use their own features only, with random weights."""
+    rng = np.random.default_rng(seed)
+    rows, cols, values = [], [], []
+    for user in range(groups * per_group):
+        group = user // per_group
+        chosen = rng.choice(features, size=rng.integers(2, 5), replace=False)
+        rows += [user] * len(chosen)
+        cols += list(group * features + chosen)
+        values += list(rng.uniform(0.5, 2.0, size=len(chosen)))
+    matrix = sp.csr_matrix((values, (rows, cols)), shape=(groups * per_group, groups * features))
+    return normalize(matrix).astype(np.float32)
+
+
+@pytest.mark.parametrize("make", [grouped_matrix, tied_matrix])
+def test_searching_every_cluster_finds_the_exact_best_scores_ties_included(make):
+    matrix = make(300, 8, seed=3) if make is tied_matrix else make(6, 50, 12, seed=3)
+    settings = Approximate(dimensions=4, lists=5, probes=5)
+
+    found, done = approximate_top_n(matrix, 7, settings)
+
+    exact = top_n(matrix, 7)
+    assert done["probes"] == done["clusters"] == 5
+    np.testing.assert_array_equal(found.scores, exact.scores)
+    assert recall_at(exact, found, 7) == 1.0
+
+
+def test_users_in_separate_groups_are_found_by_probing_their_own_cluster_only():
+    matrix = grouped_matrix(groups=6, per_group=40, features=10, seed=1)
+
+    found, _ = approximate_top_n(matrix, 5, Approximate(dimensions=8, lists=6, probes=1))
+
+    assert recall_at(top_n(matrix, 5), found, 5) == 1.0
+
+
+def test_scores_are_exact_cosines_best_first_and_a_user_is_never_their_own_neighbour():
+    matrix = grouped_matrix(groups=4, per_group=50, features=15, seed=2)
+    dense = (matrix @ matrix.T).toarray()
+
+    found, _ = approximate_top_n(matrix, 6, Approximate(dimensions=6, lists=8, probes=2))
+
+    for user, (rows, scores) in enumerate(zip(found.rows, found.scores, strict=True)):
+        kept = rows >= 0
+        assert user not in rows
+        np.testing.assert_allclose(scores[kept], dense[user, rows[kept]], atol=2e-6)
+        keys = list(zip(-scores[kept], rows[kept], strict=True))
+        assert keys == sorted(keys)
+
+
+def test_users_without_evidence_get_no_neighbours_and_are_nobody_s_neighbour():
+    matrix = grouped_matrix(groups=3, per_group=30, features=8, seed=4).tolil()
+    matrix[[0, 45], :] = 0
+    matrix = sp.csr_matrix(matrix)
+
+    found, _ = approximate_top_n(matrix, 5, Approximate(dimensions=4, lists=3, probes=3))
+
+    assert (found.rows[[0, 45]] == -1).all()
+    assert not np.isin([0, 45], found.rows).any()
+
+
+def test_unset_probes_are_the_fewest_steps_that_reach_the_target_recall_on_a_sample():
+    matrix = grouped_matrix(groups=12, per_group=60, features=10, seed=5)
+    settings = Approximate(dimensions=12, lists=24, target_recall=0.99, calibration_users=200)
+
+    _, done = approximate_top_n(matrix, 5, settings)
+
+    # Each group sits in about two clusters: a few probes suffice, never all 24.
+    assert done["probes"] in PROBE_STEPS and done["probes"] < done["clusters"]
+    assert done["calibration_recall_at_10"] >= 0.99
+
+
+def test_a_target_any_search_reaches_settles_on_the_fewest_probes():
+    matrix = grouped_matrix(groups=12, per_group=60, features=10, seed=5)
+    settings = Approximate(dimensions=12, lists=24, target_recall=0.0, calibration_users=200)
+
+    _, done = approximate_top_n(matrix, 5, settings)
+
+    assert done["probes"] == PROBE_STEPS[0]
+
+
+@pytest.mark.parametrize("search", [top_n, approximate_top_n])
+def test_negative_values_are_refused(search):
+    with pytest.raises(ValueError, match="negative"):
+        search(sp.csr_matrix(np.array([[1.0, -1.0], [1.0, 0.0]])), 1)
+
+
+def test_n_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        approximate_top_n(sp.csr_matrix(np.eye(3, dtype=np.float32)), 0)
+
+
+# -- recall -----------------------------------------------------------------------------------
+
+
+def lists(rows: list[list[int]], scores: list[list[float]]) -> Neighbours:
+    return Neighbours(np.array(rows, dtype=np.int32), np.array(scores, dtype=np.float32))
+
+
+def test_recall_counts_the_exact_neighbours_found():
+    exact = lists([[1, 2, 3], [0, 2, 3]], [[0.9, 0.8, 0.7], [0.9, 0.5, 0.4]])
+    found = lists([[1, 2, 9], [0, 2, 3]], [[0.9, 0.8, 0.1], [0.9, 0.5, 0.4]])
+
+    assert recall_at(exact, found, 3) == pytest.approx(5 / 6)
+
+
+def test_recall_counts_an_equally_similar_user_as_a_match():
+    exact = lists([[1, 2, 3]], [[0.9, 0.5, 0.5]])
+    found = lists([[1, 2, 7]], [[0.9, 0.5, 0.5]])  # 7 ties with 3, which the exact search kept
+
+    assert recall_at(exact, found, 3) == 1.0
+
+
+def test_recall_leaves_out_users_with_no_exact_neighbour_and_counts_short_lists_fairly():
+    exact = lists([[-1, -1], [4, -1]], [[0, 0], [0.3, 0]])
+    found = lists([[-1, -1], [4, -1]], [[0, 0], [0.3, 0]])
+
+    assert recall_at(exact, found, 2) == 1.0
+    assert recall_at(exact, lists([[-1, -1], [-1, -1]], [[0, 0], [0, 0]]), 2) == 0.0
+
+
+def test_sample_recall_of_exact_lists_is_one_on_the_sample_asked_for():
+    matrix = tied_matrix(200, 6, seed=8)
+
+    recall, sampled = sample_recall(matrix, top_n(matrix, 10), k=10, sample=50)
+
+    assert recall == 1.0
+    assert sampled == 50
+
+
+def test_top_n_of_some_rows_equals_those_rows_of_the_whole_search():
+    matrix = tied_matrix(150, 5, seed=9)
+    rows = np.array([3, 17, 88, 149])
+
+    some = top_n(matrix, 4, rows=rows, block_rows=3)
+    whole = top_n(matrix, 4)
+
+    np.testing.assert_array_equal(some.rows, whole.rows[rows])
+    np.testing.assert_array_equal(some.scores, whole.scores[rows])
+
+
+# -- the pipeline -----------------------------------------------------------------------------
+
+TABLES = make_tables(
+    interests=[(u, t) for u in range(1, 41) for t in ("python", "django", f"t{u % 5}")]
+    + [(u, t) for u in range(41, 81) for t in ("javascript", "react", f"t{u % 4}")],
+)
+
+
+def test_an_approximate_run_records_how_it_was_made_and_its_measured_recall():
+    store = MemoryStore()
+
+    result = pipeline.run(TABLES, store, ["interests"], n=5, approximate=True)[0]
+
+    run = store.current_run("interests")
+    assert result.search == run.settings["search"] == "approximate"
+    assert result.recall == run.settings["recall_sample"]
+    assert result.recall_at == run.settings["recall_at"] == 5  # n is 5: recall of the best 5
+    # 80 users are too few to calibrate on, so every cluster is probed: nothing can be missed.
+    assert result.recall == 1.0
+    assert run.settings["recall_sample_users"] == 80
+    assert run.settings["approximate"]["probes"] >= 1
+    assert run.settings["tf"] == "sublinear"  # the model's own settings are kept
+
+
+def test_runs_are_exact_by_default_and_say_so():
+    store = MemoryStore()
+
+    result = pipeline.run(TABLES, store, ["interests"], n=5)[0]
+
+    assert result.search == store.current_run("interests").settings["search"] == "exact"
+    assert result.recall is None
+
+
+def test_auto_searches_approximately_only_above_the_user_count():
+    below = pipeline.run(TABLES, MemoryStore(), ["interests"], n=5, approximate_above=80)[0]
+    above = pipeline.run(TABLES, MemoryStore(), ["interests"], n=5, approximate_above=79)[0]
+
+    assert (below.search, above.search) == ("exact", "approximate")
+
+
+def test_approximate_lists_published_hold_exact_scores_and_never_the_user():
+    store = MemoryStore()
+    pipeline.run(TABLES, store, ["interests"], n=5, approximate=True)
+    run = store.current_run("interests")
+
+    for user in (1, 41, 80):
+        found = store.get_list(run, user)
+        assert user not in [n.user_handle for n in found.neighbours]
+        assert all(0 < n.score <= 1 for n in found.neighbours)
+        assert all(round(n.score, SCORE_DECIMALS) == n.score for n in found.neighbours)
