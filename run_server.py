@@ -34,7 +34,13 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from server import Settings, create_app
-from server.api import CurrentRuns, integer_or_text, lookup, parse_query
+from server.api import (
+    RESULT_CACHE_SIZE,
+    CurrentRuns,
+    integer_or_text,
+    lookup,
+    parse_query,
+)
 from server.errors import STORE_UNAVAILABLE, ApiError, problem_body
 from store import StoreUnavailableError
 from store import local as dynamodb_local
@@ -115,6 +121,7 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
             default_model=env.get("DEFAULT_MODEL", "").strip() or "interests",
             default_top_n=env_int(env, "DEFAULT_TOP_N", 5, 1, 1000),
             pointer_cache_seconds=env_float(env, "POINTER_CACHE_SECONDS", 5.0, 0, 300),
+            result_cache_lists=env_int(env, "RESULT_CACHE_LISTS", RESULT_CACHE_SIZE, 0, 10_000_000),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 4096, 64, 1_048_576),
             retry_after_seconds=env_int(env, "RETRY_AFTER_SECONDS", 5, 1, 3600),
             api_key=env.get("API_KEY", "").strip() or None,

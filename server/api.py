@@ -11,6 +11,8 @@ import json
 import re
 import threading
 import time
+from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,7 @@ from server.errors import (
     UnknownUser,
     UnsupportedMediaType,
 )
-from store import NeighbourStore, Run
+from store import NeighbourList, NeighbourStore, Run
 
 if TYPE_CHECKING:
     from server import Settings
@@ -38,6 +40,8 @@ FIELDS = ("user_handle", "model_handle", "top_n")
 _MODEL_HANDLE = re.compile(r"[a-z0-9_]{1,64}")  # used with fullmatch: "$" would allow a "\n"
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
 _MAX_CACHED_MODELS = 256
+# Neighbour lists each process keeps (about 1 KB each with 50 neighbours).
+RESULT_CACHE_SIZE = 32768
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,76 @@ def json_body() -> dict[str, object]:
     return body
 
 
+ResultKey = tuple[str, str, int]  # (model_handle, run_id, user_handle)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A user's similar users, best first, as two compact arrays (about 1 KB for 50)."""
+
+    handles: array[int]
+    scores: array[float]
+
+    @classmethod
+    def of(cls, found: NeighbourList) -> Ranked:
+        """Return the compact form of a neighbour list."""
+        return cls(
+            array("q", [n.user_handle for n in found.neighbours]),
+            array("d", [n.score for n in found.neighbours]),
+        )
+
+    def best(self, top_n: int) -> list[dict[str, Any]]:
+        """Return the top_n best as the API's JSON objects."""
+        return [
+            {"user_handle": h, "score": s}
+            for h, s in zip(self.handles[:top_n], self.scores[:top_n], strict=True)
+        ]
+
+
+class ResultCache:
+    """A bounded LRU of users' neighbour lists by (model, run, user).
+
+    Always correct: a run's lists never change once written, and a new run has a new key. Absences
+    are not kept: a read of a just-published item may miss it (DynamoDB reads are eventually
+    consistent), and a run named by a cached pointer may have been deleted since. A key is
+    kept from its second read on (the first only marks it as seen, in a bounded LRU of keys), so a
+    stream of users asked for once does not push out the users asked for again and again (the
+    "doorkeeper" of TinyLFU). Safe to share between threads.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._lists: OrderedDict[ResultKey, Ranked] = OrderedDict()
+        self._seen: OrderedDict[ResultKey, None] = OrderedDict()
+
+    def get(self, key: ResultKey) -> Ranked | None:
+        """Return the cached list of the key, or None."""
+        with self._lock:
+            found = self._lists.get(key)
+            if found is not None:
+                self._lists.move_to_end(key)
+            return found
+
+    def offer(self, key: ResultKey, found: Ranked) -> None:
+        """Keep a list read from the store if its key was seen before; else mark it as seen."""
+        if self.size < 1:
+            return
+        with self._lock:
+            if key in self._seen:
+                del self._seen[key]
+                self._lists[key] = found
+                if len(self._lists) > self.size:
+                    self._lists.popitem(last=False)
+            else:
+                self._seen[key] = None
+                if len(self._seen) > self.size:
+                    self._seen.popitem(last=False)
+
+
 class CurrentRuns:
-    """Each model's published run, read from the store at most once per `ttl` seconds per model.
+    """Each model's published run, read from the store at most once per `ttl` seconds per model,
+    and the neighbour lists read from those runs (a `ResultCache` of ``cache_size`` lists).
 
     Safe to share between threads. A cached run may be a few seconds old; the generator keeps the
     previous run when it publishes a new one, so a run named by the cache still exists unless two
@@ -157,14 +229,31 @@ class CurrentRuns:
     """
 
     def __init__(
-        self, store: NeighbourStore, ttl: float, clock: Callable[[], float] = time.monotonic
+        self,
+        store: NeighbourStore,
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        cache_size: int = RESULT_CACHE_SIZE,
     ) -> None:
         self.store = store
         self.ttl = ttl
         self.clock = clock
+        self.lists = ResultCache(cache_size)
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[float, Run | None]] = {}
         self._all: tuple[float, dict[str, Run]] | None = None
+
+    def neighbour_list(self, run: Run, user_handle: int) -> Ranked | None:
+        """Return the user's list in the run, from the cache or the store; None if absent."""
+        key = (run.model_handle, run.run_id, user_handle)
+        found = self.lists.get(key)
+        if found is None:
+            stored = self.store.get_list(run, user_handle)
+            if stored is None:
+                return None
+            found = Ranked.of(stored)
+            self.lists.offer(key, found)
+        return found
 
     def run(self, model_handle: str, fresh: bool = False) -> tuple[Run | None, bool]:
         """Return the model's current run (None if none) and whether it was just read."""
@@ -200,12 +289,12 @@ def lookup(query: Query, runs: CurrentRuns) -> dict[str, Any]:
     run, just_read = runs.run(query.model_handle)
     if run is None:
         raise UnknownModel(query.model_handle, sorted(runs.all()))
-    found = runs.store.get_list(run, query.user_handle)
+    found = runs.neighbour_list(run, query.user_handle)
     if found is None and not just_read:
         # The cached run may have been deleted by cleanup after two quick publishes: re-read.
         newer, _ = runs.run(query.model_handle, fresh=True)
         if newer is not None and newer.run_id != run.run_id:
-            run, found = newer, runs.store.get_list(newer, query.user_handle)
+            run, found = newer, runs.neighbour_list(newer, query.user_handle)
     if found is None:
         raise UnknownUser(query.user_handle, query.model_handle, run.run_id)
     return {
@@ -218,10 +307,7 @@ def lookup(query: Query, runs: CurrentRuns) -> dict[str, Any]:
             "model_handle": run.model_handle,
             "run_id": run.run_id,
             "generated_at": run.generated_at,
-            "similar_users": [
-                {"user_handle": n.user_handle, "score": n.score}
-                for n in found.neighbours[: query.top_n]
-            ],
+            "similar_users": found.best(query.top_n),
         },
     }
 

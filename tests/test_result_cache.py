@@ -1,0 +1,129 @@
+"""The API's per-process cache of neighbour lists: by run, bounded, kept from a second read."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+import run_server
+from server import Settings, create_app
+from server.api import Ranked, ResultCache
+from store import Neighbour, NeighbourList, Run, new_run_id
+from store.memory import MemoryStore
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts the neighbour lists read from it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.list_reads = 0
+
+    def get_list(self, run: Run, user_handle: int) -> NeighbourList | None:
+        self.list_reads += 1
+        return super().get_list(run, user_handle)
+
+
+def publish(store: MemoryStore, lists: dict[int, list[tuple[int, float]]]) -> Run:
+    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=3, shards=4)
+    store.begin_run(run)
+    store.write_lists(
+        run, [NeighbourList(u, tuple(Neighbour(h, s) for h, s in n)) for u, n in lists.items()]
+    )
+    return store.publish(run, expected_users=len(lists))
+
+
+def client(store: MemoryStore) -> FlaskClient:
+    return create_app(store, Settings(pointer_cache_seconds=0)).test_client()
+
+
+def similar(client: FlaskClient, user: int) -> list[int]:
+    return [
+        u["user_handle"] for u in client.get(f"/similar-users/{user}").json["data"]["similar_users"]
+    ]
+
+
+def test_a_user_asked_for_again_and_again_is_read_from_the_store_twice_only():
+    store = CountingStore()
+    publish(store, {110: [(7, 0.5)], 7: [(110, 0.5)]})
+    api = client(store)
+
+    answers = [similar(api, 110) for _ in range(5)]
+
+    assert answers == [[7]] * 5
+    assert store.list_reads == 2
+
+
+@pytest.mark.parametrize("pointer_cache_seconds", [0, 60])
+def test_an_absent_user_is_asked_of_the_store_each_time(pointer_cache_seconds):
+    # An absence may be an eventually consistent read of a just-published item: never kept.
+    store = CountingStore()
+    run = publish(store, {110: [(7, 0.5)]})
+    api = create_app(store, Settings(pointer_cache_seconds=pointer_cache_seconds)).test_client()
+
+    statuses = [api.get("/similar-users/999").status_code for _ in range(3)]
+    store._lists[(run.model_handle, run.run_id)][999] = NeighbourList(999, (Neighbour(110, 0.5),))
+
+    assert statuses == [404] * 3
+    assert store.list_reads == 3
+    assert similar(api, 999) == [110]
+
+
+def test_a_new_run_is_answered_from_itself_never_from_the_cache_of_the_old_one():
+    store = CountingStore()
+    publish(store, {110: [(7, 0.5)]})
+    api = client(store)
+    for _ in range(3):
+        similar(api, 110)
+
+    publish(store, {110: [(42, 0.9)]})
+
+    assert similar(api, 110) == [42]
+
+
+def test_the_cache_keeps_the_most_recently_used_lists_up_to_its_size():
+    cache = ResultCache(size=2)
+    for key in [("m", "r", 1), ("m", "r", 2), ("m", "r", 3)]:
+        cache.offer(key, Ranked.of(NeighbourList(key[2], ())))  # the first offer marks it seen
+        cache.offer(key, Ranked.of(NeighbourList(key[2], ())))  # the second keeps it
+    cache.get(("m", "r", 2))
+
+    assert [cache.get(("m", "r", u)) is not None for u in (1, 2, 3)] == [False, True, True]
+
+
+def test_users_asked_for_once_do_not_push_out_the_users_asked_for_often():
+    cache = ResultCache(size=2)
+    hot = ("m", "r", 1)
+    cache.offer(hot, Ranked.of(NeighbourList(1, ())))
+    cache.offer(hot, Ranked.of(NeighbourList(1, ())))
+
+    for user in range(100, 110):
+        cache.offer(("m", "r", user), Ranked.of(NeighbourList(user, ())))
+
+    assert cache.get(hot) is not None
+
+
+def test_a_cache_of_size_zero_keeps_nothing():
+    cache = ResultCache(size=0)
+    key = ("m", "r", 1)
+    cache.offer(key, Ranked.of(NeighbourList(1, ())))
+    cache.offer(key, Ranked.of(NeighbourList(1, ())))
+
+    assert cache.get(key) is None
+
+
+def test_the_cache_size_comes_from_the_environment_and_zero_turns_it_off():
+    assert run_server.config_from_env({}).settings.result_cache_lists == 32768
+    assert run_server.config_from_env({"RESULT_CACHE_LISTS": "0"}).settings.result_cache_lists == 0
+    store = CountingStore()
+    publish(store, {110: [(7, 0.5)]})
+    api = create_app(store, Settings(pointer_cache_seconds=0, result_cache_lists=0)).test_client()
+
+    for _ in range(3):
+        assert similar(api, 110) == [7]
+    assert store.list_reads == 3
+
+
+def test_a_bad_cache_size_in_the_environment_is_named():
+    with pytest.raises(run_server.ConfigError, match="RESULT_CACHE_LISTS"):
+        run_server.config_from_env({"RESULT_CACHE_LISTS": "-1"})
