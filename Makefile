@@ -7,8 +7,10 @@ PY := $(VENV)/bin/python
 DYNAMODB_PORT ?= 8000
 DYNAMODB_DATA := .dynamodb/data
 PYTEST_ARGS ?=
+BENCH_SIZES ?= 10000 100000
+BENCH_LARGE ?= 1000000
 
-.PHONY: help install dynamodb-start dynamodb-stop test lint run images
+.PHONY: help install dynamodb-start dynamodb-stop test lint run images bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,3 +58,11 @@ images: ## Re-render the architecture diagrams (images/*.dot → .svg and .png);
 	for source in $(DIAGRAMS); do \
 	  dot -Tsvg "$$source" -o "$${source%.dot}.svg" && dot -Tpng -Gdpi=110 "$$source" -o "$${source%.dot}.png" || exit 1; \
 	done
+
+bench: ## Run every benchmark (about 1.5 h; JSON lines on stdout, progress on stderr; see bench/)
+	@$(MAKE) --no-print-directory install >&2
+	@$(PY) -m bench.stages --users $(BENCH_SIZES)
+	@$(if $(BENCH_LARGE),$(PY) -m bench.stages --users $(BENCH_LARGE) --models course_views interests --publish none)
+	@$(PY) -m bench.neighbours --users $(BENCH_SIZES)
+	@$(PY) -m bench.publish
+	@$(PY) -m bench.server

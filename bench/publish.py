@@ -1,0 +1,92 @@
+"""Publishing throughput into DynamoDB Local: parallel batch writers against put_item one by one.
+
+    python -m bench.publish [--lists 20000] [--baseline-lists 3000] [--writers 16]
+
+Both write the same items (lists of 50 neighbours, the store's own item format) into an in-memory
+DynamoDB Local that the script starts on a free loopback port and stops. DynamoDB Local's Java
+compiles its hot paths while it runs, so both are measured after the same warm-up. The ratio is
+our items/s over the one-at-a-time loop's.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from bench.harness import dynamodb, emit, peak_rss_mb, setup_logging, timed
+from store import Neighbour, NeighbourList, Run, new_run_id
+from store.dynamo import DynamoStore, to_item
+
+BENCH = "publish"
+
+
+def lists(count: int, neighbours: int = 50, seed: int = 0) -> list[NeighbourList]:
+    """Return realistic neighbour lists: random handles, scores best first, 6 decimals."""
+    rng = np.random.default_rng(seed)
+    handles = rng.integers(1, 10_000_000, size=(count, neighbours)).tolist()
+    scores = np.round(-np.sort(-rng.random((count, neighbours))), 6).tolist()
+    return [
+        NeighbourList(user, tuple(map(Neighbour, handles[user], scores[user])))
+        for user in range(count)
+    ]
+
+
+def begun(store: DynamoStore) -> Run:
+    """Begin a fresh run to write into."""
+    run = Run("bench", new_run_id(), "2026-11-23T00:00:00Z", top_n=50)
+    store.begin_run(run)
+    return run
+
+
+def one_at_a_time(store: DynamoStore, run: Run, items: list[NeighbourList]) -> None:
+    """The baseline: one put_item per list, one after the other."""
+    for neighbour_list in items:
+        store.client.put_item(TableName=store.results_table, Item=to_item(run, neighbour_list))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.publish", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--lists", type=int, default=20_000, help="lists our writers publish")
+    parser.add_argument("--baseline-lists", type=int, default=3_000, help="lists put one by one")
+    parser.add_argument("--writers", type=int, default=16)
+    parser.add_argument("--warm-up-lists", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    setup_logging()
+    ours_lists = lists(args.lists)
+    with dynamodb(writers=args.writers) as store:
+        store.write_lists(begun(store), lists(args.warm_up_lists, seed=1))
+        one_at_a_time(store, begun(store), ours_lists[:500])
+
+        with timed() as baseline:
+            one_at_a_time(store, begun(store), ours_lists[: args.baseline_lists])
+        baseline_rate = args.baseline_lists / baseline["seconds"]
+        emit(
+            BENCH,
+            "put_item one at a time",
+            args.baseline_lists,
+            seconds=baseline["seconds"],
+            items_per_second=baseline_rate,
+            peak_rss_mb=peak_rss_mb(),
+            baseline=None,
+        )
+        with timed() as ours:
+            written = store.write_lists(begun(store), ours_lists)
+        rate = written / ours["seconds"]
+        emit(
+            BENCH,
+            f"batch writers x{args.writers}",
+            written,
+            seconds=ours["seconds"],
+            items_per_second=rate,
+            peak_rss_mb=peak_rss_mb(),
+            baseline="put_item one at a time",
+            ratio=rate / baseline_rate,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""Server throughput and latency on loopback with wrk: a Zipf mix of users, all-distinct users,
+and /healthz on the same server as the framework's ceiling.
+
+    python -m bench.server [--users 50000] [--seconds 15] [--connections 16] [--zipf 1.1]
+
+The script starts an in-memory DynamoDB Local, publishes one run of `--users` lists of 50
+neighbours, and serves it with `run_server.py serve` (gunicorn, the production settings) on free
+loopback ports, then stops both. wrk is installed with apt-get when missing. Requests are
+`POST /similar-users` with a JSON body naming the user (5 neighbours, the default). Every load
+lasts `--seconds`, after a warm-up of the Zipf mix; the all-distinct load never asks for a user
+the Zipf loads asked for.
+The ratio of a load is its requests/s over /healthz's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.harness import DATA_DIR, ROOT, dynamodb, emit, log, setup_logging
+from bench.publish import lists
+from store import Run, local, new_run_id
+
+BENCH = "server"
+MODEL = "bench"
+THREADS = 2
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def ensure_wrk() -> str:
+    """Return the path of wrk, installing Debian's package when it is missing."""
+    found = shutil.which("wrk")
+    if found is None:
+        log.info("installing wrk (apt-get install -y wrk)")
+        install = ["apt-get", "install", "-y", "wrk"]
+        quiet = subprocess.DEVNULL
+        if subprocess.run(install, check=False, stdout=quiet, stderr=quiet).returncode:
+            subprocess.run(["apt-get", "update"], check=False, stdout=quiet, stderr=quiet)
+            subprocess.run(install, check=True, stdout=quiet, stderr=quiet)
+        found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+    return found
+
+
+def lua_script(users: list[int], folder: Path, name: str) -> Path:
+    """Write a wrk script POSTing /similar-users for the users in turn (thread t: t, t+T, ...)."""
+    table = ",".join(str(u) for u in users)
+    script = folder / f"{name}.lua"
+    script.write_text(
+        f"local users = {{{table}}}\n"
+        "local counter = 0\n"
+        'local headers = {["Content-Type"] = "application/json"}\n'
+        "function setup(thread)\n"
+        "  counter = counter + 1\n"
+        '  thread:set("id", counter)\n'
+        "end\n"
+        "function init(args)\n"
+        "  i = id\n"
+        "end\n"
+        "function request()\n"
+        "  local user = users[(i - 1) % #users + 1]\n"
+        f"  i = i + {THREADS}\n"
+        '  return wrk.format("POST", "/similar-users", headers, '
+        "'{\"user_handle\": ' .. user .. '}')\n"
+        "end\n"
+    )
+    return script
+
+
+def wrk(
+    binary: str, url: str, seconds: int, connections: int, script: Path | None
+) -> dict[str, Any]:
+    """Run wrk and return requests/s, latency percentiles (ms) and errors."""
+    command = [
+        binary,
+        f"-t{THREADS}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "5s",
+    ]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    figures: dict[str, Any] = {
+        "requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1]),  # type: ignore[index]
+        "requests": int(re.search(r"(\d+) requests in", output)[1]),  # type: ignore[index]
+    }
+    for share, value, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M):
+        figures[f"p{share}_ms"] = float(value) * _UNITS[unit]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    figures["non_2xx"] = int(bad[1]) if bad else 0
+    if errors:
+        figures["socket_errors"] = errors[1]
+    return figures
+
+
+def wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit("the server was not ready in time")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.server", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--users", type=int, default=50_000, help="users in the published run")
+    parser.add_argument("--seconds", type=int, default=15, help="duration of each load")
+    parser.add_argument("--warm-up-seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--zipf", type=float, default=1.1, help="exponent of the skewed mix")
+    args = parser.parse_args(argv)
+    setup_logging()
+    binary = ensure_wrk()
+    rng = np.random.default_rng(0)
+    users = np.arange(args.users)
+    ranked = rng.permutation(users)  # popularity rank → user
+    weights = 1.0 / np.arange(1, args.users + 1) ** args.zipf
+    skewed = ranked[rng.choice(args.users, size=200_000, p=weights / weights.sum())]
+    distinct = rng.permutation(np.setdiff1d(users, skewed))
+
+    with dynamodb() as store, tempfile.TemporaryDirectory(prefix="bench-server-") as scratch:
+        run = Run(MODEL, new_run_id(), "2026-11-23T00:00:00Z", top_n=50, user_count=args.users)
+        store.begin_run(run)
+        log.info("publishing %s lists", f"{args.users:,}")
+        written = store.write_lists(run, lists(args.users))
+        store.publish(run, expected_users=written)
+
+        port = local.free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if k not in ("API_KEY", "CORS_ORIGINS")}
+        env |= {
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "AWS_ENDPOINT_URL_DYNAMODB": store.client.meta.endpoint_url,
+            "DYNAMODB_TABLE_PREFIX": store.table_prefix,
+            "DEFAULT_MODEL": MODEL,
+            "LOG_LEVEL": "WARNING",
+        }
+        command = [
+            sys.executable,
+            str(ROOT / "run_server.py"),
+            "--env-file",
+            str(DATA_DIR / "none.env"),
+            "serve",
+        ]
+        server = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_ready(base_url, server)
+            folder = Path(scratch)
+            zipf = lua_script(skewed.tolist(), folder, "zipf")
+            unique = lua_script(distinct.tolist(), folder, "distinct")
+            wrk(binary, base_url, args.warm_up_seconds, args.connections, zipf)
+            setting = {
+                "connections": args.connections,
+                "wrk_threads": THREADS,
+                "seconds": args.seconds,
+            }
+            ceiling = wrk(binary, f"{base_url}/healthz", args.seconds, args.connections, None)
+            emit(BENCH, "/healthz", None, **ceiling, **setting, baseline=None)
+            for name, script in [(f"zipf {args.zipf} mix", zipf), ("all-distinct users", unique)]:
+                figures = wrk(binary, base_url, args.seconds, args.connections, script)
+                ratio = figures["requests_per_second"] / ceiling["requests_per_second"]
+                emit(
+                    BENCH, name, args.users, **figures, **setting, baseline="/healthz", ratio=ratio
+                )
+                if name.startswith("all") and figures["requests"] > len(distinct):
+                    log.warning("more requests than distinct users: some users were asked twice")
+        finally:
+            server.terminate()
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(20)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

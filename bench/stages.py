@@ -1,0 +1,164 @@
+"""Generator stages at each size: load, features, each model's neighbours, publish, end to end.
+
+    python -m bench.stages [--users 10000 100000] [--models M ...] [--approximate auto|on|off]
+                           [--publish dynamodb|none]
+
+Publishing goes into an in-memory DynamoDB Local the script starts itself (`--publish none`
+still builds every DynamoDB item, and only skips sending it). Peak RSS is the generator process's
+peak up to the end of that stage. Each figure's baseline is the issue's target for it, so a ratio
+above 1 is within the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+from bench.harness import dynamodb, emit, peak_rss_mb, setup_logging, synthetic_export, timed
+from generator import pipeline
+from generator.features import UserIndex
+from generator.models import MODELS
+from generator.tables import load_tables
+from store import NeighbourList, NeighbourStore, Run
+from store.dynamo import to_item
+from store.memory import MemoryStore
+
+BENCH = "stages"
+# The issue's targets, in seconds, by (figure, users); a figure without one has no baseline.
+TARGETS: dict[tuple[str, int], float] = {
+    ("end to end", 10_000): 60.0,
+    ("neighbours, all models", 10_000): 5.0,
+    ("end to end", 100_000): 600.0,
+}
+NEIGHBOURS_TARGET_1M = 20 * 60.0
+RSS_TARGET_MB = {100_000: 3 * 1024, 1_000_000: 8 * 1024}
+
+
+class ItemsOnlyStore(MemoryStore):
+    """A store that builds every DynamoDB item of a run and keeps only the count (no network)."""
+
+    def write_lists(self, run: Run, lists: Iterable[NeighbourList]) -> int:
+        def built(items: Iterable[NeighbourList]) -> Iterator[NeighbourList]:
+            for neighbour_list in items:
+                to_item(run, neighbour_list)
+                yield NeighbourList(neighbour_list.user_handle, ())
+
+        return super().write_lists(run, built(lists))
+
+
+def target(name: str, users: int) -> dict[str, Any]:
+    """Return the baseline fields of a figure: its target and how far within it (ratio > 1)."""
+    if (name, users) in TARGETS:
+        return {"baseline": "target", "baseline_seconds": TARGETS[(name, users)]}
+    return {"baseline": None}
+
+
+def ratio(line: dict[str, Any], seconds: float) -> dict[str, Any]:
+    if line.get("baseline_seconds"):
+        return {**line, "ratio": line["baseline_seconds"] / seconds}
+    return line
+
+
+def stages(users: int, models: list[str], approximate: bool | None, publish: str) -> None:
+    """Measure every stage of one generator run over a synthetic export of this many users."""
+    folder = synthetic_export(users)
+    with ExitStack() as stack:
+        store: NeighbourStore = (
+            stack.enter_context(dynamodb()) if publish == "dynamodb" else ItemsOnlyStore()
+        )
+        started = time.perf_counter()
+        with timed() as load:
+            tables = load_tables(folder)
+        emit(
+            BENCH, "load", users, seconds=load["seconds"], peak_rss_mb=peak_rss_mb(), baseline=None
+        )
+        index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
+        chosen = pipeline.choose_models(tables, models)
+        neighbours_total = 0.0
+        for model in chosen:
+            result = pipeline.publish_model(
+                model, tables, index, store, n=50, approximate=approximate
+            )
+            rss = peak_rss_mb()
+            emit(
+                BENCH,
+                f"features {model.handle}",
+                users,
+                seconds=result.features_seconds,
+                peak_rss_mb=rss,
+                baseline=None,
+            )
+            line: dict[str, Any] = {
+                "seconds": result.neighbours_seconds,
+                "peak_rss_mb": rss,
+                "search": result.search,
+                "recall_at_10": result.recall if result.recall_at == 10 else None,
+            }
+            if result.search == "approximate":
+                line |= {"baseline": "target", "baseline_seconds": NEIGHBOURS_TARGET_1M}
+            else:
+                line |= {"baseline": None}
+            emit(
+                BENCH, f"neighbours {model.handle}", users, **ratio(line, result.neighbours_seconds)
+            )
+            emit(
+                BENCH,
+                f"publish {model.handle}",
+                users,
+                seconds=result.publish_seconds,
+                peak_rss_mb=rss,
+                lists=result.lists,
+                items_per_second=result.lists / max(result.publish_seconds, 1e-9),
+                into="DynamoDB Local (in memory)"
+                if publish == "dynamodb"
+                else "items built, not sent",
+                baseline=None,
+            )
+            neighbours_total += result.neighbours_seconds
+        rss = peak_rss_mb()
+        name = "neighbours, all models"
+        emit(
+            BENCH,
+            name,
+            users,
+            models=[m.handle for m in chosen],
+            **ratio(
+                {"seconds": neighbours_total, "peak_rss_mb": rss, **target(name, users)},
+                neighbours_total,
+            ),
+        )
+        total = time.perf_counter() - started
+        name = "end to end"
+        line = {
+            "seconds": total,
+            "peak_rss_mb": rss,
+            "models": [m.handle for m in chosen],
+            "publish": publish,
+            **target(name, users),
+        }
+        if users in RSS_TARGET_MB:
+            line["rss_target_mb"] = RSS_TARGET_MB[users]
+        emit(BENCH, name, users, **ratio(line, total))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.stages", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), help="default: all")
+    parser.add_argument("--approximate", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--publish", choices=["dynamodb", "none"], default="dynamodb")
+    args = parser.parse_args(argv)
+    setup_logging()
+    approximate = {"auto": None, "on": True, "off": False}[args.approximate]
+    for users in args.users:
+        stages(users, args.models, approximate, args.publish)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""The benchmarks run end to end at a tiny size and print well-formed JSON lines.
+
+Figures are not checked here (timings are never asserted in tests): only that every script runs,
+measures what it says, and computes its ratios against the baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(module: str, *args: str, data_dir: Path) -> list[dict[str, Any]]:
+    """Run a bench module in a child process; return its JSON lines."""
+    env = {**os.environ, "BENCH_DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines, "no measurement printed"
+    for line in lines:
+        assert line["bench"] == module
+        assert isinstance(line["name"], str)
+    return lines
+
+
+def by_name(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {line["name"]: line for line in lines}
+
+
+def test_stages_measure_every_stage_of_every_model(tmp_path):
+    lines = by_name(bench("stages", "--users", "400", "--publish", "none", data_dir=tmp_path))
+
+    models = lines["end to end"]["models"]
+    assert set(models) == {"interests", "course_views", "assessments", "course_tags", "hybrid"}
+    expected = {"load", "neighbours, all models", "end to end"}
+    for model in models:
+        expected |= {f"features {model}", f"neighbours {model}", f"publish {model}"}
+    assert set(lines) == expected
+    for line in lines.values():
+        assert line["users"] == 400
+        assert line["seconds"] >= 0 and line["peak_rss_mb"] > 0
+    assert lines["publish interests"]["lists"] > 0
+    assert lines["neighbours interests"]["search"] == "exact"
+
+
+def test_stages_search_approximately_when_asked_and_report_recall(tmp_path):
+    lines = by_name(
+        bench(
+            "stages",
+            *("--users", "600", "--models", "interests", "--approximate", "on"),
+            *("--publish", "none"),
+            data_dir=tmp_path,
+        )
+    )
+
+    found = lines["neighbours interests"]
+    assert found["search"] == "approximate"
+    assert 0 < found["recall_at_10"] <= 1
+    assert found["ratio"] == pytest.approx(found["baseline_seconds"] / found["seconds"], rel=0.01)
+
+
+def test_neighbours_compare_every_method_with_the_dense_baseline_of_the_same_run(tmp_path):
+    lines = by_name(
+        bench("neighbours", "--users", "500", "--models", "course_views", data_dir=tmp_path)
+    )
+
+    baseline = lines["dense cosine_similarity course_views"]
+    assert baseline["seconds"] > 0 and "ratio" not in baseline
+    for method in ("ours exact", "ours approximate", "sklearn NearestNeighbors"):
+        line = lines[f"{method} course_views"]
+        assert line["baseline"] == "dense cosine_similarity"
+        assert line["ratio"] == pytest.approx(baseline["seconds"] / line["seconds"], rel=0.01)
+    assert 0 < lines["ours approximate course_views"]["recall_at_10"] <= 1
+
+
+def test_publish_compares_batch_writers_with_put_item_one_at_a_time(tmp_path):
+    lines = bench(
+        "publish",
+        *("--lists", "300", "--baseline-lists", "60", "--warm-up-lists", "50", "--writers", "4"),
+        data_dir=tmp_path,
+    )
+
+    baseline, ours = lines
+    assert baseline["name"] == "put_item one at a time" and baseline["users"] == 60
+    assert ours["users"] == 300 and ours["baseline"] == baseline["name"]
+    expected = ours["items_per_second"] / baseline["items_per_second"]
+    assert ours["ratio"] == pytest.approx(expected, rel=0.01)
