@@ -72,7 +72,7 @@ def test_stages_search_approximately_when_asked_and_report_recall(tmp_path):
     found = lines["neighbours interests"]
     assert found["search"] == "approximate"
     assert 0 < found["recall_at_10"] <= 1
-    assert found["ratio"] == pytest.approx(found["baseline_seconds"] / found["seconds"], rel=0.01)
+    assert found["baseline"] is None and "ratio" not in found  # the target is 1M users
 
 
 def test_neighbours_compare_every_method_with_the_dense_baseline_of_the_same_run(tmp_path):
