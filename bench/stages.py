@@ -6,8 +6,8 @@
 Publishing goes into an in-memory DynamoDB Local the script starts itself (`--publish none`
 still builds every DynamoDB item, and only skips sending it). Peak RSS is the generator process's
 peak so far: after loading for "load", and after the model's publish for its three lines (the
-pipeline runs a model's features, search and publish in one call). Each figure's baseline is the issue's target for it, so a ratio
-above 1 is within the target.
+pipeline runs a model's features, search and publish in one call). Each figure's baseline is the
+issue's target for it, so a ratio above 1 is within the target.
 """
 
 from __future__ import annotations
