@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -225,6 +226,7 @@ def load_export(args: argparse.Namespace, scratch: Path) -> Tables:
 def generate(args: argparse.Namespace) -> None:
     """Load the export (or synthesize one), then publish every model's neighbours."""
     from generator import pipeline
+    from store import ABANDONED_AFTER
     from store.dynamo import DynamoStore
 
     store = DynamoStore.connect(
@@ -242,6 +244,9 @@ def generate(args: argparse.Namespace) -> None:
             threads=args.threads,
             approximate=SEARCHES[args.search],
             approximate_above=args.approximate_above,
+            abandoned_after=timedelta(
+                seconds=env_int("ABANDONED_RUN_SECONDS", int(ABANDONED_AFTER.total_seconds()))
+            ),
         )
     for r in results:
         log.info(

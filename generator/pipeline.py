@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from generator.neighbours import (
 from generator.progress import Progress
 from generator.tables import Tables
 from store import (
+    ABANDONED_AFTER,
     DEFAULT_SHARDS,
     SCORE_DECIMALS,
     Neighbour,
@@ -149,6 +150,7 @@ def publish_model(
     shards: int = DEFAULT_SHARDS,
     approximate: bool | None = None,
     approximate_above: int = APPROXIMATE_ABOVE,
+    abandoned_after: timedelta = ABANDONED_AFTER,
 ) -> ModelResult:
     """Compute one model's neighbours and publish them as a new run, then delete stale runs.
 
@@ -194,7 +196,9 @@ def publish_model(
 
     written = store.write_lists(run, reported(neighbour_lists(found, index, has_evidence)))
     published = store.publish(run, expected_users=users)
-    stale = runs_to_delete(store.runs(model.handle), published.run_id)
+    stale = runs_to_delete(
+        store.runs(model.handle), published.run_id, abandoned_after=abandoned_after
+    )
     for old in stale:
         store.delete_run(old)
     finished = time.monotonic()
@@ -222,6 +226,7 @@ def run(
     threads: int | None = None,
     approximate: bool | None = None,
     approximate_above: int = APPROXIMATE_ABOVE,
+    abandoned_after: timedelta = ABANDONED_AFTER,
 ) -> list[ModelResult]:
     """Publish a new run of every chosen model whose tables are present; return what each did.
 
@@ -245,6 +250,7 @@ def run(
             threads,
             approximate=approximate,
             approximate_above=approximate_above,
+            abandoned_after=abandoned_after,
         )
         for m in models
     ]

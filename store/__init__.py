@@ -9,10 +9,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 __all__ = [
+    "ABANDONED_AFTER",
     "DEFAULT_SHARDS",
     "SCORE_DECIMALS",
     "IncompleteWriteError",
@@ -26,6 +27,7 @@ __all__ = [
     "StoreUnavailableError",
     "new_run_id",
     "rollback_target",
+    "run_started",
     "runs_to_delete",
     "shard_of",
 ]
@@ -141,15 +143,46 @@ def rollback_target(runs: Iterable[Run], current_run_id: str) -> Run | None:
     return max(earlier, key=lambda r: r.run_id) if earlier else None
 
 
-def runs_to_delete(runs: Iterable[Run], current_run_id: str | None) -> list[Run]:
+# A run still `writing` is taken for abandoned (and deleted by cleanup) only once it is this old:
+# before that, a slower generator that began before the current run may still be writing it.
+ABANDONED_AFTER = timedelta(hours=24)
+
+
+def run_started(run_id: str) -> datetime | None:
+    """Return when a run began, read from its id (None if the id is not one of `new_run_id`'s)."""
+    try:
+        return datetime.strptime(run_id[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def runs_to_delete(
+    runs: Iterable[Run],
+    current_run_id: str | None,
+    now: datetime | None = None,
+    abandoned_after: timedelta = ABANDONED_AFTER,
+) -> list[Run]:
     """Return the runs that cleanup may delete, given the run that is now current.
 
     Kept: the current run, the newest published run before it (so a rollback has somewhere to go),
-    and every run newer than the current one (another generator may still be writing it).
+    every run newer than the current one, and older runs still being written that began less than
+    ``abandoned_after`` ago (in both cases another generator may still be writing them).
     """
     if current_run_id is None:
         return []
+    now = now or datetime.now(UTC)
+
+    def in_progress(r: Run) -> bool:
+        started = run_started(r.run_id)
+        return (
+            r.status == RunStatus.WRITING
+            and started is not None
+            and now - started < abandoned_after
+        )
+
     older = [r for r in runs if r.run_id < current_run_id]
     older_published = [r for r in older if r.status == RunStatus.PUBLISHED]
     keep = {max(older_published, key=lambda r: r.run_id).run_id} if older_published else set()
-    return sorted((r for r in older if r.run_id not in keep), key=lambda r: r.run_id)
+    return sorted(
+        (r for r in older if r.run_id not in keep and not in_progress(r)), key=lambda r: r.run_id
+    )

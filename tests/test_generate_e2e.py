@@ -20,10 +20,15 @@ pytestmark = [pytest.mark.dynamodb_local, pytest.mark.slow]
 
 
 def generator(
-    args: list[str], endpoint: str, prefix: str, **popen: object
+    args: list[str],
+    endpoint: str,
+    prefix: str,
+    extra_env: dict[str, str] | None = None,
+    **popen: object,
 ) -> subprocess.Popen[str]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
         "DYNAMODB_TABLE_PREFIX": prefix,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -41,8 +46,10 @@ def generator(
     )
 
 
-def run_generator(args: list[str], endpoint: str, prefix: str) -> subprocess.CompletedProcess[str]:
-    process = generator(args, endpoint, prefix)
+def run_generator(
+    args: list[str], endpoint: str, prefix: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    process = generator(args, endpoint, prefix, extra_env)
     stdout, stderr = process.communicate(timeout=300)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
@@ -99,11 +106,21 @@ def test_a_killed_run_leaves_the_previous_run_current_and_the_next_run_cleans_up
     assert store.current_run("interests") == before
     assert store.get_list(before, 1) == served_before
 
+    # The next run keeps the dead one: a slower generator could still be writing it ...
     third = run_generator(args, dynamodb_local.endpoint_url, table_prefix)
     assert third.returncode == 0, third.stderr
     after = store.current_run("interests")
     assert after.run_id > dead.run_id > before.run_id
-    assert [r.run_id for r in store.runs("interests")] == [before.run_id, after.run_id]
+    assert {r.run_id for r in store.runs("interests")} == {before.run_id, dead.run_id, after.run_id}
+
+    # ... until it is older than ABANDONED_RUN_SECONDS (a day by default).
+    time.sleep(1.1)
+    fourth = run_generator(
+        args, dynamodb_local.endpoint_url, table_prefix, extra_env={"ABANDONED_RUN_SECONDS": "1"}
+    )
+    assert fourth.returncode == 0, fourth.stderr
+    last = store.current_run("interests")
+    assert [r.run_id for r in store.runs("interests")] == [after.run_id, last.run_id]
 
 
 def test_a_file_missing_a_column_fails_with_a_message_naming_file_and_column(

@@ -50,3 +50,16 @@ def test_a_rollback_goes_to_the_newest_earlier_published_run_skipping_others():
 def test_cleanup_deletes_rolled_back_runs_once_a_newer_run_is_current():
     runs = [run("1"), run("2", RunStatus.ROLLED_BACK), run("3")]
     assert [r.run_id for r in runs_to_delete(runs, "3")] == ["2"]
+
+
+def test_an_older_run_still_being_written_is_kept_for_a_day_then_deleted_as_abandoned():
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    slower = run(new_run_id(now - timedelta(hours=1)), RunStatus.WRITING)  # began first
+    current = run(new_run_id(now - timedelta(minutes=5)))
+    abandoned = run(new_run_id(now - timedelta(hours=25)), RunStatus.WRITING)
+
+    deleted = runs_to_delete([abandoned, slower, current], current.run_id, now=now)
+
+    assert deleted == [abandoned]
+    later = now + timedelta(hours=24)
+    assert runs_to_delete([slower, current], current.run_id, now=later) == [slower]
