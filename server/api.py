@@ -179,44 +179,55 @@ class Ranked:
 
 
 class ResultCache:
-    """A bounded LRU of users' neighbour lists by (model, run, user).
+    """A bounded segmented LRU of users' neighbour lists by (model, run, user).
 
     Always correct: a run's lists never change once written, and a new run has a new key. Absences
     are not kept: a read of a just-published item may miss it (DynamoDB reads are eventually
-    consistent), and a run named by a cached pointer may have been deleted since. A key is
-    kept from its second read on (the first only marks it as seen, in a bounded LRU of keys), so a
-    stream of users asked for once does not push out the users asked for again and again (the
-    "doorkeeper" of TinyLFU). Safe to share between threads.
+    consistent), and a run named by a cached pointer may have been deleted since.
+
+    A list read from the store enters a probation segment (a fifth of the size); asked for again,
+    it moves to the protected segment, whose least recently used list drops back to probation. A
+    stream of users asked for once only churns probation, so it never pushes out the users asked
+    for again and again. Safe to share between threads.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self._probation_size = max(1, size // 5) if size > 0 else 0
+        self._protected_size = size - self._probation_size
         self._lock = threading.Lock()
-        self._lists: OrderedDict[ResultKey, Ranked] = OrderedDict()
-        self._seen: OrderedDict[ResultKey, None] = OrderedDict()
+        self._probation: OrderedDict[ResultKey, Ranked] = OrderedDict()
+        self._protected: OrderedDict[ResultKey, Ranked] = OrderedDict()
 
     def get(self, key: ResultKey) -> Ranked | None:
         """Return the cached list of the key, or None."""
         with self._lock:
-            found = self._lists.get(key)
+            found = self._protected.get(key)
             if found is not None:
-                self._lists.move_to_end(key)
+                self._protected.move_to_end(key)
+                return found
+            found = self._probation.pop(key, None)
+            if found is not None:
+                self._protected[key] = found
+                if len(self._protected) > self._protected_size:
+                    self._on_probation(*self._protected.popitem(last=False))
             return found
 
     def offer(self, key: ResultKey, found: Ranked) -> None:
-        """Keep a list read from the store if its key was seen before; else mark it as seen."""
-        if self.size < 1:
-            return
+        """Keep a list just read from the store, on probation."""
+        if self.size > 0:
+            with self._lock:
+                self._on_probation(key, found)
+
+    def __len__(self) -> int:
         with self._lock:
-            if key in self._seen:
-                del self._seen[key]
-                self._lists[key] = found
-                if len(self._lists) > self.size:
-                    self._lists.popitem(last=False)
-            else:
-                self._seen[key] = None
-                if len(self._seen) > self.size:
-                    self._seen.popitem(last=False)
+            return len(self._probation) + len(self._protected)
+
+    def _on_probation(self, key: ResultKey, found: Ranked) -> None:
+        self._probation[key] = found
+        self._probation.move_to_end(key)
+        if len(self._probation) > self._probation_size:
+            self._probation.popitem(last=False)
 
 
 class CurrentRuns:

@@ -43,7 +43,7 @@ def similar(client: FlaskClient, user: int) -> list[int]:
     ]
 
 
-def test_a_user_asked_for_again_and_again_is_read_from_the_store_twice_only():
+def test_a_user_asked_for_again_and_again_is_read_from_the_store_once():
     store = CountingStore()
     publish(store, {110: [(7, 0.5)], 7: [(110, 0.5)]})
     api = client(store)
@@ -51,7 +51,7 @@ def test_a_user_asked_for_again_and_again_is_read_from_the_store_twice_only():
     answers = [similar(api, 110) for _ in range(5)]
 
     assert answers == [[7]] * 5
-    assert store.list_reads == 2
+    assert store.list_reads == 1
 
 
 @pytest.mark.parametrize("pointer_cache_seconds", [0, 60])
@@ -81,35 +81,70 @@ def test_a_new_run_is_answered_from_itself_never_from_the_cache_of_the_old_one()
     assert similar(api, 110) == [42]
 
 
-def test_the_cache_keeps_the_most_recently_used_lists_up_to_its_size():
-    cache = ResultCache(size=2)
-    for key in [("m", "r", 1), ("m", "r", 2), ("m", "r", 3)]:
-        cache.offer(key, Ranked.of(NeighbourList(key[2], ())))  # the first offer marks it seen
-        cache.offer(key, Ranked.of(NeighbourList(key[2], ())))  # the second keeps it
-    cache.get(("m", "r", 2))
+def entry(user: int) -> Ranked:
+    return Ranked.of(NeighbourList(user, (Neighbour(user + 1, 0.5),)))
 
-    assert [cache.get(("m", "r", u)) is not None for u in (1, 2, 3)] == [False, True, True]
+
+def cached(cache: ResultCache, users: range | list[int]) -> list[int]:
+    """Return which of the users are cached, without touching the cache's order."""
+    return [
+        u
+        for u in users
+        if cache._probation.get(("m", "r", u)) or cache._protected.get(("m", "r", u))
+    ]
+
+
+def test_the_cache_never_holds_more_than_its_size():
+    cache = ResultCache(size=10)
+    for user in range(100):
+        cache.offer(("m", "r", user), entry(user))
+        if user % 3 == 0:
+            cache.get(("m", "r", user))
+
+    assert len(cache) == 10
+
+
+def test_a_list_on_probation_is_the_first_to_go_and_a_list_asked_for_again_is_kept():
+    cache = ResultCache(size=10)  # 2 on probation, 8 protected
+    for user in range(8):
+        cache.offer(("m", "r", user), entry(user))
+        assert cache.get(("m", "r", user)) == entry(user)  # asked again: protected
+    for user in (100, 101, 102):
+        cache.offer(("m", "r", user), entry(user))
+
+    assert cached(cache, range(8)) == list(range(8))
+    assert cached(cache, [100, 101, 102]) == [101, 102]
+
+
+def test_the_least_recently_used_protected_list_drops_back_to_probation():
+    cache = ResultCache(size=5)  # 1 on probation, 4 protected
+    for user in range(5):
+        cache.offer(("m", "r", user), entry(user))
+        cache.get(("m", "r", user))
+
+    assert cached(cache, range(5)) == [0, 1, 2, 3, 4]  # 0 went back to probation
+    cache.offer(("m", "r", 9), entry(9))
+    assert cached(cache, range(10)) == [1, 2, 3, 4, 9]
 
 
 def test_users_asked_for_once_do_not_push_out_the_users_asked_for_often():
-    cache = ResultCache(size=2)
+    cache = ResultCache(size=5)
     hot = ("m", "r", 1)
-    cache.offer(hot, Ranked.of(NeighbourList(1, ())))
-    cache.offer(hot, Ranked.of(NeighbourList(1, ())))
+    cache.offer(hot, entry(1))
+    cache.get(hot)
 
-    for user in range(100, 110):
-        cache.offer(("m", "r", user), Ranked.of(NeighbourList(user, ())))
+    for user in range(100, 1000):
+        cache.offer(("m", "r", user), entry(user))
 
-    assert cache.get(hot) is not None
+    assert cache.get(hot) == entry(1)
 
 
 def test_a_cache_of_size_zero_keeps_nothing():
     cache = ResultCache(size=0)
     key = ("m", "r", 1)
-    cache.offer(key, Ranked.of(NeighbourList(1, ())))
-    cache.offer(key, Ranked.of(NeighbourList(1, ())))
+    cache.offer(key, entry(1))
 
-    assert cache.get(key) is None
+    assert cache.get(key) is None and len(cache) == 0
 
 
 def test_the_cache_size_comes_from_the_environment_and_zero_turns_it_off():
