@@ -1,14 +1,26 @@
 """Server throughput and latency on loopback with wrk: a Zipf mix of users, all-distinct users,
 and /healthz on the same server as the framework's ceiling.
 
-    python -m bench.server [--users 100000] [--seconds 15] [--connections 16] [--zipf 1.1]
+    python -m bench.server [--users 100000] [--seconds 15] [--workers 2] [--threads 4]
+                           [--connections N] [--repeat 3] [--zipf 1.1]
 
 The script starts an in-memory DynamoDB Local, publishes one run of `--users` lists of 50
 neighbours, and serves it with `run_server.py serve` (gunicorn, the production settings) on free
 loopback ports, then stops both. wrk is installed with apt-get when missing. Requests are
 `POST /similar-users` with a JSON body naming the user (5 neighbours, the default). Every load
-lasts `--seconds`, after a warm-up of the Zipf mix; the all-distinct load never asks for a user
-the Zipf loads asked for.
+lasts `--seconds`. The server runs gunicorn with the production defaults (2 workers of 4 threads),
+and wrk keeps `--connections` requests in flight, by default as many as the server's threads: more
+only wait in the listen backlog, adding their wait to every latency. wrk's keep-alive connections
+split between the workers at random when it connects, which moves a single run's requests/s by up
+to 2× (an 8/0 split leaves one process doing all the work), so the three loads run `--repeat`
+rounds, interleaved, and each figure is the median over the rounds (every round's requests/s is
+printed too).
+
+The Zipf load measures the steady state of a long-running server: a warm-up of
+`--warm-up-seconds` draws its users from the same Zipf distribution as the measured load, but
+independently (and so does each round), so the measured load meets a warmed cache as live
+traffic would, not a replay of what it saw. The all-distinct load never asks for a user any Zipf
+sample holds, nor one an earlier round asked for.
 The ratio of a load is its requests/s over /healthz's.
 """
 
@@ -108,6 +120,19 @@ def wrk(
     return figures
 
 
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the median of each figure over the rounds, and every round's requests/s."""
+    figures: dict[str, Any] = {
+        key: float(np.median([r[key] for r in rounds]))
+        for key in rounds[0]
+        if isinstance(rounds[0][key], int | float)
+    }
+    figures["requests"] = int(sum(r["requests"] for r in rounds))
+    figures["non_2xx"] = int(sum(r["non_2xx"] for r in rounds))
+    figures["rounds_requests_per_second"] = [r["requests_per_second"] for r in rounds]
+    return figures
+
+
 def wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
     import urllib.request
 
@@ -131,18 +156,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--users", type=int, default=100_000, help="users in the published run")
     parser.add_argument("--seconds", type=int, default=15, help="duration of each load")
-    parser.add_argument("--warm-up-seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--warm-up-seconds", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the three loads")
+    parser.add_argument("--connections", type=int, help="default: workers × threads")
     parser.add_argument("--zipf", type=float, default=1.1, help="exponent of the skewed mix")
     args = parser.parse_args(argv)
+    args.connections = args.connections or args.workers * args.threads
     setup_logging()
     binary = ensure_wrk()
     rng = np.random.default_rng(0)
     users = np.arange(args.users)
     ranked = rng.permutation(users)  # popularity rank → user
     weights = 1.0 / np.arange(1, args.users + 1) ** args.zipf
-    skewed = ranked[rng.choice(args.users, size=200_000, p=weights / weights.sum())]
-    distinct = rng.permutation(np.setdiff1d(users, skewed))
+    # Independent Zipf samples: one to warm up on, one per round; then never-asked users per round.
+    warm, *skewed = (
+        ranked[rng.choice(args.users, size=100_000, p=weights / weights.sum())]
+        for _ in range(1 + args.repeat)
+    )
+    distinct = np.array_split(
+        rng.permutation(np.setdiff1d(users, np.concatenate([warm, *skewed]))), args.repeat
+    )
 
     with dynamodb() as store, tempfile.TemporaryDirectory(prefix="bench-server-") as scratch:
         run = Run(MODEL, new_run_id(), "2026-11-23T00:00:00Z", top_n=50, user_count=args.users)
@@ -161,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             "DYNAMODB_TABLE_PREFIX": store.table_prefix,
             "DEFAULT_MODEL": MODEL,
             "LOG_LEVEL": "WARNING",
+            "GUNICORN_WORKERS": str(args.workers),
+            "GUNICORN_THREADS": str(args.threads),
         }
         command = [
             sys.executable,
@@ -175,25 +212,43 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait_ready(base_url, server)
             folder = Path(scratch)
-            zipf = lua_script(skewed.tolist(), folder, "zipf")
-            unique = lua_script(distinct.tolist(), folder, "distinct")
-            wrk(binary, base_url, args.warm_up_seconds, args.connections, zipf)
+            warm_up = lua_script(warm.tolist(), folder, "warm-up")
+            wrk(binary, base_url, args.warm_up_seconds, args.connections, warm_up)
+            loads: dict[str, list[tuple[str, Path | None]]] = {
+                "/healthz": [(f"{base_url}/healthz", None)] * args.repeat,
+                f"zipf {args.zipf} mix": [
+                    (base_url, lua_script(sample.tolist(), folder, f"zipf-{i}"))
+                    for i, sample in enumerate(skewed)
+                ],
+                "all-distinct users": [
+                    (base_url, lua_script(pool.tolist(), folder, f"distinct-{i}"))
+                    for i, pool in enumerate(distinct)
+                ],
+            }
+            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in loads}
+            for round_ in range(args.repeat):  # interleaved, so drifts touch every load alike
+                for name, targets in loads.items():
+                    url, script = targets[round_]
+                    rounds[name].append(wrk(binary, url, args.seconds, args.connections, script))
             setting = {
                 "connections": args.connections,
+                "gunicorn": f"{args.workers} worker(s) × {args.threads} threads",
                 "wrk_threads": THREADS,
                 "seconds": args.seconds,
+                "rounds": args.repeat,
             }
-            ceiling = wrk(binary, f"{base_url}/healthz", args.seconds, args.connections, None)
+            ceiling = median_of(rounds["/healthz"])
             emit(BENCH, "/healthz", None, **ceiling, **setting, baseline=None)
-            for name, script in [(f"zipf {args.zipf} mix", zipf), ("all-distinct users", unique)]:
-                figures = wrk(binary, base_url, args.seconds, args.connections, script)
-                ratio = figures["requests_per_second"] / ceiling["requests_per_second"]
-                if script is unique:
-                    # Past the pool, users would be asked again (and answered from the cache).
-                    setting |= {"distinct_users": len(distinct)}
-                    if figures["requests"] > len(distinct):
+            for name in list(loads)[1:]:
+                figures = median_of(rounds[name])
+                if name.startswith("all-distinct"):
+                    # Past its pool, a round would ask users again (answered from the cache).
+                    pool = min(len(p) for p in distinct)
+                    figures |= {"distinct_users_per_round": pool}
+                    if max(r["requests"] for r in rounds[name]) > pool:
                         log.warning("more requests than distinct users: raise --users")
-                        setting |= {"some_users_asked_twice": True}
+                        figures |= {"some_users_asked_twice": True}
+                ratio = figures["requests_per_second"] / ceiling["requests_per_second"]
                 emit(
                     BENCH, name, args.users, **figures, **setting, baseline="/healthz", ratio=ratio
                 )
