@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,15 +265,22 @@ def test_a_cached_run_that_cleanup_deleted_is_replaced_by_the_current_one():
     store = CountingStore()
     first = publish(store, "interests", INTERESTS)
     client = make_client(store, pointer_cache_seconds=60)
-    client.get("/similar-users/110")  # caches the first run
+    client.get("/similar-users/110")  # caches the first run, and 110's list in it
     publish(store, "interests", INTERESTS)
-    third = publish(store, "interests", {110: [(42, 0.9)]})
+    third = publish(store, "interests", {110: [(42, 0.9)], 7: [(42, 0.5)]})
     store.delete_run(first)
 
-    answer = client.get("/similar-users/110").json
+    cached = client.get("/similar-users/110").json
+    not_cached = client.get("/similar-users/7").json  # not found in the deleted run: re-read
+    after = client.get("/similar-users/110").json
 
-    assert answer["data"]["run_id"] == third.run_id
-    assert similar(answer) == [(42, 0.9)]
+    # A list already cached is an exact copy of the published run it names (runs never change),
+    # and is answered until the pointer is read again, as the cached pointer itself would be.
+    assert cached["data"]["run_id"] == first.run_id
+    assert similar(cached) == [(5182, 0.4331), (7, 0.2), (9, 0.2)]
+    assert not_cached["data"]["run_id"] == after["data"]["run_id"] == third.run_id
+    assert similar(not_cached) == [(42, 0.5)]
+    assert similar(after) == [(42, 0.9)]
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -479,6 +487,23 @@ def test_a_store_that_goes_down_after_the_pointer_was_cached_is_503():
     assert client.get("/similar-users/110").status_code == 200
 
     flaky.up = False
+
+    assert client.get("/similar-users/7").status_code == 503
+    # A list already in the cache needs no store: it is still answered, unchanged.
+    answer = client.get("/similar-users/110")
+    assert answer.status_code == 200
+    assert similar(answer.json) == [(5182, 0.4331), (7, 0.2), (9, 0.2)]
+
+
+def test_once_the_cached_pointer_expires_a_down_store_is_503_even_for_cached_lists():
+    flaky = DownStore()
+    publish(flaky, "interests", INTERESTS)
+    client = make_client(flaky, pointer_cache_seconds=0.2)
+    flaky.up = True
+    assert client.get("/similar-users/110").status_code == 200
+
+    flaky.up = False
+    time.sleep(0.3)
 
     assert client.get("/similar-users/110").status_code == 503
 

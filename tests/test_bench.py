@@ -85,7 +85,8 @@ def test_neighbours_compare_every_method_with_the_dense_baseline_of_the_same_run
     for method in ("ours exact", "ours approximate", "sklearn NearestNeighbors"):
         line = lines[f"{method} course_views"]
         assert line["baseline"] == "dense cosine_similarity"
-        assert line["ratio"] == pytest.approx(baseline["seconds"] / line["seconds"], rel=0.01)
+        # Printed seconds are rounded (to 4 significant places or 0.1 s); the ratio is not.
+        assert line["ratio"] == pytest.approx(baseline["seconds"] / line["seconds"], rel=0.05)
     assert 0 < lines["ours approximate course_views"]["recall_at_10"] <= 1
 
 

@@ -374,8 +374,10 @@ def test_a_generator_killed_at_any_point_never_exposes_a_partial_run_and_the_nex
     assert store.current_run("interests").run_id == first
     assert len(store.runs("interests")) == 4  # first, throttled, killed while writing, whole
 
-    # The next run publishes and deletes the three dead runs; the first stays, for a rollback.
-    second = published(generator.run())
+    # The next run publishes; the three dead runs are kept while a slower generator could still be
+    # writing them (a day by default), and deleted once older than ABANDONED_RUN_SECONDS. The
+    # first stays, for a rollback.
+    second = published(generator.run(ABANDONED_RUN_SECONDS="1"))
     assert [r.run_id for r in store.runs("interests")] == [first, second]
     assert set(results_per_run(store)) == {first, second}
 
