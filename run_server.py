@@ -288,18 +288,6 @@ def example_user(base_url: str) -> tuple[int, str]:
     return EXAMPLE_USER, "(no user among 110 and 1..200 is known to the default model)"
 
 
-def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
-    """Ask a child process to stop (SIGTERM), then kill it if it does not."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout)
-
-
 def local_dynamodb(state_dir: Path, port: int) -> tuple[str, dynamodb_local.DynamoDBLocal | None]:
     """Return the endpoint of DynamoDB Local, and the instance if this call started it.
 
@@ -395,7 +383,7 @@ def up(config: ServerConfig, args: argparse.Namespace) -> int:
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         for name, child in reversed(children.items()):
-            terminate(child)
+            dynamodb_local.terminate(child)
             say(f"stopped {name}")
         if owned is not None:
             dynamodb_local.stop(owned)

@@ -253,12 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                     BENCH, name, args.users, **figures, **setting, baseline="/healthz", ratio=ratio
                 )
         finally:
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(20)
+            local.terminate(server, timeout=20)
     return 0
 
 

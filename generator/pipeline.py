@@ -93,8 +93,8 @@ def search(
 ) -> tuple[Neighbours, dict[str, Any]]:
     """Find every user's n best neighbours under a model; return them and how they were found.
 
-    An approximate search is checked against an exact one on a sample of users; its recall@10 is
-    part of what is returned (and so recorded with the run).
+    An approximate search is checked against an exact one on a sample of users; its recall (at 10,
+    or at n when n is smaller) is part of what is returned, and so recorded with the run.
     """
     if not approximate:
         progress = Progress(f"{model.handle} neighbours", matrix.shape[0])

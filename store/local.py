@@ -35,6 +35,7 @@ __all__ = [
     "main",
     "start",
     "stop",
+    "terminate",
 ]
 
 HOST = "127.0.0.1"
@@ -230,19 +231,25 @@ def log_tail(log_path: Path, lines: int = 20) -> str:
     return f"\nlast lines of {log_path}:\n{tail}" if tail else f"\n({log_path} is empty)"
 
 
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
+    """Ask a child process to stop (SIGTERM), then kill it if it has not within `timeout` s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
 def stop(instance_or_pid: DynamoDBLocal | int, timeout: float = 10.0) -> None:
     """Stop DynamoDB Local (SIGTERM, then SIGKILL) and wait for it to exit; gone already is fine.
 
     Pass the instance returned by `start` when you have it, so that its process is reaped cleanly.
     """
     if isinstance(instance_or_pid, DynamoDBLocal) and instance_or_pid.process is not None:
-        process = instance_or_pid.process
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        terminate(instance_or_pid.process, timeout)
         return
     pid = instance_or_pid.pid if isinstance(instance_or_pid, DynamoDBLocal) else instance_or_pid
     for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -102,3 +102,29 @@ def test_publish_compares_batch_writers_with_put_item_one_at_a_time(tmp_path):
     assert ours["users"] == 300 and ours["baseline"] == baseline["name"]
     expected = ours["items_per_second"] / baseline["items_per_second"]
     assert ours["ratio"] == pytest.approx(expected, rel=0.01)
+
+
+def test_server_rounds_are_summed_up_by_their_medians():
+    from bench.server import median_of
+
+    rounds = [
+        {"requests_per_second": 900.0, "p99_ms": 30.0, "requests": 100, "non_2xx": 0},
+        {"requests_per_second": 1200.0, "p99_ms": 12.0, "requests": 200, "non_2xx": 1},
+        {"requests_per_second": 1000.0, "p99_ms": 20.0, "requests": 300, "non_2xx": 0},
+    ]
+
+    figures = median_of(rounds)
+
+    assert figures["requests_per_second"] == 1000.0 and figures["p99_ms"] == 20.0
+    assert figures["requests"] == 600 and figures["non_2xx"] == 1
+    assert figures["rounds_requests_per_second"] == [900.0, 1200.0, 1000.0]
+
+
+def test_server_load_script_posts_each_user_in_turn(tmp_path):
+    from bench.server import THREADS, lua_script
+
+    script = lua_script([7, 110, 5182], tmp_path, "mix").read_text()
+
+    assert "local users = {7,110,5182}" in script
+    assert 'wrk.format("POST", "/similar-users", headers' in script
+    assert '"application/json"' in script and f"i = i + {THREADS}" in script

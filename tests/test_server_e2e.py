@@ -92,18 +92,6 @@ def wait_for(port: int, path: str, status: int, timeout: float, process: Any = N
         time.sleep(0.1)
 
 
-def stop_process(process: subprocess.Popen[bytes] | None) -> None:
-    """Stop a child process: SIGTERM, then SIGKILL."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
 @dataclass
 class Stack:
     """DynamoDB Local with published runs, and gunicorn serving them."""
@@ -159,7 +147,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running = Stack(dynamodb, data_dir, tmp, env, port, server)
         yield running
     finally:
-        stop_process(server)
+        local.terminate(server, timeout=20)
         local.stop(running.dynamodb if running is not None else dynamodb)  # it may be restarted
 
 
@@ -373,7 +361,7 @@ def test_up_brings_the_stack_up_prints_a_working_curl_and_stops_it_all(tmp_path)
         assert not local.port_in_use(port) and not local.port_in_use(dynamodb_port)
     finally:
         for each in processes:
-            stop_process(each)
+            local.terminate(each, timeout=20)
         pid_file = tmp_path / "state" / "dynamodb.pid"
         if pid_file.exists():  # `up` failed to clean up: do it for it
             leftover = local.read_pid_file(pid_file)

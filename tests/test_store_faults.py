@@ -258,13 +258,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         current = running.dynamodb if running is not None else dynamodb
         with contextlib.suppress(ProcessLookupError):
             os.kill(current.pid, signal.SIGCONT)
-        if server is not None and server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
+        local.terminate(server, timeout=20)
         local.stop(current)
 
 
