@@ -1,4 +1,4 @@
-"""The DynamoDB neighbour store: the only module that talks to AWS.
+"""The DynamoDB neighbour store: the only module that talks to AWS (with its `store.fast_path`).
 
 Two tables (names share a prefix, default ``similar_users``):
 
@@ -18,6 +18,11 @@ Two tables (names share a prefix, default ``similar_users``):
 
 Scores are written as decimal text with the store's fixed precision (what ``Decimal`` would send,
 never a binary float's repr) and come back as ``float``.
+
+The two calls made once per item, ``GetItem`` (the server's reads) and ``BatchWriteItem``
+(publishing), go out through a `store.fast_path.FastPath` when the store is made by
+`DynamoStore.connect`; every other call, and any fast call that does not come back as a clean
+answer, goes through boto3.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -49,6 +55,8 @@ from store import (
     rollback_target,
     shard_of,
 )
+from store.fast_path import OPERATIONS as FAST_OPERATIONS
+from store.fast_path import FastPath
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +178,10 @@ class DynamoStore:
         max_write_attempts: int = 8,
         backoff_base: float = 0.05,
         backoff_cap: float = 5.0,
+        fast_path: FastPath | None = None,
     ) -> None:
         self.client = client
+        self.fast_path = fast_path
         self.results_table = table_prefix
         self.runs_table = f"{table_prefix}_runs"
         self.table_prefix = table_prefix
@@ -190,11 +200,13 @@ class DynamoStore:
         read_timeout: float = 30.0,
         max_attempts: int = 5,
         writers: int = 8,
+        fast_path: bool = True,
     ) -> DynamoStore:
-        """Return a store on a new boto3 client.
+        """Return a store on a new boto3 client, with a `FastPath` beside it unless told not to.
 
         With no ``endpoint_url`` boto3 takes ``AWS_ENDPOINT_URL_DYNAMODB`` if set (DynamoDB Local),
-        else real AWS; credentials and region come from boto3's usual chain.
+        else real AWS; credentials and region come from boto3's usual chain. moto intercepts
+        boto3's requests only, so a store on moto needs ``fast_path=False``.
         """
         config = Config(
             connect_timeout=connect_timeout,
@@ -205,15 +217,24 @@ class DynamoStore:
             # cost about 15% of publishing throughput, and DynamoDB validates again anyway.
             parameter_validation=False,
         )
-        client = boto3.client(
-            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=config
+        session = botocore.session.Session()
+        client = boto3.Session(botocore_session=session, region_name=region).client(
+            "dynamodb", endpoint_url=endpoint_url, config=config
         )
-        return cls(client, table_prefix=table_prefix, writers=writers)
+        fast = None
+        if fast_path:
+            ca_bundle = session.get_config_variable("ca_bundle")
+            fast = FastPath.for_client(client, session.get_credentials(), ca_bundle)
+        return cls(client, table_prefix=table_prefix, writers=writers, fast_path=fast)
 
     # -- plumbing -----------------------------------------------------------------------------
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         """Call a DynamoDB operation, turning connection failures into StoreUnavailableError."""
+        if self.fast_path is not None and operation in FAST_OPERATIONS:
+            answer = self.fast_path.call(operation, kwargs)
+            if answer is not None:
+                return answer
         try:
             return getattr(self.client, operation)(**kwargs)
         except ClientError:

@@ -1,0 +1,283 @@
+"""The store's fast path: signatures equal to botocore's, answers equal to boto3's, and a fallback
+to boto3 for everything that is not a clean answer."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+
+import botocore.auth
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from store import Neighbour, NeighbourList, Run, StoreUnavailableError, local, new_run_id
+from store.dynamo import DynamoStore
+from store.fast_path import CONTENT_TYPE, OPERATIONS, FastPath, SigV4
+
+NOW = datetime(2026, 11, 23, 21, 59, 58, tzinfo=UTC)
+BODY = json.dumps({"TableName": "t", "Key": {"pk": {"S": "interests#1#3"}}}).encode()
+
+
+@pytest.mark.parametrize("token", [None, "a-session-token"])
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://127.0.0.1:8000", "127.0.0.1:8000"),
+        ("https://dynamodb.eu-west-1.amazonaws.com", "dynamodb.eu-west-1.amazonaws.com"),
+        ("https://dynamodb.eu-west-1.amazonaws.com:443", "dynamodb.eu-west-1.amazonaws.com"),
+    ],
+)
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_the_signature_is_the_one_botocore_makes(
+    monkeypatch: pytest.MonkeyPatch, token: str | None, url: str, host: str, operation: str
+) -> None:
+    credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: NOW.replace(tzinfo=None))
+    request = AWSRequest(
+        "POST",
+        url + "/",
+        data=BODY,
+        headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": OPERATIONS[operation]},
+    )
+    SigV4Auth(credentials.get_frozen_credentials(), "dynamodb", "eu-west-1").add_auth(request)
+
+    path = FastPath(url, "eu-west-1", credentials, 1.0, 1.0)
+    ours = path.signer.headers(
+        path.host, OPERATIONS[operation], BODY, credentials.get_frozen_credentials(), NOW
+    )
+
+    assert path.host == host
+    assert ours["authorization"] == request.headers["Authorization"]
+    assert ours["x-amz-date"] == request.headers["X-Amz-Date"]
+    assert ours.get("x-amz-security-token") == request.headers.get("X-Amz-Security-Token")
+
+
+def test_the_signing_key_is_derived_again_for_a_new_day_or_secret() -> None:
+    signer = SigV4("us-east-1")
+    first = signer._signing_key("secret", "20261123")
+    assert signer._signing_key("secret", "20261123") is first
+    assert signer._signing_key("secret", "20261124") != first
+    assert signer._signing_key("other", "20261124") != signer._signing_key("secret", "20261124")
+
+
+# -- against a stub endpoint ----------------------------------------------------------------------
+
+
+@dataclass
+class Stub:
+    """A loopback HTTP endpoint answering every POST as told, recording what it was sent."""
+
+    port: int
+    requests: list[tuple[Message, bytes]] = field(default_factory=list)
+    connections: set[int] = field(default_factory=set)
+    status: int = 200
+    answer: bytes = b'{"Item": {"user_handle": {"N": "7"}}}'
+    checksum: int | None = None  # the x-amz-crc32 sent; None: the answer's own
+    close_after_answer: bool = False  # drop the connection while announcing keep-alive
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def stub() -> Iterator[Stub]:
+    state = Stub(port=local.free_port())
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.requests.append((self.headers, body))
+            state.connections.add(id(self.connection))
+            checksum = zlib.crc32(state.answer) if state.checksum is None else state.checksum
+            self.send_response(state.status)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(state.answer)))
+            self.send_header("x-amz-crc32", str(checksum))
+            self.end_headers()
+            self.wfile.write(state.answer)
+            if state.close_after_answer:
+                self.close_connection = True
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", state.port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def fast_path() -> Iterator[Callable[[str], FastPath]]:
+    """Make fast paths to URLs, closing their connections after the test."""
+    made: list[FastPath] = []
+
+    def make(url: str) -> FastPath:
+        made.append(FastPath(url, "us-east-1", Credentials("local", "local"), 1.0, 1.0))
+        return made[-1]
+
+    yield make
+    for path in made:
+        path.close()
+
+
+def test_a_clean_answer_is_returned_and_the_request_carries_what_was_signed(
+    stub: Stub, fast_path: Callable[[str], FastPath]
+) -> None:
+    path = fast_path(stub.url)
+    params = {"TableName": "t", "Key": {"pk": {"S": "x"}, "user_handle": {"N": "7"}}}
+
+    assert path.call("get_item", params) == {"Item": {"user_handle": {"N": "7"}}}
+    assert path.call("get_item", params) is not None
+
+    headers, body = stub.requests[0]
+    assert json.loads(body) == params
+    assert headers["Host"] == f"127.0.0.1:{stub.port}"
+    assert headers["X-Amz-Target"] == "DynamoDB_20120810.GetItem"
+    assert "SignedHeaders=content-type;host;x-amz-date;x-amz-target," in headers["Authorization"]
+    assert len(stub.connections) == 1  # the second call reused the connection
+    assert (path.calls, path.fallbacks) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": 400, "answer": b'{"__type": "ValidationException"}'},
+        {"status": 500, "answer": b'{"__type": "InternalServerError"}'},
+        {"checksum": 12345},
+        {"answer": b"not json"},
+    ],
+    ids=["error answer", "server error", "bad checksum", "not json"],
+)
+def test_anything_but_a_clean_answer_is_left_to_boto3(
+    stub: Stub, change: dict[str, object], fast_path: Callable[[str], FastPath]
+) -> None:
+    for name, value in change.items():
+        setattr(stub, name, value)
+    path = fast_path(stub.url)
+
+    assert path.call("batch_write_item", {"RequestItems": {}}) is None
+    assert path.fallbacks == 1
+
+
+def test_a_refused_connection_is_left_to_boto3(fast_path: Callable[[str], FastPath]) -> None:
+    path = fast_path(f"http://127.0.0.1:{local.free_port()}")
+    assert path.call("get_item", {"TableName": "t"}) is None
+    assert path.fallbacks == 1
+
+
+def test_a_connection_the_store_dropped_is_replaced(
+    stub: Stub, fast_path: Callable[[str], FastPath]
+) -> None:
+    stub.close_after_answer = True
+    path = fast_path(stub.url)
+    params = {"TableName": "t"}
+
+    assert path.call("get_item", params) is not None
+    # The connection looked alive but the store had closed it: this call goes to boto3 ...
+    assert path.call("get_item", params) is None
+    # ... and the next one opens a new connection.
+    assert path.call("get_item", params) is not None
+    assert len(stub.connections) == 2
+
+
+def test_parameters_json_cannot_carry_are_left_to_boto3(
+    stub: Stub, fast_path: Callable[[str], FastPath]
+) -> None:
+    path = fast_path(stub.url)
+    assert path.call("get_item", {"Key": {"b": {"B": b"\x00"}}}) is None
+    assert stub.requests == []
+
+
+def test_no_fast_path_where_boto3_alone_knows_the_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = DynamoStore.connect(region="us-east-1", endpoint_url="http://127.0.0.1:8000")
+    assert store.fast_path is not None
+    assert DynamoStore.connect(region="us-east-1", fast_path=False).fast_path is None
+    # behind a proxy
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert DynamoStore.connect(region="us-east-1").fast_path is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    # an endpoint with a path
+    assert DynamoStore.connect(region="us-east-1", endpoint_url="http://h:1/x").fast_path is None
+    # no credentials at all
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.setattr("botocore.credentials.InstanceMetadataProvider.load", lambda self: None)
+    monkeypatch.setattr("botocore.credentials.ContainerProvider.load", lambda self: None)
+    assert DynamoStore.connect(region="us-east-1").fast_path is None
+
+
+def test_the_fast_path_takes_the_clients_own_endpoint_and_timeouts() -> None:
+    store = DynamoStore.connect(region="eu-west-1", connect_timeout=0.25, read_timeout=0.75)
+    assert store.fast_path is not None
+    assert store.fast_path.host == "dynamodb.eu-west-1.amazonaws.com"
+    assert store.fast_path.scheme == "https"
+    assert (store.fast_path.connect_timeout, store.fast_path.read_timeout) == (0.25, 0.75)
+
+
+# -- against DynamoDB Local -----------------------------------------------------------------------
+
+
+def published(store: DynamoStore, users: range) -> tuple[Run, list[NeighbourList]]:
+    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=2, shards=4)
+    lists = [NeighbourList(u, (Neighbour(u + 1, 0.9), Neighbour(u + 2, 0.433123))) for u in users]
+    store.begin_run(run)
+    store.write_lists(run, lists)
+    return store.publish(run, expected_users=len(lists)), lists
+
+
+@pytest.mark.dynamodb_local
+def test_the_fast_path_writes_and_reads_what_boto3_reads(local_store: DynamoStore) -> None:
+    path = local_store.fast_path
+    assert path is not None
+    run, lists = published(local_store, range(1, 61))  # three batches
+    boto3_only = DynamoStore(local_store.client, table_prefix=local_store.table_prefix)
+
+    for expected in lists:
+        assert local_store.get_list(run, expected.user_handle) == expected
+        assert boto3_only.get_list(run, expected.user_handle) == expected
+    assert local_store.get_list(run, 10_000) is None
+    # 3 batch writes, the publish check's read, 61 reads: none went to boto3
+    assert (path.calls, path.fallbacks) == (65, 0)
+
+
+@pytest.mark.dynamodb_local
+def test_errors_mean_what_they_mean_through_boto3(
+    dynamodb_local: local.DynamoDBLocal, table_prefix: str
+) -> None:
+    store = DynamoStore.connect(
+        table_prefix=table_prefix, region="us-east-1", endpoint_url=dynamodb_local.endpoint_url
+    )
+    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=2)
+    with pytest.raises(StoreUnavailableError, match="do not exist"):
+        store.get_list(run, 1)  # no tables yet: a 400 answer, repeated through boto3
+    assert store.fast_path is not None and store.fast_path.fallbacks == 1
+
+
+@pytest.mark.dynamodb_local
+def test_a_fast_path_to_nowhere_still_answers_through_boto3(
+    local_store: DynamoStore, fast_path: Callable[[str], FastPath]
+) -> None:
+    run, lists = published(local_store, range(1, 4))
+    nowhere = fast_path(f"http://127.0.0.1:{local.free_port()}")
+    store = DynamoStore(
+        local_store.client, table_prefix=local_store.table_prefix, fast_path=nowhere
+    )
+
+    assert store.get_list(run, 2) == lists[1]
+    assert nowhere.fallbacks == 1
