@@ -33,12 +33,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import run_server
 from bench.harness import DATA_DIR, ROOT, dynamodb, emit, log, setup_logging
 from bench.publish import lists
 from store import Run, local, new_run_id
@@ -133,23 +133,6 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return figures
 
 
-def wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit("the server was not ready in time")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.server", description=__doc__.split("\n")[0]
@@ -210,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            wait_ready(base_url, server)
+            run_server.wait_until_ready(server, base_url, timeout=60)
             folder = Path(scratch)
             warm_up = lua_script(warm.tolist(), folder, "warm-up")
             wrk(binary, base_url, args.warm_up_seconds, args.connections, warm_up)

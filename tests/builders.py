@@ -10,6 +10,18 @@ from sklearn.preprocessing import normalize
 from generator.tables import LoadReport, Tables
 
 
+def course_tags_frame(course_tags: list[tuple[str, str]] | None) -> pd.DataFrame | None:
+    """Build the course_tags table from (course_id, tag) pairs; None stays None."""
+    if course_tags is None:
+        return None
+    return pd.DataFrame(
+        {
+            "course_id": pd.Categorical([c for c, _ in course_tags]),
+            "course_tags": pd.Categorical([t for _, t in course_tags]),
+        }
+    )
+
+
 def make_tables(
     interests: list[tuple[int, str]] | None = None,
     views: list[tuple[int, str, float]] | None = None,
@@ -50,14 +62,7 @@ def make_tables(
                 "user_assessment_score": pd.Series([s for _, _, s in assessments], dtype="float64"),
             }
         ),
-        course_tags=None
-        if course_tags is None
-        else pd.DataFrame(
-            {
-                "course_id": pd.Categorical([c for c, _ in course_tags]),
-                "course_tags": pd.Categorical([t for _, t in course_tags]),
-            }
-        ),
+        course_tags=course_tags_frame(course_tags),
         report=LoadReport(),
     )
 
@@ -105,14 +110,7 @@ def dated_tables(
                 ),
             }
         ),
-        course_tags=None
-        if course_tags is None
-        else pd.DataFrame(
-            {
-                "course_id": pd.Categorical([c for c, _ in course_tags]),
-                "course_tags": pd.Categorical([t for _, t in course_tags]),
-            }
-        ),
+        course_tags=course_tags_frame(course_tags),
         report=LoadReport(),
     )
 
