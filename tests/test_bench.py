@@ -94,14 +94,30 @@ def test_publish_compares_batch_writers_with_put_item_one_at_a_time(tmp_path):
     lines = bench(
         "publish",
         *("--lists", "300", "--baseline-lists", "60", "--warm-up-lists", "50", "--writers", "4"),
+        *("--repeat", "3"),
         data_dir=tmp_path,
     )
 
     baseline, ours = lines
     assert baseline["name"] == "put_item one at a time" and baseline["users"] == 60
     assert ours["users"] == 300 and ours["baseline"] == baseline["name"]
+    for line in (baseline, ours):
+        assert line["rounds"] == 3 and len(line["rounds_items_per_second"]) == 3
+        # The figure is the median round's, not the mean or the last round's.
+        assert line["items_per_second"] == pytest.approx(
+            sorted(line["rounds_items_per_second"])[1], rel=0.01
+        )
     expected = ours["items_per_second"] / baseline["items_per_second"]
     assert ours["ratio"] == pytest.approx(expected, rel=0.01)
+
+
+def test_publish_rates_are_the_median_round():
+    from bench.publish import median_rate
+
+    figures = median_rate(600, [2.0, 6.0, 3.0])
+
+    assert figures["seconds"] == 3.0 and figures["items_per_second"] == 200.0
+    assert figures["rounds"] == 3 and figures["rounds_items_per_second"] == [300.0, 100.0, 200.0]
 
 
 def test_server_rounds_are_summed_up_by_their_medians():
