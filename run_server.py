@@ -35,7 +35,7 @@ from gunicorn.app.base import BaseApplication
 
 from server import Settings, create_app
 from server.api import (
-    RESULT_CACHE_SIZE,
+    RESULT_CACHE_MB,
     CurrentRuns,
     integer_or_text,
     lookup,
@@ -78,7 +78,7 @@ def env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int
 
 
 def env_float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    """Read a number of seconds between low and high from the environment."""
+    """Read a number between low and high from the environment."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -116,12 +116,18 @@ class ServerConfig:
 def config_from_env(env: Mapping[str, str]) -> ServerConfig:
     """Return the server's configuration from environment variables (see example.env)."""
     workers_name = "GUNICORN_WORKERS" if env.get("GUNICORN_WORKERS") else "WEB_CONCURRENCY"
+    if env.get("RESULT_CACHE_LISTS", "").strip():
+        # A renamed setting is never ignored in silence.
+        raise ConfigError(
+            "RESULT_CACHE_LISTS is no longer read: the result cache is sized in memory, "
+            "RESULT_CACHE_MB (MB per worker process)"
+        )
     try:
         settings = Settings(
             default_model=env.get("DEFAULT_MODEL", "").strip() or "interests",
             default_top_n=env_int(env, "DEFAULT_TOP_N", 5, 1, 1000),
             pointer_cache_seconds=env_float(env, "POINTER_CACHE_SECONDS", 5.0, 0, 300),
-            result_cache_lists=env_int(env, "RESULT_CACHE_LISTS", RESULT_CACHE_SIZE, 0, 10_000_000),
+            result_cache_mb=env_float(env, "RESULT_CACHE_MB", RESULT_CACHE_MB, 0, 1_000_000),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 4096, 64, 1_048_576),
             retry_after_seconds=env_int(env, "RETRY_AFTER_SECONDS", 5, 1, 3600),
             api_key=env.get("API_KEY", "").strip() or None,

@@ -49,8 +49,8 @@ class Settings:
     default_model: model used when a request names none.
     default_top_n: similar users returned when a request does not say how many.
     pointer_cache_seconds: how long each process reuses a model's run pointer (and /models).
-    result_cache_lists: neighbour lists each process keeps in memory (0: none); always correct,
-        since a run's lists never change and a new run is a new cache key.
+    result_cache_mb: memory (MB) each process gives to cached neighbour lists (0: none); always
+        correct, since a run's lists never change and a new run is a new cache key.
     max_body_bytes: larger request bodies are refused with 413.
     retry_after_seconds: the Retry-After of 503 answers.
     api_key: when set, every route but /healthz, /readyz and /openapi.json needs it in the
@@ -61,7 +61,7 @@ class Settings:
     default_model: str = "interests"
     default_top_n: int = 5
     pointer_cache_seconds: float = 5.0
-    result_cache_lists: int = api.RESULT_CACHE_SIZE
+    result_cache_mb: float = api.RESULT_CACHE_MB
     max_body_bytes: int = 4096
     retry_after_seconds: int = 5
     api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr or a log
@@ -76,8 +76,8 @@ class Settings:
             raise ValueError(f"default_top_n must be between 1 and {api.TOP_N_MAX}")
         if self.pointer_cache_seconds < 0:
             raise ValueError("pointer_cache_seconds must not be negative")
-        if self.result_cache_lists < 0:
-            raise ValueError("result_cache_lists must not be negative")
+        if self.result_cache_mb < 0:
+            raise ValueError("result_cache_mb must not be negative")
         if self.max_body_bytes < 64:
             raise ValueError("max_body_bytes must be at least 64")
         if self.retry_after_seconds < 1:
@@ -104,7 +104,7 @@ def create_app(store: NeighbourStore, settings: Settings | None = None) -> Flask
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep request_data before data
     runs = api.CurrentRuns(
-        store, settings.pointer_cache_seconds, cache_size=settings.result_cache_lists
+        store, settings.pointer_cache_seconds, cache_bytes=int(settings.result_cache_mb * 2**20)
     )
     register_security(app, settings)
     app.register_blueprint(api.blueprint(runs, settings, document(settings)))

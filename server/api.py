@@ -40,8 +40,8 @@ FIELDS = ("user_handle", "model_handle", "top_n")
 _MODEL_HANDLE = re.compile(r"[a-z0-9_]{1,64}")  # used with fullmatch: "$" would allow a "\n"
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
 _MAX_CACHED_MODELS = 256
-# Neighbour lists each process keeps (about 1 KB each with 50 neighbours).
-RESULT_CACHE_SIZE = 32768
+# Memory each process gives to cached neighbour lists (a list of 50 neighbours holds 1.25 KB).
+RESULT_CACHE_MB = 128
 
 
 @dataclass(frozen=True)
@@ -155,12 +155,26 @@ def json_body() -> dict[str, object]:
 ResultKey = tuple[str, str, int]  # (model_handle, run_id, user_handle)
 
 
-@dataclass(frozen=True)
+# What a cached list holds beyond its arrays' items: the arrays' and the list's own objects, its
+# key and the cache's links (measured: 390-446 bytes for lists of 5, 50 and 500 neighbours).
+CACHE_ENTRY_OVERHEAD_BYTES = 450
+
+
+@dataclass(frozen=True, slots=True)
 class Ranked:
-    """A user's similar users, best first, as two compact arrays (about 1 KB for 50)."""
+    """A user's similar users, best first, as two compact arrays (1.25 KB cached, for 50)."""
 
     handles: array[int]
     scores: array[float]
+
+    @property
+    def nbytes(self) -> int:
+        """About how much memory the list holds while it is cached."""
+        return (
+            CACHE_ENTRY_OVERHEAD_BYTES
+            + len(self.handles) * self.handles.itemsize
+            + len(self.scores) * self.scores.itemsize
+        )
 
     @classmethod
     def of(cls, found: NeighbourList) -> Ranked:
@@ -179,25 +193,28 @@ class Ranked:
 
 
 class ResultCache:
-    """A bounded segmented LRU of users' neighbour lists by (model, run, user).
+    """A segmented LRU of users' neighbour lists by (model, run, user), bounded in bytes.
 
     Always correct: a run's lists never change once written, and a new run has a new key. Absences
     are not kept: a read of a just-published item may miss it (DynamoDB reads are eventually
     consistent), and a run named by a cached pointer may have been deleted since.
 
-    A list read from the store enters a probation segment (a fifth of the size); asked for again,
-    it moves to the protected segment, whose least recently used list drops back to probation. A
-    stream of users asked for once only churns probation, so it never pushes out the users asked
-    for again and again. Safe to share between threads.
+    A list read from the store enters a probation segment (a fifth of the bytes); asked for again,
+    it moves to the protected segment, whose least recently used lists drop back to probation when
+    it is full. A stream of users asked for once only churns probation, so it never pushes out the
+    users asked for again and again. Bounded by memory rather than by count, so runs with long
+    lists (a large top_n) cannot make it outgrow its budget. Safe to share between threads.
     """
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._probation_size = max(1, size // 5) if size > 0 else 0
-        self._protected_size = size - self._probation_size
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max(0, max_bytes)
+        self._probation_max = self.max_bytes // 5
+        self._protected_max = self.max_bytes - self._probation_max
         self._lock = threading.Lock()
         self._probation: OrderedDict[ResultKey, Ranked] = OrderedDict()
         self._protected: OrderedDict[ResultKey, Ranked] = OrderedDict()
+        self._probation_bytes = 0
+        self._protected_bytes = 0
 
     def get(self, key: ResultKey) -> Ranked | None:
         """Return the cached list of the key, or None."""
@@ -208,31 +225,46 @@ class ResultCache:
                 return found
             found = self._probation.pop(key, None)
             if found is not None:
+                self._probation_bytes -= found.nbytes
                 self._protected[key] = found
-                if len(self._protected) > self._protected_size:
-                    self._on_probation(*self._protected.popitem(last=False))
+                self._protected_bytes += found.nbytes
+                while self._protected_bytes > self._protected_max:
+                    dropped_key, dropped = self._protected.popitem(last=False)
+                    self._protected_bytes -= dropped.nbytes
+                    self._on_probation(dropped_key, dropped)
             return found
 
     def offer(self, key: ResultKey, found: Ranked) -> None:
         """Keep a list just read from the store, on probation."""
-        if self.size > 0:
+        if self.max_bytes > 0:
             with self._lock:
-                self._on_probation(key, found)
+                if key not in self._protected:  # another thread may have just read it too
+                    self._on_probation(key, found)
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._probation) + len(self._protected)
 
+    @property
+    def nbytes(self) -> int:
+        """About how much memory the cached lists hold."""
+        with self._lock:
+            return self._probation_bytes + self._protected_bytes
+
     def _on_probation(self, key: ResultKey, found: Ranked) -> None:
+        replaced = self._probation.pop(key, None)
+        if replaced is not None:
+            self._probation_bytes -= replaced.nbytes
         self._probation[key] = found
-        self._probation.move_to_end(key)
-        if len(self._probation) > self._probation_size:
-            self._probation.popitem(last=False)
+        self._probation_bytes += found.nbytes
+        while self._probation_bytes > self._probation_max:
+            _, dropped = self._probation.popitem(last=False)
+            self._probation_bytes -= dropped.nbytes
 
 
 class CurrentRuns:
     """Each model's published run, read from the store at most once per `ttl` seconds per model,
-    and the neighbour lists read from those runs (a `ResultCache` of ``cache_size`` lists).
+    and the neighbour lists read from those runs (a `ResultCache` of ``cache_bytes``).
 
     Safe to share between threads. A cached run may be a few seconds old; the generator keeps the
     previous run when it publishes a new one, so a run named by the cache still exists unless two
@@ -244,12 +276,12 @@ class CurrentRuns:
         store: NeighbourStore,
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
-        cache_size: int = RESULT_CACHE_SIZE,
+        cache_bytes: int = RESULT_CACHE_MB * 2**20,
     ) -> None:
         self.store = store
         self.ttl = ttl
         self.clock = clock
-        self.lists = ResultCache(cache_size)
+        self.lists = ResultCache(cache_bytes)
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[float, Run | None]] = {}
         self._all: tuple[float, dict[str, Run]] | None = None

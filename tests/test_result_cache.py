@@ -81,8 +81,13 @@ def test_a_new_run_is_answered_from_itself_never_from_the_cache_of_the_old_one()
     assert similar(api, 110) == [42]
 
 
-def entry(user: int) -> Ranked:
-    return Ranked.of(NeighbourList(user, (Neighbour(user + 1, 0.5),)))
+def entry(user: int, neighbours: int = 1) -> Ranked:
+    return Ranked.of(
+        NeighbourList(user, tuple(Neighbour(user + 1 + n, 0.5) for n in range(neighbours)))
+    )
+
+
+ONE = entry(0).nbytes  # the room one short list takes
 
 
 def cached(cache: ResultCache, users: range | list[int]) -> list[int]:
@@ -94,18 +99,50 @@ def cached(cache: ResultCache, users: range | list[int]) -> list[int]:
     ]
 
 
-def test_the_cache_never_holds_more_than_its_size():
-    cache = ResultCache(size=10)
+def test_the_cache_never_holds_more_than_its_bytes():
+    cache = ResultCache(max_bytes=10 * ONE)
     for user in range(100):
         cache.offer(("m", "r", user), entry(user))
         if user % 3 == 0:
             cache.get(("m", "r", user))
 
-    assert len(cache) == 10
+    assert len(cache) == 10 and cache.nbytes == 10 * ONE
+
+
+def test_long_lists_take_more_room_and_the_bound_still_holds():
+    cache = ResultCache(max_bytes=100 * ONE)
+    for user in range(200):
+        cache.offer(("m", "r", user), entry(user, neighbours=1 + user % 200))
+        cache.get(("m", "r", user))
+
+        assert cache.nbytes <= 100 * ONE
+    held = [cache.get(("m", "r", u)) for u in cached(cache, range(200))]
+    assert cache.nbytes == sum(r.nbytes for r in held if r is not None)
+    assert len(held) < 100  # fewer long lists than short ones fit
+
+
+def test_a_list_cached_costs_its_items_and_a_fixed_overhead():
+    short, long = entry(1, neighbours=5), entry(1, neighbours=50)
+
+    assert long.nbytes - short.nbytes == 45 * (8 + 8)  # an int64 handle and a float64 score each
+    assert 1000 < long.nbytes < 1500  # measured in the server: 1.25 KB for 50 neighbours
+
+
+def test_a_list_offered_twice_is_held_once():
+    # Two threads that missed the same user both offer what they read.
+    cache = ResultCache(max_bytes=10 * ONE)
+    key = ("m", "r", 1)
+    cache.offer(key, entry(1))
+    cache.get(key)  # now protected
+    cache.offer(key, entry(1))
+    cache.offer(("m", "r", 2), entry(2))
+    cache.offer(("m", "r", 2), entry(2))
+
+    assert len(cache) == 2 and cache.nbytes == 2 * ONE
 
 
 def test_a_list_on_probation_is_the_first_to_go_and_a_list_asked_for_again_is_kept():
-    cache = ResultCache(size=10)  # 2 on probation, 8 protected
+    cache = ResultCache(max_bytes=10 * ONE)  # 2 on probation, 8 protected
     for user in range(8):
         cache.offer(("m", "r", user), entry(user))
         assert cache.get(("m", "r", user)) == entry(user)  # asked again: protected
@@ -117,7 +154,7 @@ def test_a_list_on_probation_is_the_first_to_go_and_a_list_asked_for_again_is_ke
 
 
 def test_the_least_recently_used_protected_list_drops_back_to_probation():
-    cache = ResultCache(size=5)  # 1 on probation, 4 protected
+    cache = ResultCache(max_bytes=5 * ONE)  # 1 on probation, 4 protected
     for user in range(5):
         cache.offer(("m", "r", user), entry(user))
         cache.get(("m", "r", user))
@@ -128,7 +165,7 @@ def test_the_least_recently_used_protected_list_drops_back_to_probation():
 
 
 def test_users_asked_for_once_do_not_push_out_the_users_asked_for_often():
-    cache = ResultCache(size=5)
+    cache = ResultCache(max_bytes=5 * ONE)
     hot = ("m", "r", 1)
     cache.offer(hot, entry(1))
     cache.get(hot)
@@ -140,25 +177,32 @@ def test_users_asked_for_once_do_not_push_out_the_users_asked_for_often():
 
 
 def test_a_cache_of_size_zero_keeps_nothing():
-    cache = ResultCache(size=0)
+    cache = ResultCache(max_bytes=0)
     key = ("m", "r", 1)
     cache.offer(key, entry(1))
 
-    assert cache.get(key) is None and len(cache) == 0
+    assert cache.get(key) is None and len(cache) == 0 and cache.nbytes == 0
 
 
 def test_the_cache_size_comes_from_the_environment_and_zero_turns_it_off():
-    assert run_server.config_from_env({}).settings.result_cache_lists == 32768
-    assert run_server.config_from_env({"RESULT_CACHE_LISTS": "0"}).settings.result_cache_lists == 0
+    assert run_server.config_from_env({}).settings.result_cache_mb == 128
+    assert run_server.config_from_env({"RESULT_CACHE_MB": "0.5"}).settings.result_cache_mb == 0.5
+    assert run_server.config_from_env({"RESULT_CACHE_MB": "0"}).settings.result_cache_mb == 0
     store = CountingStore()
     publish(store, {110: [(7, 0.5)]})
-    api = create_app(store, Settings(pointer_cache_seconds=0, result_cache_lists=0)).test_client()
+    api = create_app(store, Settings(pointer_cache_seconds=0, result_cache_mb=0)).test_client()
 
     for _ in range(3):
         assert similar(api, 110) == [7]
     assert store.list_reads == 3
 
 
-def test_a_bad_cache_size_in_the_environment_is_named():
-    with pytest.raises(run_server.ConfigError, match="RESULT_CACHE_LISTS"):
-        run_server.config_from_env({"RESULT_CACHE_LISTS": "-1"})
+@pytest.mark.parametrize("value", ["-1", "lots", "nan", "inf"])
+def test_a_bad_cache_size_in_the_environment_is_named(value):
+    with pytest.raises(run_server.ConfigError, match="RESULT_CACHE_MB"):
+        run_server.config_from_env({"RESULT_CACHE_MB": value})
+
+
+def test_the_former_count_setting_is_refused_with_its_new_name():
+    with pytest.raises(run_server.ConfigError, match=r"RESULT_CACHE_LISTS.*RESULT_CACHE_MB"):
+        run_server.config_from_env({"RESULT_CACHE_LISTS": "32768"})
