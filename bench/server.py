@@ -2,25 +2,31 @@
 and /healthz on the same server as the framework's ceiling.
 
     python -m bench.server [--users 100000] [--seconds 15] [--workers 2] [--threads 4]
-                           [--connections N] [--repeat 3] [--zipf 1.1]
+                           [--connections N] [--repeat 5] [--zipf 1.1]
+                           [--warm-up-seconds 600] [--warm-up-draws 1500000]
 
-The script starts an in-memory DynamoDB Local, publishes one run of `--users` lists of 50
-neighbours, and serves it with `run_server.py serve` (gunicorn, the production settings) on free
-loopback ports, then stops both. wrk is installed with apt-get when missing. Requests are
-`POST /similar-users` with a JSON body naming the user (5 neighbours, the default). Every load
-lasts `--seconds`. The server runs gunicorn with the production defaults (2 workers of 4 threads),
-and wrk keeps `--connections` requests in flight, by default as many as the server's threads: more
-only wait in the listen backlog, adding their wait to every latency. wrk's keep-alive connections
-split between the workers at random when it connects, which moves a single run's requests/s by up
-to 2× (an 8/0 split leaves one process doing all the work), so the three loads run `--repeat`
-rounds, interleaved, and each figure is the median over the rounds (every round's requests/s is
-printed too).
+The script starts an in-memory DynamoDB Local, publishes one run of lists of 50 neighbours (for
+the `--users` of the Zipf mix and for the users of the all-distinct load), and serves it with
+`run_server.py serve` (gunicorn, the production settings) on free loopback ports, then stops both.
+wrk is installed with apt-get when missing. Requests are `POST /similar-users` with a JSON body
+naming the user (5 neighbours, the default). Every load lasts `--seconds`. The server runs
+gunicorn with the production defaults (2 workers of 4 threads), and wrk keeps `--connections`
+requests in flight, by default as many as the server's threads: more only wait in the listen
+backlog, adding their wait to every latency. wrk's keep-alive connections split between the
+workers at random when it connects, which moves a single round's requests/s by up to 2× (an 8/0
+split leaves one process doing all the work), so the three loads run `--repeat` rounds,
+interleaved, and each figure is the median over the rounds (every round's requests/s is printed
+too).
 
-The Zipf load measures the steady state of a long-running server: a warm-up of
-`--warm-up-seconds` draws its users from the same Zipf distribution as the measured load, but
-independently (and so does each round), so the measured load meets a warmed cache as live
-traffic would, not a replay of what it saw. The all-distinct load never asks for a user any Zipf
-sample holds, nor one an earlier round asked for.
+The Zipf load measures a server that has been running for a while: a warm-up of
+`--warm-up-seconds` asks for `--warm-up-draws` users drawn from the same Zipf distribution as the
+measured load, in turn (from the first again if all have been asked), but independently of it
+(and so does each round), so the measured load meets a warmed cache as live traffic would, not a
+replay of what it saw. The default warm-up (10 minutes, most of a million requests here) is what
+it takes for the per-worker caches' miss rate to settle near its floor; `--warm-up-seconds 30
+--warm-up-draws 100000` measures a server just deployed, its caches still filling. The
+all-distinct load asks for users outside the Zipf population, each once: every request is a cache
+miss.
 The ratio of a load is its requests/s over /healthz's.
 """
 
@@ -46,6 +52,8 @@ from store import Run, local, new_run_id
 BENCH = "server"
 MODEL = "bench"
 THREADS = 2
+# Users the all-distinct load may ask for per second of a round: far above what it reaches here.
+DISTINCT_PER_SECOND = 1_500
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
@@ -137,12 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.server", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--users", type=int, default=100_000, help="users in the published run")
+    parser.add_argument("--users", type=int, default=100_000, help="users the Zipf mix draws from")
     parser.add_argument("--seconds", type=int, default=15, help="duration of each load")
-    parser.add_argument("--warm-up-seconds", type=int, default=30)
+    parser.add_argument("--warm-up-seconds", type=int, default=600)
+    parser.add_argument(
+        "--warm-up-draws",
+        type=int,
+        default=1_500_000,
+        help="users drawn for the warm-up (asked in turn, again from the first when all are)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of the three loads")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of the three loads")
     parser.add_argument("--connections", type=int, help="default: workers × threads")
     parser.add_argument("--zipf", type=float, default=1.1, help="exponent of the skewed mix")
     args = parser.parse_args(argv)
@@ -153,20 +167,21 @@ def main(argv: list[str] | None = None) -> int:
     users = np.arange(args.users)
     ranked = rng.permutation(users)  # popularity rank → user
     weights = 1.0 / np.arange(1, args.users + 1) ** args.zipf
-    # Independent Zipf samples: one to warm up on, one per round; then never-asked users per round.
+    # Independent Zipf samples: one to warm up on, one per round.
     warm, *skewed = (
-        ranked[rng.choice(args.users, size=100_000, p=weights / weights.sum())]
-        for _ in range(1 + args.repeat)
+        ranked[rng.choice(args.users, size=size, p=weights / weights.sum())]
+        for size in [args.warm_up_draws] + [100_000] * args.repeat
     )
-    distinct = np.array_split(
-        rng.permutation(np.setdiff1d(users, np.concatenate([warm, *skewed]))), args.repeat
-    )
+    # Users outside the Zipf population, a pool per round, more than a round can ask for.
+    per_round = DISTINCT_PER_SECOND * args.seconds
+    distinct = np.array_split(args.users + np.arange(per_round * args.repeat), args.repeat)
+    published = args.users + per_round * args.repeat
 
     with dynamodb() as store, tempfile.TemporaryDirectory(prefix="bench-server-") as scratch:
-        run = Run(MODEL, new_run_id(), "2026-11-23T00:00:00Z", top_n=50, user_count=args.users)
+        run = Run(MODEL, new_run_id(), "2026-11-23T00:00:00Z", top_n=50, user_count=published)
         store.begin_run(run)
-        log.info("publishing %s lists", f"{args.users:,}")
-        written = store.write_lists(run, lists(args.users))
+        log.info("publishing %s lists", f"{published:,}")
+        written = store.write_lists(run, lists(published))
         store.publish(run, expected_users=written)
 
         port = local.free_port()
@@ -196,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             run_server.wait_until_ready(server, base_url, timeout=60)
             folder = Path(scratch)
             warm_up = lua_script(warm.tolist(), folder, "warm-up")
-            wrk(binary, base_url, args.warm_up_seconds, args.connections, warm_up)
+            warmed = wrk(binary, base_url, args.warm_up_seconds, args.connections, warm_up)
+            log.info("warm-up: %s requests", f"{warmed['requests']:,}")
             loads: dict[str, list[tuple[str, Path | None]]] = {
                 "/healthz": [(f"{base_url}/healthz", None)] * args.repeat,
                 f"zipf {args.zipf} mix": [
@@ -224,12 +240,14 @@ def main(argv: list[str] | None = None) -> int:
             emit(BENCH, "/healthz", None, **ceiling, **setting, baseline=None)
             for name in list(loads)[1:]:
                 figures = median_of(rounds[name])
+                if name.startswith("zipf"):
+                    figures |= {"warm_up_requests": warmed["requests"]}
                 if name.startswith("all-distinct"):
                     # Past its pool, a round would ask users again (answered from the cache).
                     pool = min(len(p) for p in distinct)
                     figures |= {"distinct_users_per_round": pool}
                     if max(r["requests"] for r in rounds[name]) > pool:
-                        log.warning("more requests than distinct users: raise --users")
+                        log.warning("a round asked for more users than its pool holds")
                         figures |= {"some_users_asked_twice": True}
                 ratio = figures["requests_per_second"] / ceiling["requests_per_second"]
                 emit(
