@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-up-lists", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds of each")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     setup_logging()
     ours_lists = lists(args.lists)
     baseline_seconds: list[float] = []

@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, help="default: workers × threads")
     parser.add_argument("--zipf", type=float, default=1.1, help="exponent of the skewed mix")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     args.connections = args.connections or args.workers * args.threads
     setup_logging()
     binary = ensure_wrk()

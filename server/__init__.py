@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -76,8 +77,8 @@ class Settings:
             raise ValueError(f"default_top_n must be between 1 and {api.TOP_N_MAX}")
         if self.pointer_cache_seconds < 0:
             raise ValueError("pointer_cache_seconds must not be negative")
-        if self.result_cache_mb < 0:
-            raise ValueError("result_cache_mb must not be negative")
+        if not 0 <= self.result_cache_mb < math.inf:  # nan too
+            raise ValueError("result_cache_mb must be a finite number, not negative")
         if self.max_body_bytes < 64:
             raise ValueError("max_body_bytes must be at least 64")
         if self.retry_after_seconds < 1:

@@ -236,7 +236,7 @@ class ResultCache:
 
     def offer(self, key: ResultKey, found: Ranked) -> None:
         """Keep a list just read from the store, on probation."""
-        if self.max_bytes > 0:
+        if found.nbytes <= self._probation_max:  # else it would push out all probation for naught
             with self._lock:
                 if key not in self._protected:  # another thread may have just read it too
                     self._on_probation(key, found)

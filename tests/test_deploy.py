@@ -298,3 +298,19 @@ def test_every_architecture_diagram_is_rendered_next_to_its_source(source):
 def test_there_are_diagrams_of_the_local_and_the_aws_deployment():
     names = {p.stem for p in (ROOT / "images").glob("architecture-*.dot")}
     assert {"architecture-local", "architecture-aws"} <= names
+
+
+def test_the_api_tasks_environment_is_a_configuration_the_server_accepts(template):
+    import run_server
+
+    defaults = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+    defaults["AWS::Region"] = "eu-west-1"
+    [server] = resources(template, "AWS::ECS::TaskDefinition")["ServerTaskDefinition"][
+        "ContainerDefinitions"
+    ]
+    env = {item["Name"]: str(resolve(item["Value"], defaults)) for item in server["Environment"]}
+
+    config = run_server.config_from_env(env)  # raises ConfigError on a bad or renamed setting
+
+    assert config.settings.result_cache_mb == float(defaults["ServerResultCacheMB"])
+    assert config.settings.default_model == defaults["DefaultModel"]

@@ -116,9 +116,25 @@ def test_long_lists_take_more_room_and_the_bound_still_holds():
         cache.get(("m", "r", user))
 
         assert cache.nbytes <= 100 * ONE
-    held = [cache.get(("m", "r", u)) for u in cached(cache, range(200))]
-    assert cache.nbytes == sum(r.nbytes for r in held if r is not None)
-    assert len(held) < 100  # fewer long lists than short ones fit
+    held = [*cache._probation.values(), *cache._protected.values()]
+    assert cache.nbytes == sum(r.nbytes for r in held)
+    assert 1 < len(held) < 100  # fewer long lists than short ones fit
+
+
+def test_a_list_larger_than_probation_is_not_kept_and_pushes_nothing_out():
+    cache = ResultCache(max_bytes=10 * ONE)  # probation: 2 short lists
+    for user in (1, 2):
+        cache.offer(("m", "r", user), entry(user))
+
+    cache.offer(("m", "r", 3), entry(3, neighbours=100))
+
+    assert cached(cache, [1, 2, 3]) == [1, 2] and cache.nbytes == 2 * ONE
+
+
+@pytest.mark.parametrize("megabytes", [-1.0, float("nan"), float("inf")])
+def test_settings_refuse_a_cache_size_that_is_not_a_finite_number(megabytes):
+    with pytest.raises(ValueError, match="result_cache_mb"):
+        Settings(result_cache_mb=megabytes)
 
 
 def test_a_list_cached_costs_its_items_and_a_fixed_overhead():
