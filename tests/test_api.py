@@ -479,14 +479,19 @@ def test_an_unreachable_store_is_503_with_retry_after(call):
     assert response.headers["Retry-After"] == "7"
 
 
-def test_a_store_that_goes_down_after_the_pointer_was_cached_is_503():
+def cached_then_down(pointer_cache_seconds: float) -> FlaskClient:
+    """Return a client that has answered user 110 once, its store now down."""
     flaky = DownStore()
     publish(flaky, "interests", INTERESTS)
-    client = make_client(flaky, pointer_cache_seconds=60)
+    client = make_client(flaky, pointer_cache_seconds=pointer_cache_seconds)
     flaky.up = True
     assert client.get("/similar-users/110").status_code == 200
-
     flaky.up = False
+    return client
+
+
+def test_a_store_that_goes_down_after_the_pointer_was_cached_is_503():
+    client = cached_then_down(pointer_cache_seconds=60)
 
     assert client.get("/similar-users/7").status_code == 503
     # A list already in the cache needs no store: it is still answered, unchanged.
@@ -496,13 +501,7 @@ def test_a_store_that_goes_down_after_the_pointer_was_cached_is_503():
 
 
 def test_once_the_cached_pointer_expires_a_down_store_is_503_even_for_cached_lists():
-    flaky = DownStore()
-    publish(flaky, "interests", INTERESTS)
-    client = make_client(flaky, pointer_cache_seconds=0.2)
-    flaky.up = True
-    assert client.get("/similar-users/110").status_code == 200
-
-    flaky.up = False
+    client = cached_then_down(pointer_cache_seconds=0.2)
     time.sleep(0.3)
 
     assert client.get("/similar-users/110").status_code == 503
