@@ -20,7 +20,8 @@ import numpy as np
 
 from bench.harness import dynamodb, emit, peak_rss_mb, setup_logging, timed
 from store import Neighbour, NeighbourList, Run, new_run_id
-from store.dynamo import DynamoStore, to_item
+from store.dynamo import DynamoStore
+from store.items import to_item
 
 BENCH = "publish"
 

@@ -24,7 +24,7 @@ from generator.features import UserIndex
 from generator.models import MODELS
 from generator.tables import load_tables
 from store import NeighbourList, NeighbourStore, Run
-from store.dynamo import to_item
+from store.items import to_item
 from store.memory import MemoryStore
 
 BENCH = "stages"

@@ -1,33 +1,14 @@
 """The DynamoDB neighbour store: the only module that talks to AWS (with its `store.fast_path`).
 
-Two tables (names share a prefix, default ``similar_users``):
-
-``<prefix>`` (results) — one item per (model, run, user):
-    ``pk`` (S) ``"<model_handle>#<run_id>#<shard>"``, ``user_handle`` (N), and ``similar_users``
-    (S), the ranked list as compact JSON ``[[user_handle, score], ...]``, best first. One string
-    rather than DynamoDB lists or maps keeps an item of 50 neighbours near 1 KB (one write unit)
-    and is several times faster to write. A run's items are spread over
-    ``run.shards`` partition keys so bulk writes and hot reads are not held to one partition's
-    throughput, and a whole run can still be found (and deleted) by querying its shards.
-
-``<prefix>_runs`` (runs) — ``model_handle`` (S), ``run_id`` (S):
-    one record per run (status, counts, settings), plus a pointer item per model whose ``run_id`` is
-    ``CURRENT`` and whose ``current_run_id`` names the published run, with a copy of its metadata so
-    the server needs one read for it. The pointer only moves forward, by a conditional write made in
-    one transaction with the run record's change to ``published``.
-
-Scores are written as decimal text with the store's fixed precision (what ``Decimal`` would send,
-never a binary float's repr) and come back as ``float``.
-
-The two calls made once per item, ``GetItem`` (the server's reads) and ``BatchWriteItem``
-(publishing), go out through a `store.fast_path.FastPath` when the store is made by
-`DynamoStore.connect`; every other call, and any fast call that does not come back as a clean
-answer, goes through boto3.
+Items and tables are defined in `store.items`. Lists are written by parallel batch writers that
+retry unprocessed items with jittered backoff and fail loudly; the pointer only moves forward, in
+one transaction with the run record's change to ``published``. ``GetItem`` and ``BatchWriteItem``
+go through a `store.fast_path.FastPath` when the store has one; every other call, and any fast call
+that does not come back as a clean answer, goes through the boto3 client the store was given.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -43,9 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from store import (
-    SCORE_DECIMALS,
     IncompleteWriteError,
-    Neighbour,
     NeighbourList,
     Run,
     RunStatus,
@@ -53,14 +32,22 @@ from store import (
     StoreError,
     StoreUnavailableError,
     rollback_target,
-    shard_of,
 )
 from store.fast_path import OPERATIONS as FAST_OPERATIONS
 from store.fast_path import FastPath
+from store.items import (
+    POINTER,
+    from_item,
+    pointer_item,
+    results_key,
+    run_from_item,
+    run_to_item,
+    table_definitions,
+    to_item,
+)
 
 log = logging.getLogger(__name__)
 
-POINTER = "CURRENT"
 BATCH_SIZE = 25  # DynamoDB's limit for BatchWriteItem
 _THROTTLING = {
     "ProvisionedThroughputExceededException",
@@ -71,96 +58,6 @@ _THROTTLING = {
 T = TypeVar("T")
 
 
-def results_key(model_handle: str, run_id: str, user_handle: int, shards: int) -> dict[str, Any]:
-    """Return the primary key of a user's result item in a run."""
-    pk = f"{model_handle}#{run_id}#{shard_of(user_handle, shards)}"
-    return {"pk": {"S": pk}, "user_handle": {"N": str(user_handle)}}
-
-
-def to_item(run: Run, neighbour_list: NeighbourList) -> dict[str, Any]:
-    """Return the DynamoDB item for one user's neighbour list in a run."""
-    item = results_key(run.model_handle, run.run_id, neighbour_list.user_handle, run.shards)
-    pairs = ",".join(
-        f"[{n.user_handle},{n.score:.{SCORE_DECIMALS}f}]" for n in neighbour_list.neighbours
-    )
-    item["similar_users"] = {"S": f"[{pairs}]"}
-    return item
-
-
-def from_item(item: dict[str, Any]) -> NeighbourList:
-    """Return the neighbour list held by a DynamoDB result item."""
-    pairs = json.loads(item["similar_users"]["S"])
-    neighbours = tuple(Neighbour(int(h), float(s)) for h, s in pairs)
-    return NeighbourList(user_handle=int(item["user_handle"]["N"]), neighbours=neighbours)
-
-
-def run_to_item(run: Run) -> dict[str, Any]:
-    """Return the DynamoDB run record of a run."""
-    return {
-        "model_handle": {"S": run.model_handle},
-        "run_id": {"S": run.run_id},
-        "generated_at": {"S": run.generated_at},
-        "status": {"S": run.status},
-        "top_n": {"N": str(run.top_n)},
-        "shards": {"N": str(run.shards)},
-        "user_count": {"N": str(run.user_count)},
-        "settings": {"S": json.dumps(run.settings, sort_keys=True)},
-    }
-
-
-def run_from_item(item: dict[str, Any]) -> Run:
-    """Return the run described by a run record or a pointer item."""
-    run_id = item["current_run_id"]["S"] if "current_run_id" in item else item["run_id"]["S"]
-    return Run(
-        model_handle=item["model_handle"]["S"],
-        run_id=run_id,
-        generated_at=item["generated_at"]["S"],
-        status=item["status"]["S"],
-        top_n=int(item["top_n"]["N"]),
-        shards=int(item["shards"]["N"]),
-        user_count=int(item["user_count"]["N"]),
-        settings=json.loads(item["settings"]["S"]),
-    )
-
-
-def pointer_item(run: Run) -> dict[str, Any]:
-    """Return the pointer item that makes a run its model's current one."""
-    item = run_to_item(run)
-    item["run_id"] = {"S": POINTER}
-    item["current_run_id"] = {"S": run.run_id}
-    return item
-
-
-def table_definitions(prefix: str) -> list[dict[str, Any]]:
-    """Return the CreateTable arguments of the store's two tables (on-demand capacity)."""
-    return [
-        {
-            "TableName": prefix,
-            "KeySchema": [
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "user_handle", "KeyType": "RANGE"},
-            ],
-            "AttributeDefinitions": [
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "user_handle", "AttributeType": "N"},
-            ],
-            "BillingMode": "PAY_PER_REQUEST",
-        },
-        {
-            "TableName": f"{prefix}_runs",
-            "KeySchema": [
-                {"AttributeName": "model_handle", "KeyType": "HASH"},
-                {"AttributeName": "run_id", "KeyType": "RANGE"},
-            ],
-            "AttributeDefinitions": [
-                {"AttributeName": "model_handle", "AttributeType": "S"},
-                {"AttributeName": "run_id", "AttributeType": "S"},
-            ],
-            "BillingMode": "PAY_PER_REQUEST",
-        },
-    ]
-
-
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
@@ -168,7 +65,12 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 class DynamoStore:
-    """Keep runs of neighbour lists in DynamoDB (see the module docstring for the layout)."""
+    """Keep runs of neighbour lists in DynamoDB through a boto3 client, or anything shaped like it.
+
+    Faults and time are inputs: a test hands in a client that fails as DynamoDB does (with no
+    ``fast_path``, every call goes through it), and a ``sleep`` and ``jitter`` that the backoff
+    between write attempts uses (``jitter(0, ceiling)`` seconds, ceiling doubling per attempt).
+    """
 
     def __init__(
         self,
@@ -179,9 +81,13 @@ class DynamoStore:
         backoff_base: float = 0.05,
         backoff_cap: float = 5.0,
         fast_path: FastPath | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.client = client
         self.fast_path = fast_path
+        self.sleep = sleep
+        self.jitter = jitter
         self.results_table = table_prefix
         self.runs_table = f"{table_prefix}_runs"
         self.table_prefix = table_prefix
@@ -264,7 +170,7 @@ class DynamoStore:
 
     def _backoff(self, attempt: int) -> None:
         # Full jitter: spreads retries of parallel writers instead of synchronising them.
-        time.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
+        self.sleep(self.jitter(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
 
     def _batch_write(self, table: str, requests: list[dict[str, Any]]) -> None:
         """Write up to 25 requests, retrying unprocessed ones; raise IncompleteWriteError."""

@@ -1,11 +1,10 @@
 """A lean way to send DynamoDB's two per-item calls, with boto3 as the fallback.
 
 The server reads one ``GetItem`` per cache miss and publishing sends one ``BatchWriteItem`` per 25
-lists. boto3 spends about 1.5 ms of CPU on each call (event hooks, endpoint rules, user agent,
-signing, response parsing), more than DynamoDB Local's own work, and in the server's threads it was
-most of what a cache miss costs. Measured one call after another against DynamoDB Local, a
-``GetItem`` costs this module about 0.3 ms of CPU: boto3 1.5 ms, and botocore's own signer over a
-urllib3 pool 0.8 ms (its signer alone takes 0.19 ms, this one 0.02 ms).
+lists. boto3's per-call machinery (event hooks, endpoint rules, user agent, signing, response
+parsing) costs more CPU than DynamoDB Local's own work, and in the server's threads it was most of
+what a cache miss cost; so was botocore's signer over a urllib3 pool (figures in the README's
+"Store and publishing").
 
 A call is the request body as DynamoDB's JSON protocol, signed with Signature Version 4 exactly as
 botocore's ``SigV4Auth`` signs it (a test compares the two on the same request and time), sent on

@@ -22,7 +22,7 @@ import pytest
 from dotenv import dotenv_values
 
 from store import local
-from store.dynamo import table_definitions
+from store.items import table_definitions
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "infra" / "similar-users.yaml"

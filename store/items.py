@@ -1,0 +1,117 @@
+"""The store's two DynamoDB tables and their items, as pure functions: the item is the interface.
+
+``<prefix>`` (results): one item per (model, run, user). Key ``pk`` (S)
+``"<model_handle>#<run_id>#<shard>"`` and ``user_handle`` (N); the list in ``similar_users`` (S)
+as compact JSON ``[[user_handle, score], ...]``, best first. One string rather than DynamoDB lists
+or maps keeps an item of 50 neighbours near one write unit. A run's items are spread over
+``run.shards`` keys so bulk writes and hot reads are not held to one partition, and a whole run can
+still be found (and deleted) by querying its shards.
+
+``<prefix>_runs`` (runs): one record per (``model_handle``, ``run_id``), and per model a pointer
+item whose ``run_id`` is `POINTER` and whose ``current_run_id`` names the published run, with a
+copy of its metadata so the server needs one read.
+
+Scores are written as fixed-precision decimal text (what ``Decimal`` would send) and come back as
+``float``. No boto3 here: benchmarks and tests build items without the store.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from store import SCORE_DECIMALS, Neighbour, NeighbourList, Run, shard_of
+
+__all__ = [
+    "POINTER",
+    "from_item",
+    "pointer_item",
+    "results_key",
+    "run_from_item",
+    "run_to_item",
+    "table_definitions",
+    "to_item",
+]
+
+POINTER = "CURRENT"  # the run_id of a model's pointer item in the runs table
+
+
+def results_key(model_handle: str, run_id: str, user_handle: int, shards: int) -> dict[str, Any]:
+    """Return the primary key of a user's result item in a run."""
+    pk = f"{model_handle}#{run_id}#{shard_of(user_handle, shards)}"
+    return {"pk": {"S": pk}, "user_handle": {"N": str(user_handle)}}
+
+
+def to_item(run: Run, neighbour_list: NeighbourList) -> dict[str, Any]:
+    """Return the DynamoDB item for one user's neighbour list in a run."""
+    item = results_key(run.model_handle, run.run_id, neighbour_list.user_handle, run.shards)
+    pairs = ",".join(
+        f"[{n.user_handle},{n.score:.{SCORE_DECIMALS}f}]" for n in neighbour_list.neighbours
+    )
+    item["similar_users"] = {"S": f"[{pairs}]"}
+    return item
+
+
+def from_item(item: dict[str, Any]) -> NeighbourList:
+    """Return the neighbour list held by a DynamoDB result item."""
+    pairs = json.loads(item["similar_users"]["S"])
+    neighbours = tuple(Neighbour(int(h), float(s)) for h, s in pairs)
+    return NeighbourList(user_handle=int(item["user_handle"]["N"]), neighbours=neighbours)
+
+
+def run_to_item(run: Run) -> dict[str, Any]:
+    """Return the DynamoDB run record of a run."""
+    return {
+        "model_handle": {"S": run.model_handle},
+        "run_id": {"S": run.run_id},
+        "generated_at": {"S": run.generated_at},
+        "status": {"S": run.status},
+        "top_n": {"N": str(run.top_n)},
+        "shards": {"N": str(run.shards)},
+        "user_count": {"N": str(run.user_count)},
+        "settings": {"S": json.dumps(run.settings, sort_keys=True)},
+    }
+
+
+def run_from_item(item: dict[str, Any]) -> Run:
+    """Return the run described by a run record or a pointer item."""
+    run_id = item["current_run_id"]["S"] if "current_run_id" in item else item["run_id"]["S"]
+    return Run(
+        model_handle=item["model_handle"]["S"],
+        run_id=run_id,
+        generated_at=item["generated_at"]["S"],
+        status=item["status"]["S"],
+        top_n=int(item["top_n"]["N"]),
+        shards=int(item["shards"]["N"]),
+        user_count=int(item["user_count"]["N"]),
+        settings=json.loads(item["settings"]["S"]),
+    )
+
+
+def pointer_item(run: Run) -> dict[str, Any]:
+    """Return the pointer item that makes a run its model's current one."""
+    item = run_to_item(run)
+    item["run_id"] = {"S": POINTER}
+    item["current_run_id"] = {"S": run.run_id}
+    return item
+
+
+def table_definitions(prefix: str) -> list[dict[str, Any]]:
+    """Return the CreateTable arguments of the store's two tables (on-demand capacity)."""
+    return [
+        _table(prefix, ("pk", "S"), ("user_handle", "N")),
+        _table(f"{prefix}_runs", ("model_handle", "S"), ("run_id", "S")),
+    ]
+
+
+def _table(name: str, hash_key: tuple[str, str], range_key: tuple[str, str]) -> dict[str, Any]:
+    """Return the CreateTable arguments of an on-demand table keyed by (name, type) pairs."""
+    keys = [(hash_key, "HASH"), (range_key, "RANGE")]
+    return {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": key, "KeyType": role} for (key, _), role in keys],
+        "AttributeDefinitions": [
+            {"AttributeName": key, "AttributeType": kind} for (key, kind), _ in keys
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
