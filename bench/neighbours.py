@@ -40,12 +40,12 @@ def build_matrices(users: int, models: list[str]) -> None:
     missing = [m for m in models if not matrix_path(users, m).exists()]
     if not missing:
         return
-    from generator.features import UserIndex
-    from generator.models import MODELS
     from generator.tables import load_tables
+    from similarity.features import UserIndex
+    from similarity.models import MODELS
 
     tables = load_tables(synthetic_export(users))
-    index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
+    index = UserIndex.of(tables)
     for model in missing:
         sp.save_npz(matrix_path(users, model), MODELS[model].matrix(tables, index))
 
@@ -53,12 +53,12 @@ def build_matrices(users: int, models: list[str]) -> None:
 def run_method(method: str, matrix: sp.csr_matrix, n: int) -> dict[str, Any]:
     """Find every row's n best neighbours with one method; return what to report besides time."""
     if method == "ours exact":
-        from generator.neighbours import top_n
+        from similarity.neighbours import top_n
 
         top_n(matrix, n)
         return {}
     if method == "ours approximate":
-        from generator.neighbours import approximate_top_n, sample_recall
+        from generator.approximate import approximate_top_n, sample_recall
 
         found, done = approximate_top_n(matrix, n)
         started = time.perf_counter()
@@ -94,7 +94,7 @@ def one(method: str, users: int, model: str, n: int) -> None:
     import sklearn.metrics.pairwise
     import sklearn.neighbors  # noqa: F401
 
-    import generator.neighbours  # noqa: F401
+    import similarity.neighbours  # noqa: F401
 
     started = time.perf_counter()
     extra = run_method(method, matrix, n)

@@ -20,9 +20,9 @@ from typing import Any
 
 from bench.harness import dynamodb, emit, peak_rss_mb, setup_logging, synthetic_export, timed
 from generator import pipeline
-from generator.features import UserIndex
-from generator.models import MODELS
 from generator.tables import load_tables
+from similarity.features import UserIndex
+from similarity.models import MODELS
 from store import NeighbourList, NeighbourStore, Run
 from store.items import to_item
 from store.memory import MemoryStore
@@ -76,12 +76,12 @@ def stages(users: int, models: list[str], approximate: bool | None, publish: str
         emit(
             BENCH, "load", users, seconds=load["seconds"], peak_rss_mb=peak_rss_mb(), baseline=None
         )
-        index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
+        index = UserIndex.of(tables)
         chosen = pipeline.choose_models(tables, models)
         neighbours_total = 0.0
         for model in chosen:
             result = pipeline.publish_model(
-                model, tables, index, store, n=50, approximate=approximate
+                model, tables, index, store, top_n_stored=50, approximate=approximate
             )
             rss = peak_rss_mb()
             emit(

@@ -10,7 +10,8 @@ out. Recall@k and NDCG@k of the hidden courses measure whether the neighbours me
 next to two baselines that know nothing of the user: the most popular courses, and the votes of
 random users.
 
-Everything but `plot` is a pure function over Tables and sparse matrices; the CLI prints the report.
+Pure functions over Tables and sparse matrices; `generator.tune` chooses the weightings on a
+validation split with the same measure, and `generator.plot` draws the report.
 """
 
 from __future__ import annotations
@@ -18,19 +19,19 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from generator.features import UserIndex
-from generator.models import MODELS, SIGNALS, Model, combine
-from generator.neighbours import Neighbours, top_n
 from generator.tables import Tables
+from similarity.features import UserIndex
+from similarity.models import MODELS, SIGNALS, Model
+from similarity.neighbours import Neighbours, top_n
+from similarity.weighting import combine
 
 log = logging.getLogger(__name__)
 
@@ -38,43 +39,7 @@ HOLDOUT = 0.2
 MIN_COURSES = 5
 K = 10
 # The number of neighbours the product stores, so the evaluation measures what is served.
-K_NEIGHBOURS = 50
-
-# The weighting variants tried per signal model by `tune`; the first of each is a plain reference.
-VARIANTS: dict[str, list[dict[str, Any]]] = {
-    "interests": [
-        {"tf": "binary"},
-        {"tf": "binary", "idf": 1.0},
-        {"tf": "sublinear", "idf": 1.0},
-        {"tf": "binary", "idf": 2.0},
-        {"tf": "sublinear", "idf": 2.0},
-    ],
-    "course_views": [
-        {"tf": "binary"},
-        {"tf": "binary", "idf": 1.0},
-        {"tf": "log1p", "idf": 1.0},
-        {"tf": "log1p", "idf": 2.0},
-        {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 1.0},
-        {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 2.0},
-    ],
-    # Only positive evidence: negative weights would let two users' products cancel to exactly
-    # zero, which the neighbour search cannot take (see neighbours.top_n).
-    "assessments": [
-        {"tf": "raw", "positive": True},
-        {"tf": "raw", "positive": True, "idf": 1.0},
-    ],
-    "course_tags": [
-        {"tf": "log1p"},
-        {"tf": "log1p", "idf": 1.0},
-        {"tf": "log1p", "idf": 2.0},
-        {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 1.0},
-        {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 2.0},
-    ],
-}
-# The hybrid's weights are searched one block at a time over this grid (coordinate ascent).
-WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
-WEIGHT_ROUNDS = 2
-
+TOP_N_STORED = 50
 
 # --- the hold-out -----------------------------------------------------------------------------
 
@@ -87,7 +52,7 @@ def split(
     The hidden pairs are a DataFrame of (user_handle, course_id), one row per hidden course.
     Courses first viewed on the same day are ordered at random (by ``seed``).
     """
-    views = tables.course_views
+    views = tables.user_course_views
     if views is None:
         raise ValueError("the hold-out needs course views (user_course_views.csv)")
     if not 0 < holdout < 1:
@@ -125,9 +90,11 @@ def split(
     # against a view's day, so the whole cutoff day goes.
     views_kept = ~in_hidden & _before(views["user_handle"], day, cutoff + pd.Timedelta(days=1))
     train = Tables(
-        interests=_filtered(tables.interests, "date_followed", cutoff),
-        course_views=_kept(views, views_kept),
-        assessments=_filtered(tables.assessments, "user_assessment_date", cutoff),
+        user_interests=_filtered(tables.user_interests, "date_followed", cutoff),
+        user_course_views=_kept(views, views_kept),
+        user_assessment_scores=_filtered(
+            tables.user_assessment_scores, "user_assessment_date", cutoff
+        ),
         course_tags=tables.course_tags,
         report=tables.report,
     )
@@ -175,14 +142,14 @@ class Holdout:
         cls, tables: Tables, train: Tables, hidden: pd.DataFrame, index: UserIndex
     ) -> Holdout:
         """Index the training views and the hidden pairs by user row and catalogue course."""
-        assert tables.course_views is not None and train.course_views is not None
-        known = [tables.course_views["course_id"].astype(str)]
+        assert tables.user_course_views is not None and train.user_course_views is not None
+        known = [tables.user_course_views["course_id"].astype(str)]
         if tables.course_tags is not None:
             known.append(tables.course_tags["course_id"].astype(str))
         courses = pd.Index(np.unique(np.concatenate([k.to_numpy() for k in known])))
         seen = _binary(
-            index.rows(train.course_views["user_handle"]),
-            courses.get_indexer(train.course_views["course_id"].astype(str)),
+            index.rows(train.user_course_views["user_handle"]),
+            courses.get_indexer(train.user_course_views["course_id"].astype(str)),
             (len(index), len(courses)),
         )
         users = np.unique(index.rows(hidden["user_handle"]))
@@ -382,11 +349,11 @@ def measure(
     matrix: sp.csr_matrix,
     holdout: Holdout,
     k: int,
-    k_neighbours: int,
+    top_n_stored: int,
     threads: int | None = None,
 ) -> tuple[Scores, Neighbours]:
     """Find the matrix's neighbours and score the courses they vote for."""
-    found = top_n(matrix, k_neighbours, threads=threads)
+    found = top_n(matrix, top_n_stored, threads=threads)
     served = found.rows[holdout.users, 0] >= 0
     recommended = recommend(found, holdout.seen, k, holdout.users, holdout.popularity)
     return score(recommended, holdout, served), found
@@ -397,7 +364,7 @@ class Report:
     """What the evaluation measured: scores per model and baseline, and how alike models are."""
 
     k: int
-    k_neighbours: int
+    top_n_stored: int
     users: int  # users in the index
     users_evaluated: int
     hidden_courses: int
@@ -426,7 +393,7 @@ class Report:
 
         return {
             "k": self.k,
-            "k_neighbours": self.k_neighbours,
+            "top_n_stored": self.top_n_stored,
             "users": self.users,
             "users_evaluated": self.users_evaluated,
             "hidden_courses": self.hidden_courses,
@@ -471,21 +438,21 @@ def evaluate(
     tables: Tables,
     models: Sequence[Model] | None = None,
     k: int = K,
-    k_neighbours: int = K_NEIGHBOURS,
+    top_n_stored: int = TOP_N_STORED,
     seed: int = 0,
     threads: int | None = None,
 ) -> Report:
     """Hide each user's latest courses and measure how well every model's neighbours find them."""
-    if k < 1 or k_neighbours < 1:
-        raise ValueError(f"k and k_neighbours must be at least 1, got {k} and {k_neighbours}")
+    if k < 1 or top_n_stored < 1:
+        raise ValueError(f"k and top_n_stored must be at least 1, got {k} and {top_n_stored}")
     started = time.monotonic()
     chosen, skipped = _available(tables, models)
-    index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
+    index = UserIndex.of(tables)
     train, hidden = split(tables, seed=seed)
     holdout = Holdout.build(tables, train, hidden, index)
     report = Report(
         k=k,
-        k_neighbours=k_neighbours,
+        top_n_stored=top_n_stored,
         users=len(index),
         users_evaluated=len(holdout.users),
         hidden_courses=len(hidden),
@@ -500,7 +467,7 @@ def evaluate(
         f"{len(holdout.users):,}",
         f"{len(index):,}",
         f"{len(hidden):,}",
-        f"{len(train.course_views) if train.course_views is not None else 0:,}",
+        f"{len(train.user_course_views) if train.user_course_views is not None else 0:,}",
         time.monotonic() - started,
     )
     report.seconds["split"] = time.monotonic() - started
@@ -509,7 +476,7 @@ def evaluate(
     found: dict[str, Neighbours] = {}
     for model in chosen:
         began = time.monotonic()
-        scores, found[model.handle] = measure(matrices.of(model), holdout, k, k_neighbours, threads)
+        scores, found[model.handle] = measure(matrices.of(model), holdout, k, top_n_stored, threads)
         report.models[model.handle] = scores
         report.settings[model.handle] = model.settings
         report.seconds[model.handle] = time.monotonic() - began
@@ -528,7 +495,7 @@ def evaluate(
     everyone = np.ones(len(holdout.users), dtype=np.bool_)
     popular = most_popular(holdout, k)
     report.baselines["most_popular"] = score(popular, holdout, everyone)
-    strangers = random_neighbours(len(index), k_neighbours, seed)
+    strangers = random_neighbours(len(index), top_n_stored, seed)
     chance = recommend(strangers, holdout.seen, k, holdout.users, holdout.popularity)
     report.baselines["random_neighbours"] = score(
         chance, holdout, strangers.counts()[holdout.users] > 0
@@ -553,197 +520,3 @@ def _available(tables: Tables, models: Sequence[Model] | None) -> tuple[list[Mod
             log.warning("%s", message)
             skipped.append(message)
     return chosen, skipped
-
-
-# --- tuning on a validation split -------------------------------------------------------------
-
-
-@dataclass
-class Tuning:
-    """What the validation split chose: per-signal weighting variants and the hybrid's weights."""
-
-    k: int
-    k_neighbours: int
-    users_validated: int
-    variants: dict[str, list[tuple[dict[str, Any], Scores]]] = field(default_factory=dict)
-    chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
-    weights: dict[str, float] = field(default_factory=dict)
-    weight_trials: list[tuple[dict[str, float], Scores]] = field(default_factory=list)
-
-    def models(self) -> list[Model]:
-        """Return every model with its tuned settings, the hybrid with its tuned weights."""
-        tuned = [SIGNALS[h].with_settings(s) for h, s in self.chosen.items()]
-        if self.weights:
-            tuned.append(MODELS["hybrid"].with_settings({"weights": self.weights}))
-        return tuned
-
-    def as_json(self) -> dict[str, Any]:
-        """Return what was tried and chosen as plain JSON-ready data."""
-        return {
-            "users_validated": self.users_validated,
-            "chosen": self.chosen,
-            "weights": self.weights,
-            "variants": {
-                handle: [
-                    {"settings": settings, "recall": round(s.recall, 4), "ndcg": round(s.ndcg, 4)}
-                    for settings, s in tried
-                ]
-                for handle, tried in self.variants.items()
-            },
-        }
-
-    def lines(self) -> list[str]:
-        """Return what was tried and chosen, as text lines."""
-        lines = [f"validation: {self.users_validated:,} users, recall@{self.k} / NDCG@{self.k}"]
-        for handle, tried in self.variants.items():
-            lines.append(f"{handle}:")
-            for settings, s in tried:
-                mark = "*" if settings == self.chosen.get(handle) else " "
-                lines.append(f"  {mark} {s.recall:.4f} {s.ndcg:.4f}  {_settings_text(settings)}")
-        if self.weights and self.weight_trials:
-            equal = self.weight_trials[0][1]
-            best = next(s for w, s in self.weight_trials if w == self.weights)
-            lines.append(
-                f"hybrid: {len(self.weight_trials)} weightings tried; equal weights "
-                f"{equal.recall:.4f} {equal.ndcg:.4f}; chosen {best.recall:.4f} {best.ndcg:.4f}  "
-                f"{_settings_text(self.weights)}"
-            )
-        return lines
-
-
-def _settings_text(settings: Mapping[str, Any]) -> str:
-    """Return settings as compact key=value text."""
-    return ", ".join(f"{key}={value}" for key, value in settings.items())
-
-
-def tune(
-    tables: Tables,
-    k: int = K,
-    k_neighbours: int = K_NEIGHBOURS,
-    seed: int = 0,
-    threads: int | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> Tuning:
-    """Choose each signal's weighting and the hybrid's weights on a validation split.
-
-    The validation split is the hold-out applied again to the training side: each user's last
-    training courses are hidden, so no test course (nor anything dated after it) is ever seen.
-    """
-    train, _ = split(tables, seed=seed)
-    validation_train, validation_hidden = split(train, seed=seed + 1)
-    index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
-    holdout = Holdout.build(tables, validation_train, validation_hidden, index)
-    tuning = Tuning(k=k, k_neighbours=k_neighbours, users_validated=len(holdout.users))
-    say = progress or (lambda text: log.info("%s", text))
-
-    signals: dict[str, sp.csr_matrix] = {}
-    for handle, variants in VARIANTS.items():
-        model = SIGNALS[handle]
-        if not model.available(tables):
-            continue
-        tried = []
-        for settings in variants:
-            matrix = model.with_settings(settings).matrix(validation_train, index)
-            scores, _ = measure(matrix, holdout, k, k_neighbours, threads)
-            tried.append((settings, scores))
-            if settings == max(tried, key=lambda t: (t[1].recall, t[1].ndcg))[0]:
-                signals[handle] = matrix
-            say(f"{handle} {_settings_text(settings)}: recall {scores.recall:.4f}")
-        tuning.variants[handle] = tried
-        tuning.chosen[handle] = max(tried, key=lambda t: (t[1].recall, t[1].ndcg))[0]
-    if len(signals) > 1:
-        tuning.weights = _search_weights(signals, holdout, tuning, threads, say)
-    return tuning
-
-
-def _search_weights(
-    signals: Mapping[str, sp.csr_matrix],
-    holdout: Holdout,
-    tuning: Tuning,
-    threads: int | None,
-    say: Callable[[str], None],
-) -> dict[str, float]:
-    """Search the hybrid's block weights one block at a time over WEIGHT_GRID."""
-    handles = list(signals)
-    tried: dict[tuple[float, ...], Scores] = {}
-
-    def trial(weights: dict[str, float]) -> Scores:
-        key = tuple(weights[h] for h in handles)
-        if key not in tried:
-            matrix = combine(signals, weights)
-            tried[key], _ = measure(matrix, holdout, tuning.k, tuning.k_neighbours, threads)
-            tuning.weight_trials.append((dict(weights), tried[key]))
-            say(f"hybrid {_settings_text(weights)}: recall {tried[key].recall:.4f}")
-        return tried[key]
-
-    weights = dict.fromkeys(handles, 1.0)
-    best = trial(weights)
-    for _ in range(WEIGHT_ROUNDS):
-        improved = False
-        for handle in handles:
-            for value in WEIGHT_GRID:
-                candidate = {**weights, handle: value}
-                if not any(candidate.values()):
-                    continue
-                scores = trial(candidate)
-                if (scores.recall, scores.ndcg) > (best.recall, best.ndcg):
-                    weights, best, improved = candidate, scores, True
-        if not improved:
-            break
-    return weights
-
-
-# --- picture ----------------------------------------------------------------------------------
-
-
-def plot(report: Report, path: Path) -> None:
-    """Draw recall@k and NDCG@k per model and baseline, and the models' neighbour overlap."""
-    # Imported here: matplotlib is slow to import and only the CLI's --plot needs it.
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ranked = sorted(report.models, key=lambda h: report.models[h].recall)
-    rows = [
-        *[(f"({name})", s) for name, s in report.baselines.items()],
-        *[(handle, report.models[handle]) for handle in ranked],
-    ]
-    figure, (bars, heat) = plt.subplots(
-        1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1.25, 1]}
-    )
-    y = np.arange(len(rows))
-    height = 0.38
-    bars.barh(y + height / 2, [s.recall for _, s in rows], height, label=f"recall@{report.k}")
-    bars.barh(y - height / 2, [s.ndcg for _, s in rows], height, label=f"NDCG@{report.k}")
-    for position, (_, s) in zip(y, rows, strict=True):
-        bars.text(s.recall, position + height / 2, f" {s.recall:.3f}", va="center", fontsize=8)
-    bars.set_yticks(y, [name for name, _ in rows])
-    bars.set_xlabel("share of hidden courses found (higher is better)")
-    bars.set_title(
-        f"Hold-out of each user's latest courses: {report.users_evaluated:,} users, "
-        f"{report.k_neighbours} neighbours",
-        fontsize=10,
-    )
-    bars.legend(loc="lower right")
-    bars.grid(axis="x", alpha=0.3)
-
-    handles = [h for h in reversed(ranked) if h in report.overlap]
-    if len(handles) > 1:
-        grid = np.array(
-            [[1.0 if a == b else report.overlap[a][b] for b in handles] for a in handles]
-        )
-        image = heat.imshow(grid, vmin=0, vmax=1, cmap="Blues")
-        heat.set_xticks(range(len(handles)), handles, rotation=30, ha="right")
-        heat.set_yticks(range(len(handles)), handles)
-        for (i, j), value in np.ndenumerate(grid):
-            colour = "white" if value > 0.6 else "black"
-            heat.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=colour)
-        heat.set_title(f"Mean Jaccard overlap of top-{report.k} neighbour lists", fontsize=10)
-        figure.colorbar(image, ax=heat, fraction=0.046)
-    else:
-        heat.axis("off")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)

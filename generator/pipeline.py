@@ -11,17 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from generator.features import UserIndex
-from generator.models import MODELS, Model
-from generator.neighbours import (
-    Approximate,
-    Neighbours,
-    approximate_top_n,
-    sample_recall,
-    top_n,
-)
+from generator.approximate import Approximate, approximate_top_n, sample_recall
 from generator.progress import Progress
 from generator.tables import Tables
+from similarity.features import UserIndex
+from similarity.models import MODELS, Model
+from similarity.neighbours import Neighbours, top_n
 from store import (
     ABANDONED_AFTER,
     DEFAULT_SHARDS,
@@ -58,7 +53,7 @@ class ModelResult:
     runs_deleted: int
     search: str = "exact"
     recall: float | None = None  # of an approximate run against exact, on a sample of users
-    recall_at: int | None = None  # ... of the best this many (10, or fewer when n is smaller)
+    recall_at: int | None = None  # ... of the best this many (10, or fewer when fewer are stored)
 
 
 def neighbour_lists(
@@ -86,26 +81,26 @@ def neighbour_lists(
 def search(
     model: Model,
     matrix: Any,
-    n: int,
+    top_n_stored: int,
     approximate: bool,
     threads: int | None,
     settings: Approximate | None = None,
 ) -> tuple[Neighbours, dict[str, Any]]:
-    """Find every user's n best neighbours under a model; return them and how they were found.
+    """Find every user's best neighbours under a model; return them and how they were found.
 
     An approximate search is checked against an exact one on a sample of users; its recall (at 10,
-    or at n when n is smaller) is part of what is returned, and so recorded with the run.
+    or fewer when fewer are stored) is part of what is returned, and so recorded with the run.
     """
     if not approximate:
         progress = Progress(f"{model.handle} neighbours", matrix.shape[0])
-        return top_n(matrix, n, threads=threads, progress=progress), {"search": "exact"}
+        return top_n(matrix, top_n_stored, threads=threads, progress=progress), {"search": "exact"}
     settings = settings or Approximate()
     with_evidence = int((np.diff(matrix.indptr) > 0).sum())
     progress = Progress(f"{model.handle} neighbours (approximate)", with_evidence)
     found, done = approximate_top_n(
-        matrix, n, settings=settings, threads=threads, progress=progress
+        matrix, top_n_stored, settings=settings, threads=threads, progress=progress
     )
-    at = min(RECALL_AT, n)
+    at = min(RECALL_AT, top_n_stored)
     recall, sampled = sample_recall(matrix, found, at, RECALL_SAMPLE, threads=threads)
     log.info(
         "%s: approximate search, recall@%d %.3f against exact on %s users",
@@ -145,7 +140,7 @@ def publish_model(
     tables: Tables,
     index: UserIndex,
     store: NeighbourStore,
-    n: int,
+    top_n_stored: int,
     threads: int | None = None,
     shards: int = DEFAULT_SHARDS,
     approximate: bool | None = None,
@@ -172,7 +167,7 @@ def publish_model(
 
     if approximate is None:
         approximate = users > approximate_above
-    found, how = search(model, matrix, n, approximate, threads)
+    found, how = search(model, matrix, top_n_stored, approximate, threads)
     neighbours_done = time.monotonic()
 
     now = datetime.now(UTC)
@@ -180,7 +175,7 @@ def publish_model(
         model_handle=model.handle,
         run_id=new_run_id(now),
         generated_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        top_n=n,
+        top_n=top_n_stored,
         shards=shards,
         user_count=users,
         settings={**model.settings, **how},
@@ -222,7 +217,7 @@ def run(
     tables: Tables,
     store: NeighbourStore,
     model_handles: Sequence[str] | None = None,
-    n: int = 50,
+    top_n_stored: int = 50,
     threads: int | None = None,
     approximate: bool | None = None,
     approximate_above: int = APPROXIMATE_ABOVE,
@@ -236,7 +231,7 @@ def run(
     models = choose_models(tables, model_handles)
     if not models:
         raise ValueError("no model can be built from the tables that were loaded")
-    index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
+    index = UserIndex.of(tables)
     log.info(
         "%s users in %s model(s): %s", f"{len(index):,}", len(models), [m.handle for m in models]
     )
@@ -246,7 +241,7 @@ def run(
             tables,
             index,
             store,
-            n,
+            top_n_stored,
             threads,
             approximate=approximate,
             approximate_above=approximate_above,

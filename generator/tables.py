@@ -25,6 +25,8 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from similarity.models import SIGNALS
+
 __all__ = [
     "MAX_AMOUNT",
     "MAX_LINES_KEPT",
@@ -92,19 +94,12 @@ SCHEMAS: Mapping[str, tuple[Column, ...]] = {
 }
 TABLE_NAMES: tuple[str, ...] = tuple(SCHEMAS)
 
-_ATTRIBUTES = {
-    "user_interests": "interests",
-    "user_course_views": "course_views",
-    "user_assessment_scores": "assessments",
-    "course_tags": "course_tags",
-}
-# Only for the message that says what a missing file costs; the model registry is the authority.
-_MODELS_FED = {
-    "user_interests": "the interests model",
-    "user_course_views": "the course_views and course_tags models",
-    "user_assessment_scores": "the assessments model",
-    "course_tags": "the course_tags model",
-}
+
+def models_fed(name: str) -> str:
+    """Say which models read table `name`, as the model registry's `needs` tell."""
+    handles = [handle for handle, model in SIGNALS.items() if name in model.needs]
+    return f"the {' and '.join(handles)} model{'s' if len(handles) > 1 else ''}"
+
 
 # The largest view time or score kept. Far above any real one (1e12 s is 31,000 years), and low
 # enough that sums of millions of them stay finite in the models' float32 matrices; a larger
@@ -196,7 +191,7 @@ class LoadReport:
         lines: list[str] = []
         for name in TABLE_NAMES:
             if name in self.missing:
-                lines.append(f"{name}.csv: not found, so {_MODELS_FED[name]} cannot be built")
+                lines.append(f"{name}.csv: not found, so {models_fed(name)} cannot be built")
             elif name in self.rows_read:
                 rejected = sum(r.count for r in self.rejected if r.file == self.files[name])
                 lines.append(
@@ -219,11 +214,11 @@ class LoadReport:
 
 @dataclass(frozen=True, eq=False)
 class Tables:
-    """The four exports as DataFrames, None where the file was missing, and the load report."""
+    """The four exports as DataFrames named as their files (None where missing), and the report."""
 
-    interests: pd.DataFrame | None
-    course_views: pd.DataFrame | None
-    assessments: pd.DataFrame | None
+    user_interests: pd.DataFrame | None
+    user_course_views: pd.DataFrame | None
+    user_assessment_scores: pd.DataFrame | None
     course_tags: pd.DataFrame | None
     report: LoadReport
 
@@ -243,14 +238,14 @@ def load_tables(data_dir: Path, chunk_rows: int = 1_000_000) -> Tables:
     for name, path in paths.items():
         if path is None:
             logger.warning(
-                "%s.csv not found in %s: %s cannot be built", name, data_dir, _MODELS_FED[name]
+                "%s.csv not found in %s: %s cannot be built", name, data_dir, models_fed(name)
             )
             report.missing.append(name)
-            frames[_ATTRIBUTES[name]] = None
+            frames[name] = None
             continue
         read = read_table(path, name, chunk_rows)
         report.add(name, read)
-        frames[_ATTRIBUTES[name]] = read.frame
+        frames[name] = read.frame
     return Tables(**frames, report=report)
 
 

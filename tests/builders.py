@@ -31,7 +31,7 @@ def make_tables(
     """Build Tables from rows; a table left as None is missing, as when its file is absent."""
     day = pd.Timestamp("2017-06-01")
     return Tables(
-        interests=None
+        user_interests=None
         if interests is None
         else pd.DataFrame(
             {
@@ -40,7 +40,7 @@ def make_tables(
                 "date_followed": [day] * len(interests),
             }
         ),
-        course_views=None
+        user_course_views=None
         if views is None
         else pd.DataFrame(
             {
@@ -50,7 +50,7 @@ def make_tables(
                 "view_time_seconds": pd.Series([s for _, _, s in views], dtype="float64"),
             }
         ),
-        assessments=None
+        user_assessment_scores=None
         if assessments is None
         else pd.DataFrame(
             {
@@ -75,7 +75,7 @@ def dated_tables(
 ) -> Tables:
     """Build Tables whose rows carry their own dates ("2017-06-01", "2017-06-01 10:00:00")."""
     return Tables(
-        interests=None
+        user_interests=None
         if interests is None
         else pd.DataFrame(
             {
@@ -86,7 +86,7 @@ def dated_tables(
                 ).astype("datetime64[ns]"),
             }
         ),
-        course_views=pd.DataFrame(
+        user_course_views=pd.DataFrame(
             {
                 "user_handle": pd.Series([u for u, _, _, _ in views], dtype="int64"),
                 "view_date": pd.to_datetime([d for _, _, d, _ in views], format="ISO8601").astype(
@@ -96,7 +96,7 @@ def dated_tables(
                 "view_time_seconds": pd.Series([s for _, _, _, s in views], dtype="float64"),
             }
         ),
-        assessments=None
+        user_assessment_scores=None
         if assessments is None
         else pd.DataFrame(
             {

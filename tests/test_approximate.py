@@ -8,15 +8,14 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from generator import pipeline
-from generator.neighbours import (
+from generator.approximate import (
     PROBE_STEPS,
     Approximate,
-    Neighbours,
     approximate_top_n,
     recall_at,
     sample_recall,
-    top_n,
 )
+from similarity.neighbours import Neighbours, top_n
 from store import SCORE_DECIMALS
 from store.memory import MemoryStore
 from tests.builders import make_tables, tied_matrix
@@ -173,7 +172,7 @@ TABLES = make_tables(
 def test_an_approximate_run_records_how_it_was_made_and_its_measured_recall():
     store = MemoryStore()
 
-    result = pipeline.run(TABLES, store, ["interests"], n=5, approximate=True)[0]
+    result = pipeline.run(TABLES, store, ["interests"], top_n_stored=5, approximate=True)[0]
 
     run = store.current_run("interests")
     assert result.search == run.settings["search"] == "approximate"
@@ -189,22 +188,22 @@ def test_an_approximate_run_records_how_it_was_made_and_its_measured_recall():
 def test_runs_are_exact_by_default_and_say_so():
     store = MemoryStore()
 
-    result = pipeline.run(TABLES, store, ["interests"], n=5)[0]
+    result = pipeline.run(TABLES, store, ["interests"], top_n_stored=5)[0]
 
     assert result.search == store.current_run("interests").settings["search"] == "exact"
     assert result.recall is None
 
 
 def test_auto_searches_approximately_only_above_the_user_count():
-    below = pipeline.run(TABLES, MemoryStore(), ["interests"], n=5, approximate_above=80)[0]
-    above = pipeline.run(TABLES, MemoryStore(), ["interests"], n=5, approximate_above=79)[0]
+    below = pipeline.run(TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=80)[0]
+    above = pipeline.run(TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=79)[0]
 
     assert (below.search, above.search) == ("exact", "approximate")
 
 
 def test_approximate_lists_published_hold_exact_scores_and_never_the_user():
     store = MemoryStore()
-    pipeline.run(TABLES, store, ["interests"], n=5, approximate=True)
+    pipeline.run(TABLES, store, ["interests"], top_n_stored=5, approximate=True)
     run = store.current_run("interests")
 
     for user in (1, 41, 80):

@@ -116,7 +116,7 @@ def test_a_damaged_export_loads_every_valid_row_and_reports_each_other_row(tmp_p
     tables = load_tables(export_dir(tmp_path, case, table))
 
     report = tables.report
-    frame = tables.interests if table == INTERESTS else tables.course_views
+    frame = tables.user_interests if table == INTERESTS else tables.user_course_views
     assert frame is not None
     assert frame["user_handle"].tolist() == kept
     assert {r.reason: r.lines for r in report.rejected} == rejected
@@ -148,7 +148,7 @@ def test_what_a_damaged_export_keeps_gives_sane_neighbours(tmp_path, case):
     tables = load_tables(export_dir(tmp_path, case, table))
     store = MemoryStore()
 
-    pipeline.run(tables, store, [model], n=5, threads=1)
+    pipeline.run(tables, store, [model], top_n_stored=5, threads=1)
 
     run = store.current_run(model)
     assert run is not None
@@ -177,8 +177,8 @@ def test_a_100_mb_handle_is_one_rejected_row(tmp_path):
 
     tables = load_tables(folder)
 
-    assert tables.course_views is not None
-    assert tables.course_views["user_handle"].tolist() == [1, 3]
+    assert tables.user_course_views is not None
+    assert tables.user_course_views["user_handle"].tolist() == [1, 3]
     assert [(r.reason, r.lines) for r in tables.report.rejected] == [
         ("user_handle is too large", (3,))
     ]
@@ -196,10 +196,10 @@ def test_a_100_mb_quoted_field_across_lines_keeps_later_line_numbers_exact(tmp_p
 
     tables = load_tables(folder)
 
-    assert tables.course_views is not None
-    assert tables.course_views["user_handle"].tolist() == [1, 3]
+    assert tables.user_course_views is not None
+    assert tables.user_course_views["user_handle"].tolist() == [1, 3]
     # Kept whole, trimmed like any course id (the last line break goes).
-    assert len(tables.course_views["course_id"].iloc[0]) == BIG - 1
+    assert len(tables.user_course_views["course_id"].iloc[0]) == BIG - 1
     assert [(r.reason, r.lines) for r in tables.report.rejected] == [
         ("view_time_seconds is not a number", (3 + breaks,))
     ]

@@ -16,11 +16,14 @@ import pytest
 import scipy.sparse as sp
 
 from generator import pipeline
-from generator.evaluate import Holdout, evaluate, most_popular, plot, score, split, tune
-from generator.features import UserIndex
-from generator.models import MODELS, SIGNALS, combine, unit_rows
+from generator.evaluate import Holdout, evaluate, most_popular, score, split
+from generator.plot import plot
 from generator.synthetic import synthesize
 from generator.tables import load_tables
+from generator.tune import tune
+from similarity.features import UserIndex
+from similarity.models import MODELS, SIGNALS
+from similarity.weighting import combine, unit_rows
 from store.memory import MemoryStore
 from tests.builders import dated_tables
 
@@ -77,8 +80,8 @@ def test_each_eligible_user_hides_the_last_fifth_of_their_courses_by_first_view(
 def test_a_user_with_fewer_than_five_courses_keeps_everything_and_is_not_evaluated():
     train, hidden = split(obvious_export())
     assert 10 not in set(hidden["user_handle"])
-    assert (train.course_views["user_handle"] == 10).sum() == 2
-    assert (train.interests["user_handle"] == 10).sum() == 1
+    assert (train.user_course_views["user_handle"] == 10).sum() == 2
+    assert (train.user_interests["user_handle"] == 10).sum() == 1
 
 
 def test_hidden_views_and_anything_dated_after_the_cutoff_change_nothing():
@@ -98,7 +101,7 @@ def test_hidden_views_and_anything_dated_after_the_cutoff_change_nothing():
         pd.testing.assert_frame_equal(
             getattr(clean_train, table), getattr(planted_train, table), obj=table
         )
-    index = UserIndex.from_tables(clean.interests, clean.course_views, clean.assessments)
+    index = UserIndex.of(clean)
     for handle, model in MODELS.items():
         before = model.matrix(clean_train, index)
         after = model.matrix(planted_train, index)
@@ -109,7 +112,7 @@ def test_hidden_views_and_anything_dated_after_the_cutoff_change_nothing():
 def test_planted_rows_would_change_the_models_if_they_were_not_held_out():
     # The test above can fail: the very same rows, dated before the cutoff, do reach the models.
     planted = obvious_export(extra_interests=[(1, "cobol", "2017-05-01")])
-    index = UserIndex.from_tables(planted.interests, planted.course_views, planted.assessments)
+    index = UserIndex.of(planted)
     clean_train, _ = split(obvious_export())
     planted_train, _ = split(planted)
     before = MODELS["interests"].matrix(clean_train, index)
@@ -118,7 +121,7 @@ def test_planted_rows_would_change_the_models_if_they_were_not_held_out():
 
 @pytest.mark.parametrize("model", ["course_views", "interests", "course_tags", "hybrid"])
 def test_on_an_obvious_export_the_right_model_finds_every_hidden_course(model):
-    report = evaluate(obvious_export(), [MODELS[model]], k=1, k_neighbours=3)
+    report = evaluate(obvious_export(), [MODELS[model]], k=1, top_n_stored=3)
     assert report.users_evaluated == 9
     assert report.models[model].recall == 1.0
     assert report.models[model].ndcg == 1.0
@@ -126,7 +129,7 @@ def test_on_an_obvious_export_the_right_model_finds_every_hidden_course(model):
 
 
 def test_random_neighbours_and_most_popular_courses_miss_on_the_obvious_export():
-    report = evaluate(obvious_export(), [MODELS["course_views"]], k=1, k_neighbours=3)
+    report = evaluate(obvious_export(), [MODELS["course_views"]], k=1, top_n_stored=3)
     assert report.baselines["random_neighbours"].recall < 1.0
     # The five JavaScript users make their courses the most popular, wrong for Python users.
     assert report.baselines["most_popular"].recall == pytest.approx(5 / 9)
@@ -138,7 +141,7 @@ def test_recall_counts_hits_among_at_most_k_hidden_and_ndcg_discounts_late_hits(
         + [(2, c, day(i), 60.0) for i, c in enumerate("abcde")]
     )
     train, hidden = split(tables)  # user 1 hides i and j, user 2 hides e
-    index = UserIndex.from_tables(tables.course_views)
+    index = UserIndex.from_tables(tables.user_course_views)
     holdout = Holdout.build(tables, train, hidden, index)
     column = {c: holdout.courses.get_loc(c) for c in "abcdefghij"}
     recommended = np.array([[column["e"], column["j"]], [column["e"], -1]])
@@ -153,7 +156,7 @@ def test_recall_counts_hits_among_at_most_k_hidden_and_ndcg_discounts_late_hits(
 def test_most_popular_never_recommends_a_course_the_user_has_seen():
     tables = obvious_export()
     train, hidden = split(tables)
-    index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
+    index = UserIndex.of(tables)
     holdout = Holdout.build(tables, train, hidden, index)
     recommended = most_popular(holdout, k=4)
     seen = holdout.seen[holdout.users].toarray() > 0
@@ -164,7 +167,7 @@ def test_most_popular_never_recommends_a_course_the_user_has_seen():
 def test_an_export_with_only_course_views_is_evaluated_and_other_models_are_skipped(caplog):
     caplog.set_level(logging.WARNING)
     tables = dated_tables(views=PY[0] + JS[0])
-    report = evaluate(tables, k=1, k_neighbours=3)
+    report = evaluate(tables, k=1, top_n_stored=3)
     assert set(report.models) == {"course_views", "hybrid"}
     assert report.models["course_views"].recall == 1.0
     for skipped in ("interests", "assessments", "course_tags"):
@@ -193,13 +196,13 @@ def test_the_hybrid_weights_are_its_settings_and_go_into_the_published_run():
     assert set(weights) == set(SIGNALS)
     assert all(w >= 0 for w in weights.values()) and any(w > 0 for w in weights.values())
     store = MemoryStore()
-    pipeline.run(obvious_export(), store, ["hybrid"], n=3)
+    pipeline.run(obvious_export(), store, ["hybrid"], top_n_stored=3)
     assert store.current_run("hybrid").settings["weights"] == weights
 
 
 def test_a_models_settings_are_the_whole_of_its_weighting():
     tables = obvious_export()
-    index = UserIndex.from_tables(tables.interests, tables.course_views, tables.assessments)
+    index = UserIndex.of(tables)
     views = SIGNALS["course_views"]
     same = views.with_settings(dict(views.settings))
     binary = views.with_settings({"tf": "binary"})
@@ -260,7 +263,7 @@ def test_the_hybrid_is_skipped_when_no_signal_it_weighs_has_its_tables(caplog):
     zero = {h: 0.0 for h in SIGNALS} | {"interests": 1.0}
     hybrid = MODELS["hybrid"].with_settings({"weights": zero})
     tables = dated_tables(views=PY[0] + JS[0])  # course views but no interests
-    report = evaluate(tables, [hybrid, MODELS["course_views"]], k=1, k_neighbours=3)
+    report = evaluate(tables, [hybrid, MODELS["course_views"]], k=1, top_n_stored=3)
     assert set(report.models) == {"course_views"}
     assert "skipping model hybrid: no interests table for any of interests" in caplog.text
 
@@ -275,7 +278,7 @@ def small_export(tmp_path_factory: pytest.TempPathFactory):
 def test_tuning_never_reads_the_test_courses_or_anything_after_the_cutoff(small_export):
     tables = small_export
     _, hidden = split(tables)
-    views = tables.course_views
+    views = tables.user_course_views
     later = views["view_date"].max() + pd.Timedelta(days=1)
     planted_views = hidden.assign(view_date=later, view_time_seconds=40_000.0)
     planted_interests = hidden.drop_duplicates("user_handle")[["user_handle"]].assign(
@@ -283,11 +286,11 @@ def test_tuning_never_reads_the_test_courses_or_anything_after_the_cutoff(small_
     )
     planted = dataclasses.replace(
         tables,
-        course_views=pd.concat([views, planted_views], ignore_index=True),
-        interests=pd.concat([tables.interests, planted_interests], ignore_index=True),
+        user_course_views=pd.concat([views, planted_views], ignore_index=True),
+        user_interests=pd.concat([tables.user_interests, planted_interests], ignore_index=True),
     )
-    clean_tuning = tune(tables, k_neighbours=20)
-    assert tune(planted, k_neighbours=20).as_json() == clean_tuning.as_json()
+    clean_tuning = tune(tables, top_n_stored=20)
+    assert tune(planted, top_n_stored=20).as_json() == clean_tuning.as_json()
     assert set(clean_tuning.chosen) == set(SIGNALS)
     assert set(clean_tuning.weights) == set(SIGNALS)
     assert any(line.startswith("hybrid:") for line in clean_tuning.lines())

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.sparse.linalg import norm as sparse_norm
 
-from generator.features import UserIndex
-from generator.models import MODELS
-from generator.neighbours import top_n
+from similarity.features import UserIndex
+from similarity.models import MODELS
+from similarity.neighbours import top_n
 from tests.builders import make_tables
 
 # Two communities in every signal: users 1-3 do Python things, users 4-6 do JavaScript things.
@@ -35,7 +35,7 @@ TABLES = make_tables(
         ("react-hooks", "react"),
     ],
 )
-INDEX = UserIndex.from_tables(TABLES.interests, TABLES.course_views, TABLES.assessments)
+INDEX = UserIndex.of(TABLES)
 
 
 def neighbours_of(model: str, handle: int, n: int = 2) -> list[int]:
@@ -79,7 +79,7 @@ def test_users_without_evidence_in_a_model_have_empty_rows(model, users_without_
 
 def test_tags_are_whole_tokens_so_csharp_is_not_c():
     tables = make_tables(interests=[(1, "c#"), (2, "c"), (3, "c#")])
-    index = UserIndex.from_tables(tables.interests)
+    index = UserIndex.from_tables(tables.user_interests)
     found = top_n(MODELS["interests"].matrix(tables, index), 5)
     assert found.rows[0].tolist()[:1] == [2]  # row 2 is user 3
     assert found.counts().tolist() == [1, 0, 1]
@@ -90,7 +90,7 @@ def test_a_rare_shared_interest_counts_more_than_a_common_one():
     tables = make_tables(
         interests=[*everyone, (1, "javascript"), (1, "elm"), (2, "elm"), (2, "ocaml"), (3, "go")]
     )
-    index = UserIndex.from_tables(tables.interests)
+    index = UserIndex.from_tables(tables.user_interests)
     matrix = MODELS["interests"].matrix(tables, index)
     similarity = (matrix @ matrix.T).toarray()
     # User 1 shares rare elm with user 2 and common javascript with user 3; both pairs are
@@ -101,7 +101,7 @@ def test_a_rare_shared_interest_counts_more_than_a_common_one():
 def test_a_popular_course_counts_less_than_a_niche_one():
     popular = [(u, "intro", 600.0) for u in range(1, 21)]
     tables = make_tables(views=[*popular, (1, "niche", 600.0), (2, "niche", 600.0)])
-    index = UserIndex.from_tables(tables.course_views)
+    index = UserIndex.from_tables(tables.user_course_views)
     matrix = MODELS["course_views"].matrix(tables, index)
     similarity = (matrix @ matrix.T).toarray()
     assert similarity[0, 1] > 0.9 > similarity[0, 2]
@@ -109,7 +109,7 @@ def test_a_popular_course_counts_less_than_a_niche_one():
 
 def test_zero_second_views_are_no_evidence():
     tables = make_tables(views=[(1, "a", 0.0), (2, "a", 0.0), (3, "a", 10.0)])
-    index = UserIndex.from_tables(tables.course_views)
+    index = UserIndex.from_tables(tables.user_course_views)
     matrix = MODELS["course_views"].matrix(tables, index)
     assert np.diff(matrix.indptr).tolist() == [0, 0, 1]
 
@@ -118,7 +118,7 @@ def test_assessments_compare_users_by_their_standing_on_each_tag():
     tables = make_tables(
         assessments=[(1, "sql", 290.0), (2, "sql", 280.0), (3, "sql", 20.0), (4, "sql", 10.0)]
     )
-    index = UserIndex.from_tables(tables.assessments)
+    index = UserIndex.from_tables(tables.user_assessment_scores)
     found = top_n(MODELS["assessments"].matrix(tables, index), 3)
     assert found.rows[0].tolist() == [1, -1, -1]
     assert found.counts().tolist() == [1, 1, 0, 0]
@@ -127,7 +127,7 @@ def test_assessments_compare_users_by_their_standing_on_each_tag():
 def test_the_latest_assessment_score_counts_when_a_tag_was_retaken():
     first = [(1, "sql", 10.0), (2, "sql", 200.0), (3, "sql", 100.0)]
     tables = make_tables(assessments=[*first, (1, "sql", 290.0)])  # rows are dated in order
-    index = UserIndex.from_tables(tables.assessments)
+    index = UserIndex.from_tables(tables.user_assessment_scores)
     matrix = MODELS["assessments"].matrix(tables, index)
     assert np.diff(matrix.indptr).tolist() == [1, 1, 0]
 
@@ -137,7 +137,7 @@ def test_course_tags_relate_users_who_watched_different_courses_on_the_same_topi
         views=[(1, "a", 600.0), (2, "b", 600.0), (3, "c", 600.0)],
         course_tags=[("a", "kubernetes"), ("b", "kubernetes"), ("c", "excel")],
     )
-    index = UserIndex.from_tables(tables.course_views)
+    index = UserIndex.from_tables(tables.user_course_views)
     found = top_n(MODELS["course_tags"].matrix(tables, index), 2)
     assert found.rows[0].tolist() == [1, -1]
     assert found.counts().tolist() == [1, 1, 0]

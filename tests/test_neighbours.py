@@ -7,8 +7,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from generator import neighbours as search
-from generator.neighbours import top_n
+from similarity.neighbours import top_n
 from store import SCORE_DECIMALS
 from tests.builders import tied_matrix
 
@@ -114,20 +113,18 @@ def test_progress_reports_rows_done_per_block():
     assert seen == [10, 20, 25]
 
 
-def test_a_tie_larger_than_every_look_is_resolved_by_handle_over_the_whole_row(monkeypatch):
-    monkeypatch.setattr(search, "PRODUCT_BUDGET", 64)  # sub-blocks of a few rows only
+def test_a_tie_larger_than_every_look_is_resolved_by_handle_over_the_whole_row():
     matrix = normalize(sp.csr_matrix(np.ones((300, 1), dtype=np.float32)))  # 299-way ties
-    found = top_n(matrix, 2, block_rows=50)
+    found = top_n(matrix, 2, block_rows=50, product_budget=64)  # sub-blocks of a few rows only
     assert found.rows[0].tolist() == [1, 2]
     assert found.rows[150].tolist() == [0, 1]
     assert (found.scores == 1.0).all()
 
 
 @pytest.mark.parametrize("n", [1, 2, 5])
-def test_ties_resolved_in_several_rounds_match_brute_force(monkeypatch, n):
-    monkeypatch.setattr(search, "PRODUCT_BUDGET", 500)
+def test_ties_resolved_in_several_rounds_match_brute_force(n):
     matrix = tied_matrix(400, 3, seed=n)  # few features: groups of dozens of equal users
-    found = top_n(matrix, n, block_rows=64)
+    found = top_n(matrix, n, block_rows=64, product_budget=500)
     expected = brute_force(matrix, n)
     got = as_lists(found.rows, found.scores)
     assert [[c for c, _ in r] for r in got] == [[c for c, _ in r] for r in expected]

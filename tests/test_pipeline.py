@@ -27,7 +27,7 @@ def handles(store: MemoryStore, model: str, user: int) -> list[int] | None:
 
 def test_each_available_model_is_published_with_the_obvious_neighbours():
     store = MemoryStore()
-    results = pipeline.run(TABLES, store, n=5)
+    results = pipeline.run(TABLES, store, top_n_stored=5)
     assert [r.model_handle for r in results] == ["interests", "course_views", "hybrid"]
     assert handles(store, "interests", 1) == [2, 3]
     assert handles(store, "interests", 4) == [5]
@@ -36,7 +36,7 @@ def test_each_available_model_is_published_with_the_obvious_neighbours():
 
 def test_lists_are_ranked_by_score_then_handle_and_never_hold_the_user():
     store = MemoryStore()
-    pipeline.run(TABLES, store, n=5)
+    pipeline.run(TABLES, store, top_n_stored=5)
     run = store.current_run("interests")
     for user in range(1, 7):
         found = store.get_list(run, user)
@@ -47,7 +47,7 @@ def test_lists_are_ranked_by_score_then_handle_and_never_hold_the_user():
 
 def test_a_user_with_evidence_but_nobody_alike_gets_an_empty_list_and_others_none():
     store = MemoryStore()
-    pipeline.run(TABLES, store, n=5)
+    pipeline.run(TABLES, store, top_n_stored=5)
     assert handles(store, "interests", 6) == []
     assert handles(store, "course_views", 6) is None
     assert store.current_run("course_views").user_count == 4
@@ -55,7 +55,7 @@ def test_a_user_with_evidence_but_nobody_alike_gets_an_empty_list_and_others_non
 
 def test_models_whose_tables_are_missing_are_skipped_with_a_message(caplog):
     caplog.set_level(logging.WARNING)
-    results = pipeline.run(TABLES, MemoryStore(), n=3)
+    results = pipeline.run(TABLES, MemoryStore(), top_n_stored=3)
     assert "assessments" not in [r.model_handle for r in results]
     assert "skipping model assessments: no assessments table" in caplog.text
     assert "skipping model course_tags: no course_tags table" in caplog.text
@@ -73,11 +73,11 @@ def test_no_buildable_model_is_an_error():
 
 def test_a_new_run_replaces_the_old_and_runs_before_the_previous_are_deleted():
     store = MemoryStore()
-    first = pipeline.run(TABLES, store, model_handles=["interests"], n=3)[0]
-    second = pipeline.run(TABLES, store, model_handles=["interests"], n=3)[0]
+    first = pipeline.run(TABLES, store, model_handles=["interests"], top_n_stored=3)[0]
+    second = pipeline.run(TABLES, store, model_handles=["interests"], top_n_stored=3)[0]
     assert store.current_run("interests").run_id == second.run_id
     assert second.runs_deleted == 0  # the first is kept for a rollback
-    third = pipeline.run(TABLES, store, model_handles=["interests"], n=3)[0]
+    third = pipeline.run(TABLES, store, model_handles=["interests"], top_n_stored=3)[0]
     assert third.runs_deleted == 1
     assert [r.run_id for r in store.runs("interests")] == [second.run_id, third.run_id]
     assert first.run_id not in [r.run_id for r in store.runs("interests")]
@@ -100,11 +100,11 @@ class DyingStore(MemoryStore):
 
 def test_a_run_that_dies_while_writing_leaves_the_previous_run_current():
     store = DyingStore()
-    pipeline.run(TABLES, store, model_handles=["interests"], n=3)
+    pipeline.run(TABLES, store, model_handles=["interests"], top_n_stored=3)
     before = store.current_run("interests")
     store.die_after = 2
     with pytest.raises(IncompleteWriteError):
-        pipeline.run(TABLES, store, model_handles=["interests"], n=3)
+        pipeline.run(TABLES, store, model_handles=["interests"], top_n_stored=3)
     assert store.current_run("interests") == before
     assert handles(store, "interests", 1) == [2, 3]
     assert len(store.runs("interests")) == 2  # the dead run stays until the next cleanup

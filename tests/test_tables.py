@@ -79,8 +79,8 @@ def test_the_real_sample_loads_with_no_rejected_row() -> None:
     tables = load_tables(SAMPLE)
     assert tables.report.rejected == []
     assert tables.report.missing == ["user_interests", "user_course_views"]
-    assert tables.interests is None
-    assert tables.course_views is None
+    assert tables.user_interests is None
+    assert tables.user_course_views is None
 
 
 @needs_sample
@@ -133,9 +133,9 @@ def test_every_table_gets_compact_types(tmp_path: Path) -> None:
     dtypes = {
         name: {column: str(dtype) for column, dtype in frame.dtypes.items()}
         for name, frame in [
-            ("interests", tables.interests),
-            ("course_views", tables.course_views),
-            ("assessments", tables.assessments),
+            ("interests", tables.user_interests),
+            ("course_views", tables.user_course_views),
+            ("assessments", tables.user_assessment_scores),
             ("course_tags", tables.course_tags),
         ]
         if frame is not None
@@ -580,8 +580,8 @@ def test_gzipped_exports_are_read(tmp_path: Path) -> None:
     text = "".join(f"{line}\n" for line in (HEADERS["user_interests"], *ROWS))
     (tmp_path / "user_interests.csv.gz").write_bytes(gzip.compress(text.encode()))
     tables = load_tables(tmp_path)
-    assert tables.interests is not None
-    assert tables.interests["user_handle"].tolist() == [1, 2, 3]
+    assert tables.user_interests is not None
+    assert tables.user_interests["user_handle"].tolist() == [1, 2, 3]
     assert tables.report.rejected[0].file == "user_interests.csv.gz"
     assert tables.report.rejected[0].lines == (4,)
 

@@ -1,16 +1,32 @@
 """User×feature matrices: one user index shared by every matrix, one small builder per signal.
 
 Every builder returns raw evidence (counts, seconds, scores) as a ``csr_matrix`` with a row per user
-of the index, in the index's order; weighting and normalisation belong to the models.
+of the index, in the index's order, and the feature vocabulary of its columns; weighting and
+normalisation belong to the models. Builders read DataFrames in the loader's column names; where
+those frames come from (files, S3, Spark) is not this package's business.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+
+class Tables(Protocol):
+    """The tables the models read, named as the export's files; None where a file was missing."""
+
+    @property
+    def user_interests(self) -> pd.DataFrame | None: ...
+    @property
+    def user_course_views(self) -> pd.DataFrame | None: ...
+    @property
+    def user_assessment_scores(self) -> pd.DataFrame | None: ...
+    @property
+    def course_tags(self) -> pd.DataFrame | None: ...
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,13 @@ class UserIndex:
         parts = [f["user_handle"].to_numpy(dtype=np.int64) for f in frames if f is not None]
         handles = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
         return cls(handles)
+
+    @classmethod
+    def of(cls, tables: Tables) -> UserIndex:
+        """Return the index of every user of the tables (course_tags has no users)."""
+        return cls.from_tables(
+            tables.user_interests, tables.user_course_views, tables.user_assessment_scores
+        )
 
     def __len__(self) -> int:
         return len(self.handles)
