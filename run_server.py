@@ -34,14 +34,10 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from server import Settings, create_app
-from server.api import (
-    RESULT_CACHE_MB,
-    CurrentRuns,
-    integer_or_text,
-    lookup,
-    parse_query,
-)
+from server.api import lookup
+from server.cache import RESULT_CACHE_MB, CurrentRuns
 from server.errors import STORE_UNAVAILABLE, ApiError, problem_body
+from server.query import integer_or_text, parse_query
 from store import StoreUnavailableError
 from store import local as dynamodb_local
 

@@ -1,20 +1,18 @@
-"""The OpenAPI 3.1 description of the API, built from the constants the routes validate with."""
+"""The OpenAPI 3.1 description of the API, served at /openapi.json.
+
+Built from the constants the routes validate with and from the settings, so the document says what
+the server really checks and answers (tests hold it to that).
+"""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from server.api import MODEL_HANDLE_PATTERN, TOP_N_MAX, USER_HANDLE_MAX
 from server.errors import PROBLEM_MIMETYPE, problem_type
-
-if TYPE_CHECKING:
-    from server import Settings
-
-API_KEY_HEADER = "X-API-Key"
-# Routes a load balancer or a client needs before it has a key; every other route needs the key
-# when one is configured.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+from server.query import MODEL_HANDLE_PATTERN, TOP_N_MAX, USER_HANDLE_MAX
+from server.security import API_KEY_HEADER, PUBLIC_PATHS
+from server.settings import Settings
 
 PROBLEM_SLUGS = [
     "malformed-json",

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from openapi_schema_validator import OAS31Validator
 
 from server import Settings, create_app
-from server.openapi import PUBLIC_PATHS
+from server.security import PUBLIC_PATHS
 from store import Neighbour, NeighbourList, Run, new_run_id
 from store.memory import MemoryStore
 

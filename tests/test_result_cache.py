@@ -7,7 +7,7 @@ from flask.testing import FlaskClient
 
 import run_server
 from server import Settings, create_app
-from server.api import Ranked, ResultCache
+from server.cache import Ranked, ResultCache
 from store import Neighbour, NeighbourList, Run, new_run_id
 from store.memory import MemoryStore
 

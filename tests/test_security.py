@@ -10,8 +10,8 @@ import pytest
 from flask.testing import FlaskClient
 
 import run_server
-import server
-from server import API_KEY_HEADER, SECURITY_HEADERS, Settings, create_app
+from server import Settings, create_app, security
+from server.security import API_KEY_HEADER, SECURITY_HEADERS
 from store import Neighbour, NeighbourList, Run, StoreUnavailableError, new_run_id
 from store.memory import MemoryStore
 
@@ -107,13 +107,13 @@ def test_any_key_header_is_a_401_never_an_error(value):
 
 def test_the_key_is_compared_in_constant_time(monkeypatch):
     compared: list[tuple[bytes, bytes]] = []
-    real = server.hmac.compare_digest
+    real = security.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(server.hmac, "compare_digest", spy)
+    monkeypatch.setattr(security.hmac, "compare_digest", spy)
     client = client_with(api_key=KEY)
 
     client.get("/models", headers={API_KEY_HEADER: "x"})

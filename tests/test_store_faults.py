@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
+from devstack import dynamodb_local as local
 from generator import pipeline
 from generator.tables import load_tables
-from server import SECURITY_HEADERS
-from store import local
+from server.security import SECURITY_HEADERS
 from store.dynamo import DynamoStore
 
 pytestmark = [pytest.mark.dynamodb_local, pytest.mark.slow]
