@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,14 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from server import Settings, create_app
-from store import (
-    Neighbour,
-    NeighbourList,
-    Run,
-    StoreUnavailableError,
-    new_run_id,
-)
+from store import Neighbour, NeighbourList, Run, new_run_id
 from store.memory import MemoryStore
+from tests.fakes import BrokenStore, CountingStore, DownStore, publish_lists
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 OPTIONAL_PROBLEM_KEYS = {"invalid_params", "available_models"}
@@ -36,37 +30,27 @@ INTERESTS = {
 COURSE_VIEWS = {110: [(7, 0.8)], 7: [(110, 0.8)]}
 
 
-def publish(store: MemoryStore, model: str, lists: dict[int, list[tuple[int, float]]]) -> Run:
-    """Publish one run of hand-written neighbour lists and return it."""
-    run = Run(
-        model_handle=model,
-        run_id=new_run_id(),
-        generated_at="2026-11-23T10:00:00Z",
-        top_n=3,
-        shards=4,
-    )
-    store.begin_run(run)
-    store.write_lists(
-        run,
-        [
-            NeighbourList(user, tuple(Neighbour(h, s) for h, s in neighbours))
-            for user, neighbours in lists.items()
-        ],
-    )
-    return store.publish(run, expected_users=len(lists))
-
-
 @pytest.fixture
 def store() -> MemoryStore:
     store = MemoryStore()
-    publish(store, "interests", INTERESTS)
-    publish(store, "course_views", COURSE_VIEWS)
+    publish_lists(store, INTERESTS)
+    publish_lists(store, COURSE_VIEWS, "course_views")
     return store
 
 
-def make_client(store: Any, **settings: Any) -> FlaskClient:
+class Clock:
+    """Seconds that pass only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_client(store: Any, clock: Clock | None = None, **settings: Any) -> FlaskClient:
     settings.setdefault("pointer_cache_seconds", 0)
-    app: Flask = create_app(store, Settings(**settings))
+    app: Flask = create_app(store, Settings(**settings), clock=clock or Clock())
     return app.test_client()
 
 
@@ -231,11 +215,27 @@ def test_a_newly_published_run_is_served_once_the_cache_expires(store):
     client = make_client(store, pointer_cache_seconds=0)
     client.get("/similar-users/110")
 
-    newer = publish(store, "interests", {110: [(42, 0.9)]})
+    newer = publish_lists(store, {110: [(42, 0.9)]})
 
     answer = client.get("/similar-users/110").json
     assert answer["data"]["run_id"] == newer.run_id
     assert similar(answer) == [(42, 0.9)]
+
+
+def test_a_cached_pointer_is_kept_for_its_period_then_read_again(store):
+    clock = Clock()
+    client = make_client(store, clock, pointer_cache_seconds=60)
+    first = client.get("/similar-users/110").json["data"]["run_id"]
+    newer = publish_lists(store, {110: [(42, 0.9)]})
+
+    clock.now += 59
+    within = client.get("/similar-users/110").json
+    clock.now += 1
+    after = client.get("/similar-users/110").json
+
+    assert within["data"]["run_id"] == first
+    assert after["data"]["run_id"] == newer.run_id
+    assert similar(after) == [(42, 0.9)]
 
 
 def test_a_run_that_is_still_being_written_is_never_served(client, store):
@@ -252,7 +252,7 @@ def test_a_run_that_is_still_being_written_is_never_served(client, store):
 
 def test_the_run_pointer_is_read_once_per_cache_period():
     store = CountingStore()
-    publish(store, "interests", INTERESTS)
+    publish_lists(store, INTERESTS)
     client = make_client(store, pointer_cache_seconds=60)
 
     for _ in range(5):
@@ -263,11 +263,11 @@ def test_the_run_pointer_is_read_once_per_cache_period():
 
 def test_a_cached_run_that_cleanup_deleted_is_replaced_by_the_current_one():
     store = CountingStore()
-    first = publish(store, "interests", INTERESTS)
+    first = publish_lists(store, INTERESTS)
     client = make_client(store, pointer_cache_seconds=60)
     client.get("/similar-users/110")  # caches the first run, and 110's list in it
-    publish(store, "interests", INTERESTS)
-    third = publish(store, "interests", {110: [(42, 0.9)], 7: [(42, 0.5)]})
+    publish_lists(store, INTERESTS)
+    third = publish_lists(store, {110: [(42, 0.9)], 7: [(42, 0.5)]})
     store.delete_run(first)
 
     cached = client.get("/similar-users/110").json
@@ -479,11 +479,11 @@ def test_an_unreachable_store_is_503_with_retry_after(call):
     assert response.headers["Retry-After"] == "7"
 
 
-def cached_then_down(pointer_cache_seconds: float) -> FlaskClient:
+def cached_then_down(pointer_cache_seconds: float, clock: Clock | None = None) -> FlaskClient:
     """Return a client that has answered user 110 once, its store now down."""
     flaky = DownStore()
-    publish(flaky, "interests", INTERESTS)
-    client = make_client(flaky, pointer_cache_seconds=pointer_cache_seconds)
+    publish_lists(flaky, INTERESTS)
+    client = make_client(flaky, clock, pointer_cache_seconds=pointer_cache_seconds)
     flaky.up = True
     assert client.get("/similar-users/110").status_code == 200
     flaky.up = False
@@ -501,8 +501,9 @@ def test_a_store_that_goes_down_after_the_pointer_was_cached_is_503():
 
 
 def test_once_the_cached_pointer_expires_a_down_store_is_503_even_for_cached_lists():
-    client = cached_then_down(pointer_cache_seconds=0.2)
-    time.sleep(0.3)
+    clock = Clock()
+    client = cached_then_down(pointer_cache_seconds=60, clock=clock)
+    clock.now += 60
 
     assert client.get("/similar-users/110").status_code == 503
 
@@ -582,50 +583,3 @@ def test_each_kind_of_problem_has_its_own_title(client):
 def test_settings_refuse_values_that_make_no_sense(settings):
     with pytest.raises(ValueError):
         Settings(**settings)
-
-
-# -- stores that misbehave -------------------------------------------------------------------
-
-
-class CountingStore(MemoryStore):
-    """A memory store that counts how often the run pointer is read."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pointer_reads = 0
-
-    def current_run(self, model_handle: str) -> Run | None:
-        self.pointer_reads += 1
-        return super().current_run(model_handle)
-
-
-class DownStore(MemoryStore):
-    """A memory store whose reads fail as if DynamoDB could not be reached, unless `up`."""
-
-    up = False
-
-    def _check(self) -> None:
-        if not self.up:
-            raise StoreUnavailableError("connect timeout")
-
-    def current_run(self, model_handle: str) -> Run | None:
-        self._check()
-        return super().current_run(model_handle)
-
-    def current_runs(self) -> dict[str, Run]:
-        self._check()
-        return super().current_runs()
-
-    def get_list(self, run: Run, user_handle: int) -> NeighbourList | None:
-        self._check()
-        return super().get_list(run, user_handle)
-
-
-class BrokenStore:
-    """A store with a bug: every call raises an error that must never reach a client."""
-
-    def __getattr__(self, name: str) -> Any:
-        def broken(*args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError(f"secret internals of {name}")
-
-        return broken

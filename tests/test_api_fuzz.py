@@ -18,8 +18,8 @@ from openapi_schema_validator import OAS31Validator
 
 from server import Settings, create_app
 from server.security import PUBLIC_PATHS
-from store import Neighbour, NeighbourList, Run, new_run_id
 from store.memory import MemoryStore
+from tests.fakes import publish_lists
 
 KEY = "fuzz-key-0123456789abcdef"
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
@@ -28,14 +28,7 @@ PROBLEM_KEYS = {"type", "title", "status", "detail"}
 def published_store() -> MemoryStore:
     """Return a store whose interests run knows users 0..99 (so fuzzing also finds 200s)."""
     store = MemoryStore()
-    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=3, shards=4)
-    store.begin_run(run)
-    lists = [
-        NeighbourList(u, tuple(Neighbour((u + k) % 100, 1.0 / k) for k in (1, 2, 3)))
-        for u in range(100)
-    ]
-    store.write_lists(run, lists)
-    store.publish(run, expected_users=len(lists))
+    publish_lists(store, {u: [((u + k) % 100, 1.0 / k) for k in (1, 2, 3)] for u in range(100)})
     return store
 
 

@@ -12,41 +12,18 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
 from server import Settings, create_app
-from store import Neighbour, NeighbourList, Run, StoreUnavailableError, new_run_id
 from store.memory import MemoryStore
+from tests.fakes import DownStore, publish_lists
 
 # Global answers that no single operation lists (see the document's description).
 ANY_ROUTE = {404, 405, 500}
 
 
-class DownStore(MemoryStore):
-    """A store that cannot be reached."""
-
-    def current_run(self, model_handle: str) -> Run | None:
-        raise StoreUnavailableError("connect timeout")
-
-    def current_runs(self) -> dict[str, Run]:
-        raise StoreUnavailableError("connect timeout")
-
-
-def published_store() -> MemoryStore:
-    store = MemoryStore()
-    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=3, shards=2)
-    store.begin_run(run)
-    store.write_lists(
-        run,
-        [
-            NeighbourList(110, (Neighbour(5182, 0.4331), Neighbour(7, 1.0))),
-            NeighbourList(9, ()),
-        ],
-    )
-    store.publish(run, expected_users=2)
-    return store
-
-
 @pytest.fixture
 def app() -> Flask:
-    return create_app(published_store(), Settings(pointer_cache_seconds=0))
+    store = MemoryStore()
+    publish_lists(store, {110: [(5182, 0.4331), (7, 1.0)], 9: []}, top_n=3)
+    return create_app(store, Settings(pointer_cache_seconds=0))
 
 
 @pytest.fixture

@@ -8,29 +8,9 @@ from flask.testing import FlaskClient
 import run_server
 from server import Settings, create_app
 from server.cache import Ranked, ResultCache
-from store import Neighbour, NeighbourList, Run, new_run_id
+from store import Neighbour, NeighbourList
 from store.memory import MemoryStore
-
-
-class CountingStore(MemoryStore):
-    """A memory store that counts the neighbour lists read from it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.list_reads = 0
-
-    def get_list(self, run: Run, user_handle: int) -> NeighbourList | None:
-        self.list_reads += 1
-        return super().get_list(run, user_handle)
-
-
-def publish(store: MemoryStore, lists: dict[int, list[tuple[int, float]]]) -> Run:
-    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=3, shards=4)
-    store.begin_run(run)
-    store.write_lists(
-        run, [NeighbourList(u, tuple(Neighbour(h, s) for h, s in n)) for u, n in lists.items()]
-    )
-    return store.publish(run, expected_users=len(lists))
+from tests.fakes import CountingStore, publish_lists
 
 
 def client(store: MemoryStore) -> FlaskClient:
@@ -45,7 +25,7 @@ def similar(client: FlaskClient, user: int) -> list[int]:
 
 def test_a_user_asked_for_again_and_again_is_read_from_the_store_once():
     store = CountingStore()
-    publish(store, {110: [(7, 0.5)], 7: [(110, 0.5)]})
+    publish_lists(store, {110: [(7, 0.5)], 7: [(110, 0.5)]})
     api = client(store)
 
     answers = [similar(api, 110) for _ in range(5)]
@@ -58,11 +38,11 @@ def test_a_user_asked_for_again_and_again_is_read_from_the_store_once():
 def test_an_absent_user_is_asked_of_the_store_each_time(pointer_cache_seconds):
     # An absence may be an eventually consistent read of a just-published item: never kept.
     store = CountingStore()
-    run = publish(store, {110: [(7, 0.5)]})
+    run = publish_lists(store, {110: [(7, 0.5)]})
     api = create_app(store, Settings(pointer_cache_seconds=pointer_cache_seconds)).test_client()
 
     statuses = [api.get("/similar-users/999").status_code for _ in range(3)]
-    store._lists[(run.model_handle, run.run_id)][999] = NeighbourList(999, (Neighbour(110, 0.5),))
+    store.write_lists(run, [NeighbourList(999, (Neighbour(110, 0.5),))])  # now visible
 
     assert statuses == [404] * 3
     assert store.list_reads == 3
@@ -71,12 +51,12 @@ def test_an_absent_user_is_asked_of_the_store_each_time(pointer_cache_seconds):
 
 def test_a_new_run_is_answered_from_itself_never_from_the_cache_of_the_old_one():
     store = CountingStore()
-    publish(store, {110: [(7, 0.5)]})
+    publish_lists(store, {110: [(7, 0.5)]})
     api = client(store)
     for _ in range(3):
         similar(api, 110)
 
-    publish(store, {110: [(42, 0.9)]})
+    publish_lists(store, {110: [(42, 0.9)]})
 
     assert similar(api, 110) == [42]
 
@@ -205,7 +185,7 @@ def test_the_cache_size_comes_from_the_environment_and_zero_turns_it_off():
     assert run_server.config_from_env({"RESULT_CACHE_MB": "0.5"}).settings.result_cache_mb == 0.5
     assert run_server.config_from_env({"RESULT_CACHE_MB": "0"}).settings.result_cache_mb == 0
     store = CountingStore()
-    publish(store, {110: [(7, 0.5)]})
+    publish_lists(store, {110: [(7, 0.5)]})
     api = create_app(store, Settings(pointer_cache_seconds=0, result_cache_mb=0)).test_client()
 
     for _ in range(3):

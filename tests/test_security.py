@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 import run_server
 from server import Settings, create_app, security
 from server.security import API_KEY_HEADER, SECURITY_HEADERS
-from store import Neighbour, NeighbourList, Run, StoreUnavailableError, new_run_id
 from store.memory import MemoryStore
+from tests.fakes import BrokenStore, DownStore, publish_lists
 
 KEY = "k3y-for-tests-0123456789abcdef"
 PROTECTED = [
@@ -26,26 +26,13 @@ PUBLIC = ["/healthz", "/readyz", "/openapi.json"]
 
 def published_store() -> MemoryStore:
     store = MemoryStore()
-    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=2, shards=2)
-    store.begin_run(run)
-    store.write_lists(run, [NeighbourList(110, (Neighbour(7, 0.5),)), NeighbourList(7, ())])
-    store.publish(run, expected_users=2)
+    publish_lists(store, {110: [(7, 0.5)], 7: []})
     return store
 
 
 def client_with(store: Any = None, **settings: Any) -> FlaskClient:
     settings.setdefault("pointer_cache_seconds", 0)
     return create_app(store or published_store(), Settings(**settings)).test_client()
-
-
-class BrokenStore(MemoryStore):
-    """A store that fails with internal details in its messages."""
-
-    def current_run(self, model_handle: str) -> Run | None:
-        raise RuntimeError("KeyError in /srv/app/store/dynamo.py: table similar_users_runs")
-
-    def current_runs(self) -> dict[str, Run]:
-        raise StoreUnavailableError("botocore ConnectTimeoutError on http://10.0.0.7:8000")
 
 
 # -- API key ------------------------------------------------------------------------------------
@@ -226,7 +213,7 @@ EVERY_KIND_OF_ANSWER = [  # (store, settings, method, path, request kwargs, expe
     ("ok", {}, "POST", "/similar-users", {"data": b"{}", "content_type": "text/plain"}, 415),
     ("ok", {}, "POST", "/similar-users", {"json": {"user_handle": -1}}, 422),
     ("broken", {}, "GET", "/similar-users/110", {}, 500),
-    ("broken", {}, "GET", "/readyz", {}, 503),
+    ("down", {}, "GET", "/readyz", {}, 503),
     ("empty", {}, "GET", "/readyz", {}, 503),
 ]
 
@@ -235,7 +222,12 @@ EVERY_KIND_OF_ANSWER = [  # (store, settings, method, path, request kwargs, expe
     ("store", "settings", "method", "path", "kwargs", "status"), EVERY_KIND_OF_ANSWER, ids=str
 )
 def test_every_answer_carries_the_security_headers(store, settings, method, path, kwargs, status):
-    stores = {"ok": published_store(), "broken": BrokenStore(), "empty": MemoryStore()}
+    stores = {
+        "ok": published_store(),
+        "broken": BrokenStore(),
+        "down": DownStore(),
+        "empty": MemoryStore(),
+    }
     client = client_with(stores[store], **settings)
 
     response = client.open(path, method=method, **kwargs)
@@ -245,8 +237,10 @@ def test_every_answer_carries_the_security_headers(store, settings, method, path
         assert response.headers[name] == value
 
 
-# Words that would tell a client how the server is built.
+# Words that would tell a client how the server is built, and what the fake stores' errors say.
 INTERNALS = [
+    "secret internals",
+    "connect timeout",
     "Traceback",
     'File "',
     ".py",
@@ -265,6 +259,8 @@ INTERNALS = [
 BAD_REQUESTS = [
     ("broken", "GET", "/similar-users/110", {}),
     ("broken", "GET", "/models", {}),
+    ("down", "GET", "/similar-users/110", {}),
+    ("down", "GET", "/models", {}),
     ("ok", "POST", "/similar-users", {"data": b"\xff\xfe{", "content_type": "application/json"}),
     ("ok", "POST", "/similar-users", {"data": b"[" * 50_000, "content_type": "application/json"}),
     (
@@ -284,7 +280,7 @@ BAD_REQUESTS = [
 
 @pytest.mark.parametrize(("store", "method", "path", "kwargs"), BAD_REQUESTS, ids=str)
 def test_no_error_says_how_the_server_is_built(store, method, path, kwargs):
-    stores = {"ok": published_store(), "broken": BrokenStore()}
+    stores = {"ok": published_store(), "broken": BrokenStore(), "down": DownStore()}
     client = client_with(stores[store], max_body_bytes=100_000)
 
     response = client.open(path, method=method, **kwargs)
