@@ -38,6 +38,8 @@ __all__ = [
     "TableError",
     "TableRead",
     "Tables",
+    "column_names",
+    "file_name",
     "load_tables",
     "read_table",
 ]
@@ -93,6 +95,16 @@ SCHEMAS: Mapping[str, tuple[Column, ...]] = {
     ),
 }
 TABLE_NAMES: tuple[str, ...] = tuple(SCHEMAS)
+
+
+def file_name(table: str) -> str:
+    """Return the name of table `table`'s export file, such as `user_interests.csv`."""
+    return f"{table}.csv"
+
+
+def column_names(table: str) -> tuple[str, ...]:
+    """Return the real names of table `table`'s columns, in the export's order."""
+    return tuple(column.name for column in SCHEMAS[table])
 
 
 def models_fed(name: str) -> str:

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generator import synthetic
 from generator.synthetic import synthesize
 
 REAL_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pluralsight-sample"
@@ -336,12 +335,9 @@ def test_with_the_real_catalogue_the_real_course_ids_are_used(tmp_path: Path) ->
     assert set(read(tmp_path, "user_assessment_scores.csv")["assessment_tag"]) <= real_tags
 
 
-def test_progress_receives_increasing_counts_ending_at_n(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(synthetic, "_CHUNK_USERS", 100)
+def test_progress_receives_increasing_counts_ending_at_n(tmp_path: Path) -> None:
     seen: list[int] = []
-    synthesize(250, tmp_path, progress=seen.append)
+    synthesize(250, tmp_path, progress=seen.append, chunk_users=100)
     assert seen == [100, 200, 250]
     assert read(tmp_path, "user_interests.csv")["user_handle"].max() == 250
 
@@ -356,6 +352,11 @@ def test_a_single_chunk_reports_progress_once(tmp_path: Path) -> None:
 def test_impossible_arguments_are_rejected(tmp_path: Path, users: int, seed: int) -> None:
     with pytest.raises(ValueError):
         synthesize(users, tmp_path, seed=seed)
+
+
+def test_a_chunk_of_no_users_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="chunk_users"):
+        synthesize(10, tmp_path, chunk_users=0)
 
 
 def test_a_catalogue_folder_without_export_files_falls_back_to_the_built_in_one(
