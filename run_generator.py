@@ -1,7 +1,8 @@
 """Command line of the generator: synthesize, evaluate the models, publish neighbours, or roll back.
 
-The only place (with run_server.py) that reads the environment: settings come from the process
-environment and a `.env` file (see example.env), and are passed on as plain arguments.
+An entry point: with run_server.py, the only place that reads the environment. `config_from_env`
+turns it (and a `.env` file, see example.env) into a `GeneratorConfig`; `main` takes the store's
+`connect` as an argument so that tests hand in their own.
 """
 
 from __future__ import annotations
@@ -13,48 +14,106 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dotenv import load_dotenv
 
+from config import ConfigError, env_choice, env_int, env_text, log_level
+
 if TYPE_CHECKING:
     from generator.tables import Tables
+    from store.dynamo import DynamoStore
 
 ROOT = Path(__file__).resolve().parent
 REAL_CATALOGUE = ROOT.parent / "shared" / "data" / "pluralsight-sample"
 DEFAULT_SYNTHETIC_USERS = 10_000
+SEARCHES = {"auto": None, "exact": False, "approximate": True}
 
 log = logging.getLogger("generator")
 
 
-def env_int(name: str, default: int) -> int:
-    """Read a positive whole number from the environment, failing clearly when it is not one."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Everything the generator takes from the environment (see example.env)."""
+
+    data_dir: str | None  # a folder or s3://bucket/prefix; None: a synthetic export
+    top_n_stored: int  # neighbours stored per user
+    threads: int
+    search: str  # a key of SEARCHES
+    approximate_above: int
+    table_prefix: str
+    writers: int
+    abandoned_after: timedelta
+    log_level: str
+    region: str | None  # None: boto3's chain (e.g. a profile's config file)
+    dynamodb_endpoint: str | None  # e.g. DynamoDB Local; None: AWS
+    s3_endpoint: str | None
+
+
+def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
+    """Return the generator's configuration from environment variables; raise ConfigError."""
+    from generator.pipeline import APPROXIMATE_ABOVE
+    from store import ABANDONED_AFTER
+
+    return GeneratorConfig(
+        data_dir=env_text(env, "DATA_DIR", "") or None,
+        top_n_stored=env_int(env, "TOP_N_STORED", 50, 1, 1000),
+        threads=env_int(env, "GENERATOR_THREADS", os.cpu_count() or 1, 1, 1024),
+        search=env_choice(env, "NEIGHBOUR_SEARCH", list(SEARCHES), "auto"),
+        approximate_above=env_int(env, "APPROXIMATE_ABOVE", APPROXIMATE_ABOVE, 1, 2**62),
+        table_prefix=env_text(env, "DYNAMODB_TABLE_PREFIX", "similar_users"),
+        writers=env_int(env, "DYNAMODB_WRITERS", 8, 1, 256),
+        abandoned_after=timedelta(
+            seconds=env_int(
+                env, "ABANDONED_RUN_SECONDS", int(ABANDONED_AFTER.total_seconds()), 1, 2**31
+            )
+        ),
+        log_level=log_level(env),
+        region=env_text(env, "AWS_REGION", "") or env_text(env, "AWS_DEFAULT_REGION", "") or None,
+        dynamodb_endpoint=env_text(env, "AWS_ENDPOINT_URL_DYNAMODB", "")
+        or env_text(env, "AWS_ENDPOINT_URL", "")
+        or None,
+        s3_endpoint=env_text(env, "AWS_ENDPOINT_URL_S3", "")
+        or env_text(env, "AWS_ENDPOINT_URL", "")
+        or None,
+    )
+
+
+def connect_store(config: GeneratorConfig) -> DynamoStore:
+    """Return the DynamoDB store the config names, its tables created; raise ConfigError."""
+    from botocore.exceptions import NoRegionError
+
+    from store.dynamo import DynamoStore
+
     try:
-        value = int(raw)
-    except ValueError:
-        raise SystemExit(f"error: {name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise SystemExit(f"error: {name} must be at least 1, got {value}")
-    return value
+        store = DynamoStore.connect(
+            table_prefix=config.table_prefix,
+            region=config.region,
+            endpoint_url=config.dynamodb_endpoint,
+            writers=config.writers,
+        )
+    except NoRegionError:
+        raise ConfigError(no_region(config.dynamodb_endpoint)) from None
+    store.ensure_tables()
+    return store
 
 
-def env_choice(name: str, choices: Sequence[str], default: str) -> str:
-    """Read one of a few words from the environment, failing clearly when it is another."""
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in choices:
-        raise SystemExit(f"error: {name} must be one of {', '.join(choices)}, got {raw!r}")
-    return raw
+def no_region(endpoint: str | None) -> str:
+    """Say how to set the AWS region that boto3 could not find."""
+    if endpoint is not None:
+        return (
+            f"no AWS region is set for the DynamoDB endpoint {endpoint}: set AWS_DEFAULT_REGION "
+            "(any region works with DynamoDB Local, e.g. us-east-1; `cp example.env .env` sets "
+            "one)"
+        )
+    return "no AWS region is set: set AWS_REGION or AWS_DEFAULT_REGION (e.g. us-east-1)"
 
 
-SEARCHES = {"auto": None, "exact": False, "approximate": True}
+Connect = Callable[[GeneratorConfig], "DynamoStore"]
 
 
 def positive_int(text: str) -> int:
@@ -68,14 +127,24 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_export_arguments(command: argparse.ArgumentParser, verb: str, action: str) -> None:
+def level_name(text: str) -> str:
+    """Parse a log level name, in any case."""
+    try:
+        return log_level({"LOG_LEVEL": text})
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("LOG_LEVEL ", "", 1)) from None
+
+
+def add_export_arguments(
+    command: argparse.ArgumentParser, config: GeneratorConfig, verb: str, action: str
+) -> None:
     """Add the arguments that choose an export (a folder, S3 or synthetic) and its models."""
-    from generator.models import MODELS
+    from similarity.models import MODELS
 
     source = command.add_mutually_exclusive_group()
     source.add_argument(
         "--data-dir",
-        default=os.environ.get("DATA_DIR") or None,
+        default=config.data_dir,
         help="folder or s3://bucket/prefix with the export's CSV files (default: $DATA_DIR)",
     )
     source.add_argument(
@@ -88,22 +157,34 @@ def add_export_arguments(command: argparse.ArgumentParser, verb: str, action: st
     command.add_argument(
         "--models",
         nargs="+",
-        choices=sorted(MODELS),
+        choices=list(MODELS),
         metavar="MODEL",
         help=f"models to {action} (default: all whose tables are present): {', '.join(MODELS)}",
     )
 
 
-def parser() -> argparse.ArgumentParser:
-    """Describe the command line."""
-    from generator.models import MODELS
+def add_threads_argument(command: argparse.ArgumentParser, config: GeneratorConfig) -> None:
+    """Add --threads, the neighbour search's threads."""
+    command.add_argument(
+        "--threads",
+        type=positive_int,
+        default=config.threads,
+        help="threads for the neighbour search (default: $GENERATOR_THREADS or all cores)",
+    )
+
+
+def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
+    """Describe the command line; defaults come from the configuration."""
     from generator.pipeline import APPROXIMATE_ABOVE
+    from similarity.models import MODELS
 
     top = argparse.ArgumentParser(
         prog="run_generator.py",
         description="Find every user's most similar users and publish them to DynamoDB.",
     )
-    top.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    top.add_argument(
+        "--log-level", type=level_name, default=config.log_level, help="default: $LOG_LEVEL or INFO"
+    )
     commands = top.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser(
@@ -121,30 +202,26 @@ def parser() -> argparse.ArgumentParser:
     )
 
     gen = commands.add_parser("generate", help="compute neighbours and publish a run per model")
-    add_export_arguments(gen, "generate from", "publish")
+    add_export_arguments(gen, config, "generate from", "publish")
     gen.add_argument(
         "--top-n",
+        dest="top_n_stored",
         type=positive_int,
-        default=env_int("TOP_N_STORED", 50),
+        default=config.top_n_stored,
         help="neighbours stored per user (default: $TOP_N_STORED or 50)",
     )
-    gen.add_argument(
-        "--threads",
-        type=positive_int,
-        default=env_int("GENERATOR_THREADS", os.cpu_count() or 1),
-        help="threads for the neighbour search (default: $GENERATOR_THREADS or all cores)",
-    )
+    add_threads_argument(gen, config)
     gen.add_argument(
         "--search",
         choices=list(SEARCHES),
-        default=env_choice("NEIGHBOUR_SEARCH", list(SEARCHES), "auto"),
+        default=config.search,
         help="exact, approximate (clustered, recall measured on a sample), or auto: approximate "
         "for a model with more than --approximate-above users (default: $NEIGHBOUR_SEARCH or auto)",
     )
     gen.add_argument(
         "--approximate-above",
         type=positive_int,
-        default=env_int("APPROXIMATE_ABOVE", APPROXIMATE_ABOVE),
+        default=config.approximate_above,
         help=f"users with evidence above which auto searches approximately "
         f"(default: $APPROXIMATE_ABOVE or {APPROXIMATE_ABOVE:,})",
     )
@@ -153,12 +230,13 @@ def parser() -> argparse.ArgumentParser:
         "evaluate",
         help="measure each model's neighbour quality on a hold-out of every user's latest courses",
     )
-    add_export_arguments(evaluate, "evaluate on", "evaluate")
+    add_export_arguments(evaluate, config, "evaluate on", "evaluate")
     evaluate.add_argument("--k", type=positive_int, default=10, help="recommendations per user")
     evaluate.add_argument(
         "--k-neighbours",
+        dest="top_n_stored",
         type=positive_int,
-        default=env_int("TOP_N_STORED", 50),
+        default=config.top_n_stored,
         help="neighbours per user, as stored (default: $TOP_N_STORED or 50)",
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
@@ -169,12 +247,7 @@ def parser() -> argparse.ArgumentParser:
         help="first choose each model's weighting and the hybrid's weights on a validation "
         "split, then evaluate the tuned models",
     )
-    evaluate.add_argument(
-        "--threads",
-        type=positive_int,
-        default=env_int("GENERATOR_THREADS", os.cpu_count() or 1),
-        help="threads for the neighbour search (default: $GENERATOR_THREADS or all cores)",
-    )
+    add_threads_argument(evaluate, config)
 
     back = commands.add_parser(
         "rollback", help="make a model's previous published run current again"
@@ -182,7 +255,7 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument(
         "--model",
         required=True,
-        choices=sorted(MODELS),
+        choices=list(MODELS),
         metavar="MODEL",
         help=f"the model to roll back: {', '.join(MODELS)}",
     )
@@ -203,7 +276,7 @@ def synthesize(users: int, out: Path, seed: int, catalogue_dir: Path | None) -> 
     log.info("synthetic export of %s users in %.1f s", f"{users:,}", time.monotonic() - started)
 
 
-def load_export(args: argparse.Namespace, scratch: Path) -> Tables:
+def load_export(args: argparse.Namespace, config: GeneratorConfig, scratch: Path) -> Tables:
     """Load the export named by --data-dir (a folder or s3://bucket/prefix), or a synthetic one."""
     from generator.sources import fetch_export
     from generator.tables import load_tables
@@ -223,30 +296,22 @@ def load_export(args: argparse.Namespace, scratch: Path) -> Tables:
     return tables
 
 
-def generate(args: argparse.Namespace) -> None:
+def generate(args: argparse.Namespace, config: GeneratorConfig, connect: Connect) -> None:
     """Load the export (or synthesize one), then publish every model's neighbours."""
     from generator import pipeline
-    from store import ABANDONED_AFTER
-    from store.dynamo import DynamoStore
 
-    store = DynamoStore.connect(
-        table_prefix=os.environ.get("DYNAMODB_TABLE_PREFIX", "similar_users"),
-        writers=env_int("DYNAMODB_WRITERS", 8),
-    )
-    store.ensure_tables()
+    store = connect(config)
     with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
-        tables = load_export(args, Path(scratch))
+        tables = load_export(args, config, Path(scratch))
         results = pipeline.run(
             tables,
             store,
             args.models,
-            n=args.top_n,
+            top_n_stored=args.top_n_stored,
             threads=args.threads,
             approximate=SEARCHES[args.search],
             approximate_above=args.approximate_above,
-            abandoned_after=timedelta(
-                seconds=env_int("ABANDONED_RUN_SECONDS", int(ABANDONED_AFTER.total_seconds()))
-            ),
+            abandoned_after=config.abandoned_after,
         )
     for r in results:
         log.info(
@@ -263,24 +328,25 @@ def generate(args: argparse.Namespace) -> None:
         )
 
 
-def evaluate(args: argparse.Namespace) -> None:
+def evaluate(args: argparse.Namespace, config: GeneratorConfig) -> None:
     """Load the export (or synthesize one), then print how well each model's neighbours do."""
     from generator.evaluate import evaluate as measure
-    from generator.evaluate import plot, tune
-    from generator.models import MODELS
+    from generator.plot import plot
+    from generator.tune import tune
+    from similarity.models import MODELS
 
     with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
-        tables = load_export(args, Path(scratch))
+        tables = load_export(args, config, Path(scratch))
     models = [MODELS[handle] for handle in args.models] if args.models else None
     tuning = None
     if args.tune:
         started = time.monotonic()
-        tuning = tune(tables, k=args.k, k_neighbours=args.k_neighbours, threads=args.threads)
+        tuning = tune(tables, k=args.k, top_n_stored=args.top_n_stored, threads=args.threads)
         log.info("tuned on the validation split in %.1f s", time.monotonic() - started)
         tuned = {model.handle: model for model in tuning.models()}
         chosen = models if models is not None else list(MODELS.values())
         models = [tuned.get(model.handle, model) for model in chosen]
-    report = measure(tables, models, k=args.k, k_neighbours=args.k_neighbours, threads=args.threads)
+    report = measure(tables, models, k=args.k, top_n_stored=args.top_n_stored, threads=args.threads)
     log.info(
         "evaluated %s users in %.1f s; best: %s",
         f"{report.users_evaluated:,}",
@@ -307,29 +373,37 @@ def evaluate(args: argparse.Namespace) -> None:
     )
 
 
-def rollback(model_handle: str) -> None:
+def rollback(model_handle: str, config: GeneratorConfig, connect: Connect) -> None:
     """Make the model's newest earlier published run current again, and say which run it is."""
-    from store.dynamo import DynamoStore
-
-    store = DynamoStore.connect(
-        table_prefix=os.environ.get("DYNAMODB_TABLE_PREFIX", "similar_users")
-    )
-    run = store.rollback(model_handle)
+    run = connect(config).rollback(model_handle)
     print(
         f"{model_handle}: run {run.run_id} (generated {run.generated_at}) is current again; "
         "servers answer from it once their run cache expires (POINTER_CACHE_SECONDS)"
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
-    load_dotenv(ROOT / ".env")
-    args = parser().parse_args(argv)
+def configure_logging(level: str) -> None:
+    """Send log records to stderr at the given level; botocore only from WARNING."""
     logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    quiet = max(logging.WARNING, logging.getLevelNamesMapping()[level])
+    logging.getLogger("botocore").setLevel(quiet)  # it logs where credentials came from at INFO
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] = os.environ,
+    connect: Connect = connect_store,
+) -> int:
+    """Run the command line with settings from `env` and a store from `connect`; return its code."""
+    try:
+        config = config_from_env(env)
+    except ConfigError as error:
+        print(f"run_generator.py: error: {error}", file=sys.stderr)
+        return 2
+    args = parser(config).parse_args(argv)
+    configure_logging(args.log_level)
     from generator.tables import TableError
     from store import StoreError
 
@@ -337,11 +411,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "synthesize":
             synthesize(args.users, args.out, args.seed, args.catalogue_dir)
         elif args.command == "evaluate":
-            evaluate(args)
+            evaluate(args, config)
         elif args.command == "rollback":
-            rollback(args.model)
+            rollback(args.model, config, connect)
         else:
-            generate(args)
+            generate(args, config, connect)
+    except ConfigError as error:
+        print(f"run_generator.py: error: {error}", file=sys.stderr)
+        return 2
     except (TableError, StoreError, ValueError, OSError) as error:
         log.error("%s", error)
         return 1
@@ -352,4 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Settings of .env join the environment (variables already set win), where boto3 finds its
+    # credentials too.
+    load_dotenv(ROOT / ".env")
+    sys.exit(main(env=os.environ))

@@ -97,7 +97,7 @@ def test_hidden_views_and_anything_dated_after_the_cutoff_change_nothing():
     planted_train, planted_hidden = split(planted)
 
     pd.testing.assert_frame_equal(clean_hidden, planted_hidden)
-    for table in ("course_views", "interests", "assessments"):
+    for table in ("user_course_views", "user_interests", "user_assessment_scores"):
         pd.testing.assert_frame_equal(
             getattr(clean_train, table), getattr(planted_train, table), obj=table
         )
@@ -265,7 +265,7 @@ def test_the_hybrid_is_skipped_when_no_signal_it_weighs_has_its_tables(caplog):
     tables = dated_tables(views=PY[0] + JS[0])  # course views but no interests
     report = evaluate(tables, [hybrid, MODELS["course_views"]], k=1, top_n_stored=3)
     assert set(report.models) == {"course_views"}
-    assert "skipping model hybrid: no interests table for any of interests" in caplog.text
+    assert "skipping model hybrid: no user_interests table for any of interests" in caplog.text
 
 
 @pytest.fixture(scope="module")

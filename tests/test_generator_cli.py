@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+
 import pytest
 
 import run_generator
+from config import ConfigError
+from run_generator import GeneratorConfig, config_from_env, parser
+from store import RunStatus
+from store.memory import MemoryStore
+from tests.fakes import FAKE_AWS
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging() -> None:
+    """Let each in-process run configure logging anew, as a new process would."""
+    root = logging.getLogger()
+    kept = root.handlers[:]
+    yield
+    root.handlers[:] = kept
+
+
+def run(argv: list[str], env: Mapping[str, str] | None = None, store: MemoryStore | None = None):
+    """Run the command line in this process with `env` and a memory store; return the exit code."""
+    chosen = store if store is not None else MemoryStore()
+    return run_generator.main(argv, env=dict(env or {}), connect=lambda config: chosen)
 
 
 def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit) as exit_:
-        run_generator.main(["--help"])
+        run(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert "synthesize" in out and "generate" in out
+    assert all(command in out for command in ("synthesize", "generate", "evaluate", "rollback"))
 
 
 @pytest.mark.parametrize(
@@ -25,60 +49,109 @@ def test_help_lists_every_command(capsys):
         ["generate", "--data-dir", "a", "--synthetic-users", "5"],
         ["generate", "--search", "fast"],
         ["generate", "--approximate-above", "0"],
+        ["--log-level", "LOUD", "generate"],
     ],
 )
 def test_bad_arguments_exit_with_a_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
-        run_generator.main(argv)
+        run(argv)
     assert exit_.value.code == 2
     assert "error:" in capsys.readouterr().err
 
 
-def test_a_bad_number_in_the_environment_is_named(monkeypatch):
-    monkeypatch.setenv("TOP_N_STORED", "fifty")
-    with pytest.raises(SystemExit, match="TOP_N_STORED must be a whole number"):
-        run_generator.main(["generate"])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TOP_N_STORED", "fifty", "TOP_N_STORED must be a whole number, not 'fifty'"),
+        ("TOP_N_STORED", "0", "TOP_N_STORED must be between 1 and 1000, not 0"),
+        ("NEIGHBOUR_SEARCH", "fast", "NEIGHBOUR_SEARCH must be one of auto, exact, approximate"),
+        ("GENERATOR_THREADS", "-1", "GENERATOR_THREADS must be between 1 and"),
+        ("DYNAMODB_WRITERS", "many", "DYNAMODB_WRITERS must be a whole number"),
+        ("ABANDONED_RUN_SECONDS", "0", "ABANDONED_RUN_SECONDS must be between 1 and"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(name, value, message, capsys):
+    with pytest.raises(ConfigError, match=message):
+        config_from_env({name: value})
+
+    assert run(["generate"], env={name: value}) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_a_bad_search_in_the_environment_is_named(monkeypatch):
-    monkeypatch.setenv("NEIGHBOUR_SEARCH", "fast")
-    with pytest.raises(SystemExit, match="NEIGHBOUR_SEARCH must be one of auto, exact, approxim"):
-        run_generator.main(["generate"])
+def test_settings_are_read_from_the_environment_mapping_alone():
+    config = config_from_env(
+        {
+            "DATA_DIR": " s3://bucket/export ",
+            "TOP_N_STORED": "20",
+            "GENERATOR_THREADS": "3",
+            "NEIGHBOUR_SEARCH": "Exact",
+            "APPROXIMATE_ABOVE": "5",
+            "DYNAMODB_TABLE_PREFIX": "mine",
+            "DYNAMODB_WRITERS": "4",
+            "ABANDONED_RUN_SECONDS": "60",
+            "LOG_LEVEL": "debug",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8001",
+        }
+    )
+    assert config == GeneratorConfig(
+        data_dir="s3://bucket/export",
+        top_n_stored=20,
+        threads=3,
+        search="exact",
+        approximate_above=5,
+        table_prefix="mine",
+        writers=4,
+        abandoned_after=timedelta(seconds=60),
+        log_level="DEBUG",
+        region="eu-west-1",
+        dynamodb_endpoint="http://127.0.0.1:8001",
+        s3_endpoint=None,
+    )
+
+
+def test_aws_region_wins_over_the_default_region():
+    env = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    assert config_from_env(env).region == "eu-west-1"
 
 
 @pytest.mark.parametrize(
-    ("argv", "environment", "approximate", "above"),
+    ("argv", "environment", "search", "above"),
     [
-        ([], {}, None, 200_000),
-        (["--search", "approximate"], {}, True, 200_000),
-        (["--search", "exact"], {"NEIGHBOUR_SEARCH": "approximate"}, False, 200_000),
-        ([], {"NEIGHBOUR_SEARCH": "Exact", "APPROXIMATE_ABOVE": "5"}, False, 5),
-        (["--approximate-above", "7"], {"APPROXIMATE_ABOVE": "5"}, None, 7),
+        ([], {}, "auto", 200_000),
+        (["--search", "approximate"], {}, "approximate", 200_000),
+        (["--search", "exact"], {"NEIGHBOUR_SEARCH": "approximate"}, "exact", 200_000),
+        ([], {"NEIGHBOUR_SEARCH": "Exact", "APPROXIMATE_ABOVE": "5"}, "exact", 5),
+        (["--approximate-above", "7"], {"APPROXIMATE_ABOVE": "5"}, "auto", 7),
     ],
 )
-def test_the_search_is_chosen_by_flag_or_environment(
-    argv, environment, approximate, above, monkeypatch, tmp_path
-):
-    from generator import pipeline
-    from store.dynamo import DynamoStore
+def test_the_search_is_chosen_by_flag_or_environment(argv, environment, search, above):
+    args = parser(config_from_env(environment)).parse_args(["generate", *argv])
+    assert run_generator.SEARCHES[args.search] is run_generator.SEARCHES[search]
+    assert args.approximate_above == above
 
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(DynamoStore, "connect", classmethod(lambda cls, **_: _ReachableStore()))
-    asked = {}
 
-    def run(tables, store, models, **kwargs):
-        asked.update(kwargs)
-        return []
+def test_generate_publishes_into_the_store_it_is_handed(tmp_path):
+    store = MemoryStore()
 
-    monkeypatch.setattr(pipeline, "run", run)
-    assert run_generator.main(["generate", "--synthetic-users", "30", *argv]) == 0
-    assert asked["approximate"] is approximate
-    assert asked["approximate_above"] == above
+    code = run(
+        ["generate", "--synthetic-users", "60", "--models", "interests", "--top-n", "3"],
+        env={"GENERATOR_THREADS": "1"},
+        store=store,
+    )
+
+    assert code == 0
+    run_ = store.current_run("interests")
+    assert run_ is not None and run_.status == RunStatus.PUBLISHED and run_.top_n == 3
+    assert run_.user_count > 0
+    assert store.current_runs().keys() == {"interests"}
 
 
 def test_synthesize_writes_the_four_files(tmp_path):
-    assert run_generator.main(["synthesize", "--users", "40", "--out", str(tmp_path)]) == 0
+    assert run(["synthesize", "--users", "40", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "course_tags.csv",
         "user_assessment_scores.csv",
@@ -87,16 +160,27 @@ def test_synthesize_writes_the_four_files(tmp_path):
     ]
 
 
-class _ReachableStore:
-    """Stands in for DynamoDB when a test is about input, not the store."""
-
-    def ensure_tables(self) -> None:
-        return None
-
-
-def test_a_missing_data_dir_fails_with_exit_code_one(tmp_path, monkeypatch, caplog):
-    from store.dynamo import DynamoStore
-
-    monkeypatch.setattr(DynamoStore, "connect", classmethod(lambda cls, **_: _ReachableStore()))
-    assert run_generator.main(["generate", "--data-dir", str(tmp_path / "absent")]) == 1
+def test_a_missing_data_dir_fails_with_exit_code_one(tmp_path, caplog):
+    assert run(["generate", "--data-dir", str(tmp_path / "absent")]) == 1
     assert "no such directory" in caplog.text
+
+
+def test_a_local_endpoint_without_a_region_is_one_clear_line(capsys, monkeypatch):
+    # boto3 looks for a region in the process environment too: there is none, as on a new machine.
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    env = {
+        **{k: v for k, v in FAKE_AWS.items() if k != "AWS_DEFAULT_REGION"},
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9",
+    }
+    config = config_from_env(env)
+    assert config.region is None
+
+    with pytest.raises(ConfigError, match="no AWS region is set for the DynamoDB endpoint"):
+        run_generator.connect_store(config)
+
+    code = run_generator.main(["generate"], env=env)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "AWS_DEFAULT_REGION" in err and "http://127.0.0.1:9" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

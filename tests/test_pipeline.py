@@ -57,7 +57,7 @@ def test_models_whose_tables_are_missing_are_skipped_with_a_message(caplog):
     caplog.set_level(logging.WARNING)
     results = pipeline.run(TABLES, MemoryStore(), top_n_stored=3)
     assert "assessments" not in [r.model_handle for r in results]
-    assert "skipping model assessments: no assessments table" in caplog.text
+    assert "skipping model assessments: no user_assessment_scores table" in caplog.text
     assert "skipping model course_tags: no course_tags table" in caplog.text
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +9,9 @@ from pathlib import Path
 import pytest
 
 import run_generator
-from store import Neighbour, NeighbourList, Run, RunStatus, new_run_id
+from store import Neighbour, Run, RunStatus
 from store.dynamo import DynamoStore
+from tests.fakes import aws_env, publish_lists
 
 pytestmark = [pytest.mark.dynamodb_local]
 
@@ -19,19 +19,11 @@ SCRIPT = Path(run_generator.__file__).resolve()
 
 
 def publish(store: DynamoStore, user_score: float) -> Run:
-    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=1, shards=2)
-    store.begin_run(run)
-    store.write_lists(run, [NeighbourList(1, (Neighbour(2, user_score),))])
-    return store.publish(run, expected_users=1)
+    return publish_lists(store, {1: [(2, user_score)]}, shards=2)
 
 
 def rollback(store: DynamoStore, endpoint: str, model: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-        "DYNAMODB_TABLE_PREFIX": store.table_prefix,
-        "LOG_LEVEL": "INFO",
-    }
+    env = aws_env(endpoint, DYNAMODB_TABLE_PREFIX=store.table_prefix, LOG_LEVEL="INFO")
     return subprocess.run(
         [sys.executable, str(SCRIPT), "rollback", "--model", model],
         cwd=SCRIPT.parent,
@@ -56,29 +48,26 @@ def test_rollback_makes_the_previous_run_current_and_says_which(local_store, dyn
     assert statuses == {first.run_id: RunStatus.PUBLISHED, second.run_id: RunStatus.ROLLED_BACK}
 
 
-def rollback_in_process(store: DynamoStore, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> int:
+def rollback_in_process(store: DynamoStore, endpoint: str) -> int:
     """Run the command in this process (no import cost), with the store's settings."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-    monkeypatch.setenv("DYNAMODB_TABLE_PREFIX", store.table_prefix)
-    return run_generator.main(["rollback", "--model", "interests"])
+    env = aws_env(endpoint, DYNAMODB_TABLE_PREFIX=store.table_prefix)
+    return run_generator.main(["rollback", "--model", "interests"], env=env)
 
 
 def test_rollback_with_no_earlier_run_fails_clearly_and_changes_nothing(
-    local_store, dynamodb_local, monkeypatch, caplog
+    local_store, dynamodb_local, caplog
 ):
     only = publish(local_store, 0.5)
 
-    code = rollback_in_process(local_store, dynamodb_local.endpoint_url, monkeypatch)
+    code = rollback_in_process(local_store, dynamodb_local.endpoint_url)
 
     assert code == 1
     assert "no earlier published run" in caplog.text
     assert local_store.current_run("interests").run_id == only.run_id
 
 
-def test_rollback_of_a_model_never_published_fails_clearly(
-    local_store, dynamodb_local, monkeypatch, caplog
-):
-    code = rollback_in_process(local_store, dynamodb_local.endpoint_url, monkeypatch)
+def test_rollback_of_a_model_never_published_fails_clearly(local_store, dynamodb_local, caplog):
+    code = rollback_in_process(local_store, dynamodb_local.endpoint_url)
 
     assert code == 1
     assert "no published run" in caplog.text

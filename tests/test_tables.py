@@ -41,12 +41,6 @@ OTHER_ROWS = {
     "user_assessment_scores": "7,python,2017-08-12,0",
     "course_tags": "gcp-fundamentals,cloud-computing",
 }
-ATTRIBUTES = {
-    "user_interests": "interests",
-    "user_course_views": "course_views",
-    "user_assessment_scores": "assessments",
-    "course_tags": "course_tags",
-}
 
 needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason="the real sample is not available")
 
@@ -506,7 +500,7 @@ def test_a_missing_file_gives_none_and_says_which_models_it_feeds(
             export(tmp_path, other, row)
     with caplog.at_level(logging.WARNING, logger="generator.tables"):
         tables = load_tables(tmp_path)
-    assert getattr(tables, ATTRIBUTES[table]) is None
+    assert getattr(tables, table) is None
     assert tables.report.missing == [table]
     assert f"{table}.csv not found" in caplog.text
     assert f"{models} cannot be built" in caplog.text

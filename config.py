@@ -1,0 +1,70 @@
+"""Bounded readers of settings from an environment mapping, shared by the two entry points.
+
+Only `run_generator.py` and `run_server.py` read the environment; each turns it into a frozen
+config with these readers, so a bad value fails at start with a one-line message naming the
+setting, and nothing below the entry points ever looks at `os.environ`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+def env_text(env: Mapping[str, str], name: str, default: str) -> str:
+    """Read a word or path; blank counts as unset."""
+    return env.get(name, "").strip() or default
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """Read a whole number between low and high."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """Read a number between low and high."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not low <= value <= high:  # nan fails this too
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
+    return value
+
+
+def env_choice(env: Mapping[str, str], name: str, choices: Sequence[str], default: str) -> str:
+    """Read one of a few words (case-insensitive, returned in the case of `choices`)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    for choice in choices:
+        if raw.casefold() == choice.casefold():
+            return choice
+    raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+
+
+def env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Read a comma-separated list (empty when unset)."""
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def log_level(env: Mapping[str, str]) -> str:
+    """Read LOG_LEVEL, one of the standard level names (default INFO)."""
+    return env_choice(env, "LOG_LEVEL", LOG_LEVELS, "INFO")
