@@ -1,15 +1,17 @@
 """Where an export comes from: a local folder, or an S3 prefix copied to a local folder first.
 
-`fetch_export("s3://bucket/exports/", scratch)` downloads the export files found directly under the
-prefix (`user_interests.csv`, ..., plain or `.csv.gz`) so that `load_tables` reads them like any
-folder; anything else is taken as a local folder and returned unchanged. The S3 client is created
-per call from boto3's usual chain (role, environment, `AWS_ENDPOINT_URL_S3`), never at import.
+`fetch_export("s3://bucket/exports/", scratch, connect_s3)` downloads the export files found
+directly under the prefix (`user_interests.csv`, ..., plain or `.csv.gz`) so that `load_tables`
+reads them like any folder; anything else is taken as a local folder and returned unchanged. The
+S3 client comes from `connect_s3`, called only for an s3:// URI, so the entry point (or a test)
+decides where S3 is; `s3_client` is the usual one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from generator.tables import TABLE_NAMES, TableError
 
-__all__ = ["EXPORT_FILES", "S3_SCHEME", "fetch_export", "parse_s3_uri"]
+__all__ = ["EXPORT_FILES", "S3_SCHEME", "fetch_export", "parse_s3_uri", "s3_client"]
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +43,26 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def fetch_export(uri: str, dest: Path) -> Path:
-    """Return a local folder holding the export at `uri`, downloading an s3:// one into `dest`."""
+def s3_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
+    """Return a new S3 client; what is not given comes from boto3's usual chain.
+
+    That chain is the task's role or the environment's credentials, and ``AWS_ENDPOINT_URL_S3``
+    when no ``endpoint_url`` is given.
+    """
+    return boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
+
+
+def fetch_export(uri: str, dest: Path, connect_s3: Callable[[], Any] = s3_client) -> Path:
+    """Return a local folder holding the export at `uri`, downloading an s3:// one into `dest`.
+
+    `connect_s3` returns the S3 client to download with; it is called only for an s3:// URI.
+    """
     if not uri.startswith(S3_SCHEME):
         return Path(uri)
     bucket, prefix = parse_s3_uri(uri)
     started = time.monotonic()
     try:
-        client = boto3.client("s3")
+        client = connect_s3()
         keys = _export_keys(client, bucket, prefix)
         if not keys:
             expected = ", ".join(f"{name}.csv" for name in TABLE_NAMES)

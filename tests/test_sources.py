@@ -8,6 +8,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
@@ -35,8 +36,16 @@ def put(s3, key: str, body: bytes = INTERESTS) -> None:
     s3.put_object(Bucket=BUCKET, Key=key, Body=body)
 
 
-def test_a_local_folder_is_returned_unchanged(tmp_path):
-    assert fetch_export("data/export", tmp_path) == Path("data/export")
+def fetch(s3, uri: str, dest: Path) -> Path:
+    """Fetch an export through the given S3 client."""
+    return fetch_export(uri, dest, connect_s3=lambda: s3)
+
+
+def test_a_local_folder_is_returned_unchanged_without_asking_for_s3(tmp_path):
+    def no_s3():
+        raise AssertionError("an S3 client was asked for a local folder")
+
+    assert fetch_export("data/export", tmp_path, connect_s3=no_s3) == Path("data/export")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -63,7 +72,7 @@ def test_the_export_files_under_the_prefix_are_downloaded(s3, tmp_path):
     put(s3, "exports/user_interests.csv")
     put(s3, "exports/user_course_views.csv.gz", gzip.compress(VIEWS))
 
-    found = fetch_export(f"s3://{BUCKET}/exports", tmp_path / "export")
+    found = fetch(s3, f"s3://{BUCKET}/exports", tmp_path / "export")
 
     assert found == tmp_path / "export"
     assert sorted(p.name for p in found.iterdir()) == [
@@ -79,7 +88,7 @@ def test_other_files_sub_folders_and_sibling_prefixes_are_left_alone(s3, tmp_pat
     put(s3, "exports/old/user_course_views.csv", VIEWS)
     put(s3, "exports-old/course_tags.csv", b"course_id,course_tags\nx,y\n")
 
-    found = fetch_export(f"s3://{BUCKET}/exports/", tmp_path)
+    found = fetch(s3, f"s3://{BUCKET}/exports/", tmp_path)
 
     assert [p.name for p in found.iterdir()] == ["user_interests.csv"]
 
@@ -88,26 +97,26 @@ def test_a_downloaded_export_loads_like_a_folder(s3, tmp_path):
     put(s3, "exports/user_interests.csv")
     put(s3, "exports/user_course_views.csv", VIEWS)
 
-    tables = load_tables(fetch_export(f"s3://{BUCKET}/exports/", tmp_path))
+    tables = load_tables(fetch(s3, f"s3://{BUCKET}/exports/", tmp_path))
 
-    assert tables.interests is not None and len(tables.interests) == 2
-    assert tables.course_views is not None and len(tables.course_views) == 1
-    assert tables.assessments is None
+    assert tables.user_interests is not None and len(tables.user_interests) == 2
+    assert tables.user_course_views is not None and len(tables.user_course_views) == 1
+    assert tables.user_assessment_scores is None
 
 
 def test_a_prefix_without_exports_is_an_error_naming_the_uri(s3, tmp_path):
     put(s3, "elsewhere/user_interests.csv")
     with pytest.raises(TableError, match=rf"s3://{BUCKET}/exports/: none of the exports"):
-        fetch_export(f"s3://{BUCKET}/exports/", tmp_path)
+        fetch(s3, f"s3://{BUCKET}/exports/", tmp_path)
 
 
 def test_a_missing_bucket_is_an_error_naming_the_uri(s3, tmp_path):
     with pytest.raises(TableError, match=r"s3://no-such-bucket/x: no such bucket"):
-        fetch_export("s3://no-such-bucket/x", tmp_path)
+        fetch(s3, "s3://no-such-bucket/x", tmp_path)
 
 
 @set_initial_no_auth_action_count(4)
-def test_access_denied_is_an_error_naming_the_uri_and_the_permissions(tmp_path, monkeypatch):
+def test_access_denied_is_an_error_naming_the_uri_and_the_permissions(tmp_path):
     with mock_aws():
         # Moto checks permissions after the first four calls: a bucket, and a user with no policy.
         s3 = boto3.client("s3", region_name="us-east-1")
@@ -116,19 +125,26 @@ def test_access_denied_is_an_error_naming_the_uri_and_the_permissions(tmp_path, 
         iam = boto3.client("iam", region_name="us-east-1")
         iam.create_user(UserName="reader")
         key = iam.create_access_key(UserName="reader")["AccessKey"]
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
-        monkeypatch.delenv("AWS_SESSION_TOKEN")
+        reader = boto3.client(
+            "s3",
+            region_name="us-east-1",
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        )
 
         with pytest.raises(TableError, match=rf"s3://{BUCKET}/exports/: access denied.*ListBucket"):
-            fetch_export(f"s3://{BUCKET}/exports/", tmp_path)
+            fetch(reader, f"s3://{BUCKET}/exports/", tmp_path)
 
 
-def test_an_unreachable_s3_is_an_error_naming_the_uri(tmp_path, monkeypatch):
+def test_an_unreachable_s3_is_an_error_naming_the_uri(tmp_path):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    nowhere = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        config=Config(retries={"max_attempts": 1}),
+    )
     with pytest.raises(TableError, match=rf"s3://{BUCKET}/x: cannot read the export from S3"):
-        fetch_export(f"s3://{BUCKET}/x", tmp_path)
+        fetch(nowhere, f"s3://{BUCKET}/x", tmp_path)
