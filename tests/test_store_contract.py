@@ -21,6 +21,7 @@ from store import (
 )
 from store.dynamo import DynamoStore
 from store.memory import MemoryStore
+from tests.fakes import Lists, publish_lists
 
 
 @pytest.fixture(
@@ -41,28 +42,30 @@ def store(request: pytest.FixtureRequest, table_prefix: str) -> Iterator[Neighbo
         yield request.getfixturevalue("local_store")
 
 
-def make_run(model: str = "interests", shards: int = 4) -> Run:
+def make_run(model: str = "interests") -> Run:
     return Run(
         model_handle=model,
         run_id=new_run_id(),
         generated_at="2026-11-23T10:00:00Z",
         top_n=3,
-        shards=shards,
+        shards=4,
         settings={"weighting": "tfidf"},
     )
 
 
-def lists_for(users: range, offset: int = 1000) -> list[NeighbourList]:
-    return [
-        NeighbourList(u, (Neighbour(u + offset, 0.9), Neighbour(u + offset + 1, 0.433123)))
-        for u in users
-    ]
+def lists_for(users: range, offset: int = 1000) -> Lists:
+    """Return hand-written lists: user u's neighbours are u + offset and u + offset + 1."""
+    return {u: [(u + offset, 0.9), (u + offset + 1, 0.433123)] for u in users}
 
 
-def publish(store: NeighbourStore, run: Run, lists: list[NeighbourList]) -> Run:
+def write(store: NeighbourStore, run: Run, lists: Lists) -> None:
+    """Begin a run and write its lists, without publishing it."""
     store.begin_run(run)
-    assert store.write_lists(run, lists) == len(lists)
-    return store.publish(run, expected_users=len(lists))
+    store.write_lists(run, [neighbour_list(u, pairs) for u, pairs in lists.items()])
+
+
+def neighbour_list(user: int, pairs: list[tuple[int, float]]) -> NeighbourList:
+    return NeighbourList(user, tuple(Neighbour(h, s) for h, s in pairs))
 
 
 def test_nothing_is_current_before_the_first_publish(store):
@@ -73,50 +76,42 @@ def test_nothing_is_current_before_the_first_publish(store):
 def test_a_published_run_serves_every_list_exactly(store):
     run = make_run()
     lists = lists_for(range(1, 61))  # more than two 25-item batches
-    published = publish(store, run, lists)
+    write(store, run, lists)
+    published = store.publish(run, expected_users=60)
     current = store.current_run("interests")
     assert current == published
     assert current.status == RunStatus.PUBLISHED
     assert current.user_count == 60
     assert current.settings == {"weighting": "tfidf"}
-    for expected in lists:
-        assert store.get_list(current, expected.user_handle) == expected
+    for user, pairs in lists.items():
+        assert store.get_list(current, user) == neighbour_list(user, pairs)
 
 
 def test_scores_come_back_as_floats_in_rank_order(store):
-    run = make_run()
-    publish(
-        store,
-        run,
-        [NeighbourList(7, (Neighbour(3, 1.0), Neighbour(9, 0.5), Neighbour(2, 0.000001)))],
-    )
-    got = store.get_list(store.current_run("interests"), 7)
+    run = publish_lists(store, {7: [(3, 1.0), (9, 0.5), (2, 0.000001)]})
+    got = store.get_list(run, 7)
     assert [n.user_handle for n in got.neighbours] == [3, 9, 2]
     assert all(isinstance(n.score, float) for n in got.neighbours)
     assert [n.score for n in got.neighbours] == [1.0, 0.5, 0.000001]
 
 
 def test_a_user_with_an_empty_list_is_known_but_has_no_neighbours(store):
-    run = make_run()
-    publish(store, run, [NeighbourList(5, ())])
-    assert store.get_list(store.current_run("interests"), 5) == NeighbourList(5, ())
-    assert store.get_list(store.current_run("interests"), 6) is None
+    run = publish_lists(store, {5: []})
+    assert store.get_list(run, 5) == NeighbourList(5, ())
+    assert store.get_list(run, 6) is None
 
 
 def test_a_run_that_is_being_written_is_invisible(store):
-    first = publish(store, make_run(), lists_for(range(1, 4)))
-    second = make_run()
-    store.begin_run(second)
-    store.write_lists(second, lists_for(range(1, 4), offset=5000))
+    first = publish_lists(store, lists_for(range(1, 4)))
+    write(store, make_run(), lists_for(range(1, 4), offset=5000))
     assert store.current_run("interests") == first
     assert store.get_list(first, 1).neighbours[0].user_handle == 1001
 
 
 def test_a_run_missing_lists_cannot_be_published(store):
-    first = publish(store, make_run(), lists_for(range(1, 4)))
+    first = publish_lists(store, lists_for(range(1, 4)))
     second = make_run()
-    store.begin_run(second)
-    store.write_lists(second, lists_for(range(1, 3)))
+    write(store, second, lists_for(range(1, 3)))
     with pytest.raises(IncompleteWriteError, match="expected 3"):
         store.publish(second, expected_users=3)
     assert store.current_run("interests") == first
@@ -126,8 +121,7 @@ def test_the_pointer_only_moves_forward(store):
     older, newer = make_run(), make_run()
     assert older.run_id < newer.run_id
     for run in (older, newer):
-        store.begin_run(run)
-        store.write_lists(run, lists_for(range(1, 3)))
+        write(store, run, lists_for(range(1, 3)))
     store.publish(newer, expected_users=2)
     with pytest.raises(StaleRunError):
         store.publish(older, expected_users=2)
@@ -135,22 +129,22 @@ def test_the_pointer_only_moves_forward(store):
 
 
 def test_a_new_run_replaces_the_current_one(store):
-    publish(store, make_run(), lists_for(range(1, 3)))
-    second = publish(store, make_run(), lists_for(range(1, 3), offset=7000))
+    publish_lists(store, lists_for(range(1, 3)))
+    second = publish_lists(store, lists_for(range(1, 3), offset=7000))
     current = store.current_run("interests")
     assert current.run_id == second.run_id
     assert store.get_list(current, 1).neighbours[0].user_handle == 7001
 
 
 def test_models_have_independent_pointers(store):
-    interests = publish(store, make_run("interests"), lists_for(range(1, 3)))
-    views = publish(store, make_run("course_views"), lists_for(range(10, 12)))
+    interests = publish_lists(store, lists_for(range(1, 3)), "interests")
+    views = publish_lists(store, lists_for(range(10, 12)), "course_views")
     assert store.current_runs() == {"course_views": views, "interests": interests}
     assert store.get_list(views, 1) is None
 
 
 def test_runs_are_listed_oldest_first_with_their_status(store):
-    first = publish(store, make_run(), lists_for(range(1, 3)))
+    first = publish_lists(store, lists_for(range(1, 3)))
     writing = make_run()
     store.begin_run(writing)
     runs = store.runs("interests")
@@ -166,8 +160,8 @@ def test_a_run_id_cannot_be_begun_twice(store):
 
 
 def test_deleting_an_old_run_removes_its_lists_but_the_current_run_is_protected(store):
-    old = publish(store, make_run(), lists_for(range(1, 40)))
-    current = publish(store, make_run(), lists_for(range(1, 40)))
+    old = publish_lists(store, lists_for(range(1, 40)))
+    current = publish_lists(store, lists_for(range(1, 40)))
     with pytest.raises(StoreError):
         store.delete_run(current)
     assert store.delete_run(old) == 39
@@ -177,8 +171,8 @@ def test_deleting_an_old_run_removes_its_lists_but_the_current_run_is_protected(
 
 
 def test_rollback_makes_the_previous_run_current_and_it_is_never_rolled_back_to_again(store):
-    first = publish(store, make_run(), lists_for(range(1, 4)))
-    second = publish(store, make_run(), lists_for(range(1, 4), offset=5000))
+    first = publish_lists(store, lists_for(range(1, 4)))
+    second = publish_lists(store, lists_for(range(1, 4), offset=5000))
     assert store.rollback("interests") == first
     assert store.current_run("interests").run_id == first.run_id
     assert store.get_list(store.current_run("interests"), 1).neighbours[0].user_handle == 1001
@@ -189,12 +183,12 @@ def test_rollback_makes_the_previous_run_current_and_it_is_never_rolled_back_to_
 
 
 def test_a_rolled_back_run_cannot_be_published_again_but_a_newer_run_can(store):
-    publish(store, make_run(), lists_for(range(1, 3)))
-    bad = publish(store, make_run(), lists_for(range(1, 3)))
+    publish_lists(store, lists_for(range(1, 3)))
+    bad = publish_lists(store, lists_for(range(1, 3)))
     store.rollback("interests")
     with pytest.raises(StaleRunError):
         store.publish(bad, expected_users=2)
-    newer = publish(store, make_run(), lists_for(range(1, 3)))
+    newer = publish_lists(store, lists_for(range(1, 3)))
     assert store.current_run("interests").run_id == newer.run_id
 
 
