@@ -1,4 +1,4 @@
-"""Bounded readers of settings from an environment mapping, shared by the two entry points.
+"""Bounded readers of settings from an environment mapping, and logging, for the entry points.
 
 Only `run_generator.py` and `run_server.py` read the environment; each turns it into a frozen
 config with these readers, so a bad value fails at start with a one-line message naming the
@@ -7,6 +7,8 @@ setting, and nothing below the entry points ever looks at `os.environ`.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Mapping, Sequence
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -68,3 +70,34 @@ def env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 def log_level(env: Mapping[str, str]) -> str:
     """Read LOG_LEVEL, one of the standard level names (default INFO)."""
     return env_choice(env, "LOG_LEVEL", LOG_LEVELS, "INFO")
+
+
+def aws_region(env: Mapping[str, str]) -> str | None:
+    """Read AWS_REGION, else AWS_DEFAULT_REGION; None leaves the region to boto3's chain."""
+    return env_text(env, "AWS_REGION", "") or env_text(env, "AWS_DEFAULT_REGION", "") or None
+
+
+def endpoint(env: Mapping[str, str], service: str) -> str | None:
+    """Read a service's endpoint (e.g. AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL)."""
+    name = f"AWS_ENDPOINT_URL_{service.upper()}"
+    return env_text(env, name, "") or env_text(env, "AWS_ENDPOINT_URL", "") or None
+
+
+def no_region(dynamodb_endpoint: str | None) -> str:
+    """Say how to set the AWS region that boto3 could not find."""
+    if dynamodb_endpoint is not None:
+        return (
+            f"no AWS region is set for the DynamoDB endpoint {dynamodb_endpoint}: set "
+            "AWS_DEFAULT_REGION (any region works with DynamoDB Local, e.g. us-east-1; "
+            "`cp example.env .env` sets one)"
+        )
+    return "no AWS region is set: set AWS_REGION or AWS_DEFAULT_REGION (e.g. us-east-1)"
+
+
+def configure_logging(level: str) -> None:
+    """Send log records to stderr at the given level; botocore's only from WARNING."""
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    quiet = max(logging.WARNING, logging.getLevelNamesMapping()[level])
+    logging.getLogger("botocore").setLevel(quiet)  # it logs where credentials came from at INFO

@@ -22,7 +22,17 @@ from typing import TYPE_CHECKING
 
 from dotenv import load_dotenv
 
-from config import ConfigError, env_choice, env_int, env_text, log_level
+from config import (
+    ConfigError,
+    aws_region,
+    configure_logging,
+    endpoint,
+    env_choice,
+    env_int,
+    env_text,
+    log_level,
+    no_region,
+)
 
 if TYPE_CHECKING:
     from generator.tables import Tables
@@ -73,13 +83,9 @@ def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
             )
         ),
         log_level=log_level(env),
-        region=env_text(env, "AWS_REGION", "") or env_text(env, "AWS_DEFAULT_REGION", "") or None,
-        dynamodb_endpoint=env_text(env, "AWS_ENDPOINT_URL_DYNAMODB", "")
-        or env_text(env, "AWS_ENDPOINT_URL", "")
-        or None,
-        s3_endpoint=env_text(env, "AWS_ENDPOINT_URL_S3", "")
-        or env_text(env, "AWS_ENDPOINT_URL", "")
-        or None,
+        region=aws_region(env),
+        dynamodb_endpoint=endpoint(env, "dynamodb"),
+        s3_endpoint=endpoint(env, "s3"),
     )
 
 
@@ -100,17 +106,6 @@ def connect_store(config: GeneratorConfig) -> DynamoStore:
         raise ConfigError(no_region(config.dynamodb_endpoint)) from None
     store.ensure_tables()
     return store
-
-
-def no_region(endpoint: str | None) -> str:
-    """Say how to set the AWS region that boto3 could not find."""
-    if endpoint is not None:
-        return (
-            f"no AWS region is set for the DynamoDB endpoint {endpoint}: set AWS_DEFAULT_REGION "
-            "(any region works with DynamoDB Local, e.g. us-east-1; `cp example.env .env` sets "
-            "one)"
-        )
-    return "no AWS region is set: set AWS_REGION or AWS_DEFAULT_REGION (e.g. us-east-1)"
 
 
 Connect = Callable[[GeneratorConfig], "DynamoStore"]
@@ -380,15 +375,6 @@ def rollback(model_handle: str, config: GeneratorConfig, connect: Connect) -> No
         f"{model_handle}: run {run.run_id} (generated {run.generated_at}) is current again; "
         "servers answer from it once their run cache expires (POINTER_CACHE_SECONDS)"
     )
-
-
-def configure_logging(level: str) -> None:
-    """Send log records to stderr at the given level; botocore only from WARNING."""
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    quiet = max(logging.WARNING, logging.getLevelNamesMapping()[level])
-    logging.getLogger("botocore").setLevel(quiet)  # it logs where credentials came from at INFO
 
 
 def main(

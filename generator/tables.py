@@ -44,7 +44,7 @@ __all__ = [
     "read_table",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -249,7 +249,7 @@ def load_tables(data_dir: Path, chunk_rows: int = 1_000_000) -> Tables:
     frames: dict[str, pd.DataFrame | None] = {}
     for name, path in paths.items():
         if path is None:
-            logger.warning(
+            log.warning(
                 "%s.csv not found in %s: %s cannot be built", name, data_dir, models_fed(name)
             )
             report.missing.append(name)
@@ -311,7 +311,7 @@ def read_table(path: Path, name: str, chunk_rows: int = 1_000_000) -> TableRead:
         courses_without_tags=untagged,
         seconds=time.perf_counter() - started,
     )
-    logger.info(
+    log.info(
         "%s: %d rows read, %d kept, %d duplicates, %d rejected in %.2f s",
         file,
         read.rows_read,
