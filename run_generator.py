@@ -273,7 +273,7 @@ def synthesize(users: int, out: Path, seed: int, catalogue_dir: Path | None) -> 
 
 def load_export(args: argparse.Namespace, config: GeneratorConfig, scratch: Path) -> Tables:
     """Load the export named by --data-dir (a folder or s3://bucket/prefix), or a synthetic one."""
-    from generator.sources import fetch_export
+    from generator.sources import fetch_export, s3_client
     from generator.tables import load_tables
 
     if args.data_dir is None:
@@ -282,7 +282,11 @@ def load_export(args: argparse.Namespace, config: GeneratorConfig, scratch: Path
         catalogue = REAL_CATALOGUE if REAL_CATALOGUE.is_dir() else None
         synthesize(users, data_dir, args.seed, catalogue)
     else:
-        data_dir = fetch_export(args.data_dir, scratch / "export")
+        data_dir = fetch_export(
+            args.data_dir,
+            scratch / "export",
+            connect_s3=lambda: s3_client(config.region, config.s3_endpoint),
+        )
     started = time.monotonic()
     tables = load_tables(data_dir)
     for line in tables.report.summary():

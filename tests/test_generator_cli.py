@@ -95,6 +95,7 @@ def test_settings_are_read_from_the_environment_mapping_alone():
             "LOG_LEVEL": "debug",
             "AWS_DEFAULT_REGION": "eu-west-1",
             "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8001",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
         }
     )
     assert config == GeneratorConfig(
@@ -109,7 +110,7 @@ def test_settings_are_read_from_the_environment_mapping_alone():
         log_level="DEBUG",
         region="eu-west-1",
         dynamodb_endpoint="http://127.0.0.1:8001",
-        s3_endpoint=None,
+        s3_endpoint="http://127.0.0.1:9000",  # the endpoint of every service not named alone
     )
 
 
