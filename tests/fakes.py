@@ -1,9 +1,10 @@
-"""Test doubles shared by every test: fake AWS settings, hand-written runs, stores that misbehave."""
+"""Test doubles every test shares: fake AWS settings, hand-written runs, stores that misbehave."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from store import (
@@ -38,6 +39,15 @@ def aws_env(endpoint_url: str | None = None, **extra: str) -> dict[str, str]:
         env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint_url
     env.update(extra)
     return env
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """Poll until the condition holds; fail naming it if it does not within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(0.05)
 
 
 Lists = Mapping[int, list[tuple[int, float]]]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from store import RunStatus
+from devstack.dynamodb_local import DynamoDBLocal
+from store import Run, RunStatus, run_started
 from store.dynamo import DynamoStore
-from store.local import DynamoDBLocal
+from tests.fakes import aws_env, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.dynamodb_local, pytest.mark.slow]
@@ -26,15 +26,7 @@ def generator(
     extra_env: dict[str, str] | None = None,
     **popen: object,
 ) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        **(extra_env or {}),
-        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-        "DYNAMODB_TABLE_PREFIX": prefix,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+    env = aws_env(endpoint, DYNAMODB_TABLE_PREFIX=prefix, **(extra_env or {}))
     return subprocess.Popen(
         [sys.executable, str(ROOT / "run_generator.py"), *args],
         cwd=ROOT,
@@ -91,18 +83,21 @@ def test_a_killed_run_leaves_the_previous_run_current_and_the_next_run_cleans_up
     served_before = store.get_list(before, 1)
 
     doomed = generator(args, dynamodb_local.endpoint_url, table_prefix)
+
+    def writing() -> Run | None:
+        assert doomed.poll() is None, "the generator finished before it could be killed"
+        return next((r for r in store.runs("interests") if r.status == RunStatus.WRITING), None)
+
     try:
-        deadline = time.monotonic() + 120
-        while not any(r.status == RunStatus.WRITING for r in store.runs("interests")):
-            assert doomed.poll() is None, "the generator finished before it could be killed"
-            assert time.monotonic() < deadline, "the second run never started writing"
-            time.sleep(0.02)
-        time.sleep(0.3)  # let it write some lists
+        wait_for(writing, "the second run began", timeout=120)
+        dead = writing()
+        assert dead is not None
+        wait_for(lambda: store.get_list(dead, 1) is not None, "the second run wrote lists")
         doomed.send_signal(signal.SIGKILL)
     finally:
         doomed.kill()
         doomed.communicate()
-    dead = next(r for r in store.runs("interests") if r.status == RunStatus.WRITING)
+    assert [r for r in store.runs("interests") if r.status == RunStatus.WRITING] == [dead]
     assert store.current_run("interests") == before
     assert store.get_list(before, 1) == served_before
 
@@ -114,7 +109,9 @@ def test_a_killed_run_leaves_the_previous_run_current_and_the_next_run_cleans_up
     assert {r.run_id for r in store.runs("interests")} == {before.run_id, dead.run_id, after.run_id}
 
     # ... until it is older than ABANDONED_RUN_SECONDS (a day by default).
-    time.sleep(1.1)
+    began = run_started(dead.run_id)
+    assert began is not None
+    wait_for(lambda: datetime.now(UTC) - began > timedelta(seconds=1), "the dead run is 1 s old")
     fourth = run_generator(
         args, dynamodb_local.endpoint_url, table_prefix, extra_env={"ABANDONED_RUN_SECONDS": "1"}
     )
@@ -137,7 +134,7 @@ def test_a_file_missing_a_column_fails_with_a_message_naming_file_and_column(
 
 
 def test_an_unreachable_store_fails_with_a_clear_message(tmp_path, table_prefix):
-    from store.local import free_port
+    from devstack.dynamodb_local import free_port
 
     done = run_generator(
         ["generate", "--synthetic-users", "50"], f"http://127.0.0.1:{free_port()}", table_prefix
