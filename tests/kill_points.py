@@ -1,4 +1,4 @@
-"""Run `run_generator.py` with faults injected into its DynamoDB store, for the fault tests only.
+"""Run `run_generator.py` with faults injected into its DynamoDB client, for the fault tests only.
 
     python tests/kill_points.py generate ...      (the arguments of run_generator.py)
 
@@ -12,6 +12,10 @@ STORE_FAULT  every BatchWriteItem of neighbour lists fails the way DynamoDB fail
     ``unprocessed``  answered with every item back in UnprocessedItems;
     ``throttling``   refused with ProvisionedThroughputExceededException.
     Retries back off from 1 ms instead of 50 ms, so that giving up takes well under a second.
+
+The generator's store comes from `connect`, handed to `run_generator.main`: the store
+`run_generator.connect_store` makes, on a `FaultyClient`, without a fast path so that every call
+goes through that client.
 """
 
 from __future__ import annotations
@@ -30,72 +34,74 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import run_generator
 from store.dynamo import DynamoStore
 
-_lock = threading.Lock()
-_batches = {"write": 0, "cleanup": 0}
-_deleting = threading.Event()
-
 
 def die() -> None:
     """Stop at once, as a killed process does: no cleanup, no flush, no exit code of our own."""
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def install(kill_point: str, store_fault: str) -> None:
-    """Patch DynamoStore so that the chosen fault happens."""
-    where, _, count = kill_point.partition(":")
-    at = int(count) if count else 0
-    original_batch_write = DynamoStore._batch_write
-    original_call = DynamoStore._call
-    original_publish = DynamoStore.publish
-    original_delete_run = DynamoStore.delete_run
-    original_connect = DynamoStore.connect.__func__  # type: ignore[attr-defined]
+class FaultyClient:
+    """A DynamoDB client that dies or fails at the chosen point and passes every other call on.
 
-    def batch_write(self: DynamoStore, table: str, requests: list[dict[str, Any]]) -> None:
-        kind = "cleanup" if _deleting.is_set() else "write"
-        with _lock:
-            _batches[kind] += 1
-            reached = where == kind and _batches[kind] == at
-        if reached:
-            die()
-        original_batch_write(self, table, requests)
+    A batch of the results table is a write if it puts items, and a cleanup if it deletes them.
+    """
 
-    def call(self: DynamoStore, operation: str, **kwargs: Any) -> Any:
-        if operation == "batch_write_item" and self.results_table in kwargs["RequestItems"]:
-            if store_fault == "unprocessed":
+    def __init__(self, client: Any, results_table: str, kill_point: str, store_fault: str) -> None:
+        self.client = client
+        self.results_table = results_table
+        where, _, count = kill_point.partition(":")
+        self.where = where
+        self.at = int(count) if count else 0
+        self.store_fault = store_fault
+        self.batches = {"write": 0, "cleanup": 0}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def batch_write_item(self, **kwargs: Any) -> Any:
+        requests = kwargs["RequestItems"].get(self.results_table)
+        if requests:
+            kind = "cleanup" if "DeleteRequest" in requests[0] else "write"
+            with self._lock:
+                self.batches[kind] += 1
+                reached = self.where == kind and self.batches[kind] == self.at
+            if reached:
+                die()
+            if self.store_fault == "unprocessed":
                 return {"UnprocessedItems": kwargs["RequestItems"]}
-            if store_fault == "throttling":
+            if self.store_fault == "throttling":
                 error = {
                     "Code": "ProvisionedThroughputExceededException",
                     "Message": "The level of configured provisioned throughput was exceeded",
                 }
                 raise ClientError({"Error": error}, "BatchWriteItem")
-        return original_call(self, operation, **kwargs)
+        return self.client.batch_write_item(**kwargs)
 
-    def publish(self: DynamoStore, run: Any, expected_users: int) -> Any:
-        if where == "publish":
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        # The generator's one transaction moves the pointer to a run whose lists are all counted.
+        if self.where == "publish":
             die()
-        return original_publish(self, run, expected_users)
+        return self.client.transact_write_items(**kwargs)
 
-    def delete_run(self: DynamoStore, run: Any) -> int:
-        _deleting.set()
-        try:
-            return original_delete_run(self, run)
-        finally:
-            _deleting.clear()
 
-    def connect(cls: type[DynamoStore], *args: Any, **kwargs: Any) -> DynamoStore:
-        store: DynamoStore = original_connect(cls, *args, **kwargs)
-        if store_fault:
-            store.backoff_base = 0.001
-        return store
+def connector(kill_point: str, store_fault: str) -> run_generator.Connect:
+    """Return the generator's `connect`: its own store, on a FaultyClient, without a fast path."""
 
-    DynamoStore._batch_write = batch_write  # type: ignore[method-assign]
-    DynamoStore._call = call  # type: ignore[method-assign]
-    DynamoStore.publish = publish  # type: ignore[method-assign]
-    DynamoStore.delete_run = delete_run  # type: ignore[method-assign]
-    DynamoStore.connect = classmethod(connect)  # type: ignore[method-assign,assignment]
+    def connect(config: run_generator.GeneratorConfig) -> DynamoStore:
+        store = run_generator.connect_store(config)
+        client = FaultyClient(store.client, store.results_table, kill_point, store_fault)
+        return DynamoStore(
+            client,
+            table_prefix=store.table_prefix,
+            writers=store.writers,
+            backoff_base=0.001 if store_fault else store.backoff_base,
+            fast_path=None,
+        )
+
+    return connect
 
 
 if __name__ == "__main__":
-    install(os.environ.get("KILL_POINT", ""), os.environ.get("STORE_FAULT", ""))
-    sys.exit(run_generator.main(sys.argv[1:]))
+    connect = connector(os.environ.get("KILL_POINT", ""), os.environ.get("STORE_FAULT", ""))
+    sys.exit(run_generator.main(sys.argv[1:], env=os.environ, connect=connect))
