@@ -4,8 +4,6 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DYNAMODB_PORT ?= 8000
-DYNAMODB_DATA := .dynamodb/data
 PYTEST_ARGS ?=
 BENCH_SIZES ?= 10000 100000
 BENCH_LARGE ?= 1000000
@@ -32,11 +30,11 @@ node_modules/.installed: package.json $(wildcard package-lock.json)
 	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 	touch $@
 
-dynamodb-start: install ## Start DynamoDB Local on $DYNAMODB_PORT (default 8000), data in .dynamodb/data
-	$(PY) -m store.local start --port $(DYNAMODB_PORT) --data-dir $(DYNAMODB_DATA)
+dynamodb-start: install ## Start DynamoDB Local on $DYNAMODB_PORT (default 8000), data in .dynamodb/<port>/data
+	$(PY) -m devstack start
 
-dynamodb-stop: install ## Stop the DynamoDB Local started by dynamodb-start
-	$(PY) -m store.local stop --data-dir $(DYNAMODB_DATA)
+dynamodb-stop: install ## Stop the DynamoDB Local on $DYNAMODB_PORT started by dynamodb-start or run
+	$(PY) -m devstack stop
 
 test: install ## Run the tests (own DynamoDB Local; extra args in PYTEST_ARGS), then the dependency audit
 	$(PY) -m pytest $(PYTEST_ARGS)

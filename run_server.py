@@ -16,17 +16,10 @@ import json
 import logging
 import os
 import runpy
-import shutil
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from dotenv import load_dotenv
@@ -39,7 +32,6 @@ from server.cache import RESULT_CACHE_MB, CurrentRuns
 from server.errors import STORE_UNAVAILABLE, ApiError, problem_body
 from server.query import integer_or_text, parse_query
 from store import StoreUnavailableError
-from store import local as dynamodb_local
 
 if TYPE_CHECKING:
     from store.dynamo import DynamoStore
@@ -48,8 +40,6 @@ ROOT = Path(__file__).resolve().parent
 GUNICORN_CONF = ROOT / "server" / "gunicorn.conf.py"
 DEFAULT_ENV_FILE = ROOT / ".env"
 EXAMPLE_ENV_FILE = ROOT / "example.env"
-DEFAULT_STATE_DIR = ROOT / ".dynamodb"
-EXAMPLE_USER = 110
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 log = logging.getLogger("server")
@@ -244,155 +234,26 @@ def lookup_command(config: ServerConfig, args: argparse.Namespace) -> int:
 # -- up ---------------------------------------------------------------------------------------
 
 
-class Stop(Exception):
-    """A signal asked the stack to stop."""
+def up_command(config: ServerConfig, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Bring the whole stack up (make run): DynamoDB Local, the generator, then the server."""
+    from devstack.pidfile import place_for  # development only: the image leaves devstack out
+    from devstack.stack import up
 
-
-def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise Stop(signal.Signals(signum).name)
-
-
-def say(message: str) -> None:
-    """Tell the person running `make run` what is happening."""
-    print(f"==> {message}", flush=True)
-
-
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    """Return the status and body of a GET, or status 0 if nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            return int(answer.status), bytes(answer.read())
-    except urllib.error.HTTPError as error:
-        return int(error.code), bytes(error.read())
-    except (OSError, ValueError):
-        return 0, b""
-
-
-def wait_until_ready(server: subprocess.Popen[bytes], base_url: str, timeout: float) -> None:
-    """Poll /readyz until the server says it is ready; raise if it exits or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.poll() is not None:
-            raise ConfigError(f"the server exited with code {server.returncode} while starting")
-        if http_get(f"{base_url}/readyz")[0] == 200:
-            return
-        if time.monotonic() > deadline:
-            raise ConfigError(f"the server was not ready within {timeout:g} s")
-        time.sleep(0.25)
-
-
-def example_user(base_url: str) -> tuple[int, str]:
-    """Return a user the default model knows (110 if it does) and the API's answer for them."""
-    for handle in [EXAMPLE_USER, *range(1, 201)]:
-        status, body = http_get(f"{base_url}/similar-users/{handle}")
-        if status == 200:
-            return handle, body.decode().strip()
-    return EXAMPLE_USER, "(no user among 110 and 1..200 is known to the default model)"
-
-
-def local_dynamodb(state_dir: Path, port: int) -> tuple[str, dynamodb_local.DynamoDBLocal | None]:
-    """Return the endpoint of DynamoDB Local, and the instance if this call started it.
-
-    One already started from the same state dir (e.g. by `make dynamodb-start`) is reused.
-    """
-    pid_file = state_dir / dynamodb_local.PID_FILE
-    running = dynamodb_local.read_pid_file(pid_file)
-    if running is not None:
-        if running.port != port or not dynamodb_local.answers(running.port):
-            raise ConfigError(
-                f"DynamoDB Local (pid {running.pid}, {pid_file}) runs on port {running.port} "
-                f"and DYNAMODB_PORT is {port}: stop it (make dynamodb-stop) or set "
-                f"DYNAMODB_PORT={running.port}"
-            )
-        say(f"reusing DynamoDB Local on {running.endpoint_url} (pid {running.pid})")
-        return running.endpoint_url, None
-    if dynamodb_local.port_in_use(port):
-        raise ConfigError(f"port {port} is in use: set DYNAMODB_PORT to a free port")
-    started = dynamodb_local.start(
-        port, state_dir / "data", log_path=state_dir / dynamodb_local.LOG_FILE
+    dynamodb_port = env_int(env, "DYNAMODB_PORT", 8000, 1, 65535)
+    chosen = env.get("DYNAMODB_DATA_DIR", "").strip()
+    data_dir = Path(chosen) if chosen else None
+    if args.state_dir is not None:  # the folder of data/, the pid file and the log
+        data_dir = args.state_dir / "data"
+    return up(
+        host=config.host,
+        port=config.port,
+        dynamodb_port=dynamodb_port,
+        place=place_for(dynamodb_port, data_dir),
+        env=env,
+        env_file=args.env_file,
+        generate_runs=args.generate,
+        synthetic_users=args.synthetic_users,
     )
-    record = {"pid": started.pid, "port": started.port, "endpoint_url": started.endpoint_url}
-    pid_file.write_text(json.dumps(record) + "\n")
-    say(f"started DynamoDB Local on {started.endpoint_url} (data in {state_dir / 'data'})")
-    return started.endpoint_url, started
-
-
-def generate(env: dict[str, str], synthetic_users: int | None) -> subprocess.Popen[bytes]:
-    """Start the generator on $DATA_DIR, or a synthetic export (of 10,000 users by default)."""
-    command = [sys.executable, str(ROOT / "run_generator.py"), "generate"]
-    if synthetic_users is not None:
-        command += ["--synthetic-users", str(synthetic_users)]
-        env = {**env, "DATA_DIR": ""}
-    source = env.get("DATA_DIR") or f"a synthetic export of {synthetic_users or 10_000:,} users"
-    say(f"generating similar users from {source}")
-    return subprocess.Popen(command, env=env, cwd=ROOT)
-
-
-def banner(base_url: str) -> str:
-    """Return what to tell the person once the server is ready: a curl to paste, and its answer."""
-    handle, answer = example_user(base_url)
-    curl = (
-        f"curl -s -X POST {base_url}/similar-users -H 'Content-Type: application/json' "
-        f"-d '{{\"user_handle\": {handle}}}'"
-    )
-    return (
-        f"similar-users is up on {base_url} (OpenAPI: {base_url}/openapi.json). Try:\n\n"
-        f"{curl}\n\nwhich answers\n{answer}\n\nPress Ctrl-C to stop everything."
-    )
-
-
-def up(config: ServerConfig, args: argparse.Namespace) -> int:
-    """Start DynamoDB Local, publish runs, serve the API until Ctrl-C or SIGTERM; stop it all."""
-    state_dir: Path = args.state_dir.absolute()
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
-    base_url = f"http://{host}:{config.port}"
-    owned: dynamodb_local.DynamoDBLocal | None = None
-    children: dict[str, subprocess.Popen[bytes]] = {}  # by what to call them when stopping
-    previous = {s: signal.signal(s, _stop_on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        if dynamodb_local.port_in_use(config.port):
-            raise ConfigError(f"port {config.port} is in use: set PORT to a free port")
-        dynamodb_port = env_int(os.environ, "DYNAMODB_PORT", 8000, 1, 65535)
-        endpoint, owned = local_dynamodb(state_dir, dynamodb_port)
-        env = {
-            **os.environ,
-            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-            "HOST": config.host,
-            "PORT": str(config.port),
-        }
-        if args.generate:
-            children["the generator"] = generate(env, args.synthetic_users)
-            code = children["the generator"].wait()
-            del children["the generator"]  # done: nothing to stop
-            if code != 0:
-                raise ConfigError(f"the generator failed (exit code {code})")
-
-        say(f"starting the server on {config.host}:{config.port}")
-        serve_command = [sys.executable, str(ROOT / "run_server.py")]
-        serve_command += ["--env-file", str(args.env_file), "serve"]
-        server = children["the server"] = subprocess.Popen(serve_command, env=env, cwd=ROOT)
-        wait_until_ready(server, base_url, timeout=60)
-        say(banner(base_url))
-        code = server.wait()
-        raise ConfigError(f"the server stopped by itself (exit code {code})")
-    except Stop as stop:
-        say(f"{stop}: stopping")
-        return 0
-    except (ConfigError, dynamodb_local.DynamoDBLocalError) as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        for name, child in reversed(children.items()):
-            dynamodb_local.terminate(child)
-            say(f"stopped {name}")
-        if owned is not None:
-            dynamodb_local.stop(owned)
-            (state_dir / dynamodb_local.PID_FILE).unlink(missing_ok=True)
-            say("stopped DynamoDB Local")
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -439,8 +300,8 @@ def parser() -> argparse.ArgumentParser:
     stack.add_argument(
         "--state-dir",
         type=Path,
-        default=DEFAULT_STATE_DIR,
-        help="DynamoDB Local's data, log and pid file (default: .dynamodb)",
+        help="folder of DynamoDB Local's data, log and pid file (default: beside "
+        "$DYNAMODB_DATA_DIR, else .dynamodb/<DYNAMODB_PORT>)",
     )
     return top
 
@@ -449,9 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = parser().parse_args(argv)
     command = args.command or "serve"
-    if command == "up" and not args.env_file.exists():
-        shutil.copyfile(EXAMPLE_ENV_FILE, args.env_file)
-        say(f"created {args.env_file} from {EXAMPLE_ENV_FILE.name}; edit it to change settings")
+    if command == "up":
+        from devstack.stack import create_env_file
+
+        create_env_file(args.env_file, EXAMPLE_ENV_FILE)
     load_dotenv(args.env_file)
     try:
         config = config_from_env(os.environ)
@@ -460,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(config)
         if command == "lookup":
             return lookup_command(config, args)
-        return up(config, args)
+        return up_command(config, args, os.environ)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from store import local as dynamodb_local
+from devstack import dynamodb_local
 from store.dynamo import DynamoStore
 
 ROOT = Path(__file__).resolve().parents[1]

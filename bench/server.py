@@ -44,10 +44,11 @@ from typing import Any
 
 import numpy as np
 
-import run_server
 from bench.harness import DATA_DIR, ROOT, dynamodb, emit, log, setup_logging
 from bench.publish import lists
-from store import Run, local, new_run_id
+from devstack import dynamodb_local as local
+from devstack.stack import wait_until_ready
+from store import Run, new_run_id
 
 BENCH = "server"
 MODEL = "bench"
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            run_server.wait_until_ready(server, base_url, timeout=60)
+            wait_until_ready(server, base_url, timeout=60)
             folder = Path(scratch)
             warm_up = lua_script(warm.tolist(), folder, "warm-up")
             warmed = wrk(binary, base_url, args.warm_up_seconds, args.connections, warm_up)

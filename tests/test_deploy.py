@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from dotenv import dotenv_values
 
-from store import local
+from devstack import dynamodb_local as local
 from store.items import table_definitions
 
 ROOT = Path(__file__).resolve().parents[1]

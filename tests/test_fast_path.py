@@ -18,7 +18,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from store import Neighbour, NeighbourList, Run, StoreUnavailableError, local, new_run_id
+from devstack import dynamodb_local as local
+from store import Neighbour, NeighbourList, Run, StoreUnavailableError, new_run_id
 from store.dynamo import DynamoStore
 from store.fast_path import CONTENT_TYPE, OPERATIONS, FastPath, SigV4
 

@@ -29,12 +29,12 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
+from devstack.dynamodb_local import DynamoDBLocal
 from generator import pipeline
 from generator.tables import Tables, load_tables
 from server import Settings, create_app
 from store import IncompleteWriteError, NeighbourList, Run, RunStatus
 from store.dynamo import DynamoStore
-from store.local import DynamoDBLocal
 from store.memory import MemoryStore
 
 pytestmark = [pytest.mark.dynamodb_local]

