@@ -19,9 +19,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 FROM base AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY similarity/ similarity/
 COPY generator/ generator/
 COPY server/ server/
 COPY store/ store/
+COPY devstack/ devstack/
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: . \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
@@ -33,10 +35,12 @@ FROM base
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+COPY similarity/ similarity/
 COPY generator/ generator/
 COPY server/ server/
 COPY store/ store/
-COPY run_server.py run_generator.py ./
+COPY devstack/ devstack/
+COPY config.py run_server.py run_generator.py ./
 ENV PATH=/opt/venv/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=5000

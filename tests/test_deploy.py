@@ -170,6 +170,46 @@ def test_the_image_runs_as_an_unprivileged_user_and_serves_by_default():
     assert final_stage[-1] == 'CMD ["python", "run_server.py", "serve"]'
 
 
+def our_imports(path: Path, ours: set[str]) -> set[str]:
+    """Return the top-level names of ours that a file imports, at any depth of its code."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found & ours
+
+
+def test_the_image_holds_every_package_its_two_programs_import():
+    ours = {p.parent.name for p in ROOT.glob("*/__init__.py")} | {p.stem for p in ROOT.glob("*.py")}
+    needed, pending = set(), ["run_server", "run_generator"]
+    while pending:
+        name = pending.pop()
+        needed.add(name)
+        files = [ROOT / f"{name}.py"] if (ROOT / f"{name}.py").is_file() else []
+        files += sorted((ROOT / name).rglob("*.py"))
+        for file in files:
+            pending += sorted(our_imports(file, ours) - needed - set(pending))
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    final_stage = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")) :]
+    copied = {
+        Path(source.rstrip("/")).stem
+        for line in final_stage
+        if line.startswith("COPY ") and "--from=" not in line
+        for source in line.split()[1:-1]
+    }
+    allowed = {
+        Path(line[1:].rstrip("/")).stem
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert needed <= copied, f"the image lacks {sorted(needed - copied)}"
+    assert needed <= allowed, f".dockerignore keeps out {sorted(needed - allowed)}"
+
+
 # -- infra/similar-users.yaml -------------------------------------------------------------------
 
 
