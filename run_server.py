@@ -26,6 +26,18 @@ from dotenv import load_dotenv
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from config import (
+    ConfigError,
+    aws_region,
+    configure_logging,
+    endpoint,
+    env_float,
+    env_int,
+    env_list,
+    env_text,
+    log_level,
+    no_region,
+)
 from server import Settings, create_app
 from server.api import lookup
 from server.cache import RESULT_CACHE_MB, CurrentRuns
@@ -40,46 +52,8 @@ ROOT = Path(__file__).resolve().parent
 GUNICORN_CONF = ROOT / "server" / "gunicorn.conf.py"
 DEFAULT_ENV_FILE = ROOT / ".env"
 EXAMPLE_ENV_FILE = ROOT / "example.env"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 log = logging.getLogger("server")
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed."""
-
-
-def env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    """Read a whole number between low and high from the environment."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
-    return value
-
-
-def env_float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    """Read a number between low and high from the environment."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
-    return value
-
-
-def env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """Read a comma-separated list from the environment (empty when unset)."""
-    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
 @dataclass(frozen=True)
@@ -93,6 +67,8 @@ class ServerConfig:
     timeout: int
     log_level: str
     table_prefix: str
+    region: str | None  # None: boto3's chain (e.g. a profile's config file)
+    dynamodb_endpoint: str | None  # e.g. DynamoDB Local; None: AWS
     connect_timeout: float
     read_timeout: float
     retries: int
@@ -110,28 +86,27 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
         )
     try:
         settings = Settings(
-            default_model=env.get("DEFAULT_MODEL", "").strip() or "interests",
+            default_model=env_text(env, "DEFAULT_MODEL", "interests"),
             default_top_n=env_int(env, "DEFAULT_TOP_N", 5, 1, 1000),
             pointer_cache_seconds=env_float(env, "POINTER_CACHE_SECONDS", 5.0, 0, 300),
             result_cache_mb=env_float(env, "RESULT_CACHE_MB", RESULT_CACHE_MB, 0, 1_000_000),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 4096, 64, 1_048_576),
             retry_after_seconds=env_int(env, "RETRY_AFTER_SECONDS", 5, 1, 3600),
-            api_key=env.get("API_KEY", "").strip() or None,
+            api_key=env_text(env, "API_KEY", "") or None,
             cors_origins=env_list(env, "CORS_ORIGINS"),
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    log_level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
-    if log_level not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
     return ServerConfig(
-        host=env.get("HOST", "").strip() or "127.0.0.1",
+        host=env_text(env, "HOST", "127.0.0.1"),
         port=env_int(env, "PORT", 5000, 1, 65535),
         workers=env_int(env, workers_name, 2, 1, 64),
         threads=env_int(env, "GUNICORN_THREADS", 4, 1, 256),
         timeout=env_int(env, "GUNICORN_TIMEOUT", 30, 1, 3600),
-        log_level=log_level,
-        table_prefix=env.get("DYNAMODB_TABLE_PREFIX", "").strip() or "similar_users",
+        log_level=log_level(env),
+        table_prefix=env_text(env, "DYNAMODB_TABLE_PREFIX", "similar_users"),
+        region=aws_region(env),
+        dynamodb_endpoint=endpoint(env, "dynamodb"),
         connect_timeout=env_float(env, "STORE_CONNECT_TIMEOUT_SECONDS", 0.5, 0.05, 60),
         read_timeout=env_float(env, "STORE_READ_TIMEOUT_SECONDS", 0.5, 0.05, 60),
         retries=env_int(env, "STORE_RETRIES", 1, 0, 10),
@@ -141,33 +116,23 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
 
 def connect_store(config: ServerConfig) -> DynamoStore:
     """Return a DynamoDB store whose reads fail fast, so a dead store means a quick 503."""
+    from botocore.exceptions import NoRegionError
+
     from store.dynamo import DynamoStore
 
     try:
         return DynamoStore.connect(
             table_prefix=config.table_prefix,
+            region=config.region,
+            endpoint_url=config.dynamodb_endpoint,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
             max_attempts=config.retries,  # botocore counts retries after the first attempt here
         )
-    except Exception as error:  # e.g. no region: say so at start, not in every request
+    except NoRegionError:
+        raise ConfigError(no_region(config.dynamodb_endpoint)) from None
+    except Exception as error:  # say so at start, not in every request
         raise ConfigError(f"cannot create the DynamoDB client: {error}") from error
-
-
-def configure_logging(level: str) -> None:
-    """Send log records to stderr at the given level."""
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    quiet = max(logging.WARNING, logging.getLevelNamesMapping()[level])
-    logging.getLogger("botocore").setLevel(quiet)  # it logs where credentials came from at INFO
-
-
-def app_from_env() -> Flask:
-    """Return the API wired to DynamoDB from the environment (a gunicorn app factory)."""
-    config = config_from_env(os.environ)
-    configure_logging(config.log_level)
-    return create_app(connect_store(config), config.settings)
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -203,7 +168,12 @@ def serve(config: ServerConfig) -> int:
         "timeout": config.timeout,
         "loglevel": config.log_level.lower(),
     }
-    Gunicorn(app_from_env, options).run()
+
+    def app() -> Flask:  # called in each worker after the fork: its own boto3 client
+        configure_logging(config.log_level)
+        return create_app(connect_store(config), config.settings)
+
+    Gunicorn(app, options).run()
     return 0
 
 

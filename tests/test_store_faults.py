@@ -234,7 +234,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         )
         store.ensure_tables()
         tables = load_tables(write_export(tmp_path / "export"))
-        pipeline.run(tables, store, ["interests"], n=10, threads=1)
+        pipeline.run(tables, store, ["interests"], top_n_stored=10, threads=1)
         run = store.current_run("interests")
         assert run is not None
         expected = {}

@@ -1,0 +1,68 @@
+"""The server's command line: settings from the environment, and one-line errors for bad ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import run_server
+from config import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PORT", "http", "PORT must be a whole number, not 'http'"),
+        ("PORT", "70000", "PORT must be between 1 and 65535, not 70000"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("STORE_READ_TIMEOUT_SECONDS", "nan", "STORE_READ_TIMEOUT_SECONDS must be between"),
+        ("DEFAULT_TOP_N", "0", "DEFAULT_TOP_N must be between 1 and 1000, not 0"),
+        ("DEFAULT_MODEL", "Hybrid!", "default_model must match"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(name, value, message, tmp_path, monkeypatch, capsys):
+    with pytest.raises(ConfigError, match=message):
+        run_server.config_from_env({name: value})
+
+    monkeypatch.setenv(name, value)
+    code = run_server.main(
+        ["--env-file", str(tmp_path / "absent.env"), "lookup", "--user-handle", "1"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_store_is_found_where_the_environment_says():
+    config = run_server.config_from_env(
+        {
+            "AWS_REGION": "eu-west-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8001",
+            "DYNAMODB_TABLE_PREFIX": "mine",
+            "LOG_LEVEL": "warning",
+        }
+    )
+    assert (config.region, config.dynamodb_endpoint) == ("eu-west-1", "http://127.0.0.1:8001")
+    assert (config.table_prefix, config.log_level) == ("mine", "WARNING")
+    store = run_server.connect_store(config)
+    assert store.table_prefix == "mine"
+    assert store.client.meta.region_name == "eu-west-1"
+    assert store.client.meta.endpoint_url == "http://127.0.0.1:8001"
+
+
+def test_a_local_endpoint_without_a_region_is_one_clear_line(tmp_path: Path, monkeypatch, capsys):
+    # boto3 looks for a region in the process environment too: there is none, as on a new machine.
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+
+    code = run_server.main(["--env-file", str(tmp_path / "absent.env"), "serve"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no AWS region is set for the DynamoDB endpoint http://127.0.0.1:9" in err
+    assert "AWS_DEFAULT_REGION" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
