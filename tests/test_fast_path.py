@@ -22,6 +22,7 @@ from devstack import dynamodb_local as local
 from store import Neighbour, NeighbourList, Run, StoreUnavailableError, new_run_id
 from store.dynamo import DynamoStore
 from store.fast_path import CONTENT_TYPE, OPERATIONS, FastPath, SigV4
+from tests.fakes import publish_lists
 
 NOW = datetime(2026, 11, 23, 21, 59, 58, tzinfo=UTC)
 BODY = json.dumps({"TableName": "t", "Key": {"pk": {"S": "interests#1#3"}}}).encode()
@@ -78,7 +79,7 @@ class Stub:
 
     port: int
     requests: list[tuple[Message, bytes]] = field(default_factory=list)
-    connections: set[int] = field(default_factory=set)
+    connections: int = 0  # opened so far (an id() could be reused once a socket is freed)
     status: int = 200
     answer: bytes = b'{"Item": {"user_handle": {"N": "7"}}}'
     checksum: int | None = None  # the x-amz-crc32 sent; None: the answer's own
@@ -96,10 +97,13 @@ def stub() -> Iterator[Stub]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def setup(self) -> None:
+            super().setup()
+            state.connections += 1
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             state.requests.append((self.headers, body))
-            state.connections.add(id(self.connection))
             checksum = zlib.crc32(state.answer) if state.checksum is None else state.checksum
             self.send_response(state.status)
             self.send_header("Content-Type", CONTENT_TYPE)
@@ -151,7 +155,7 @@ def test_a_clean_answer_is_returned_and_the_request_carries_what_was_signed(
     assert headers["Host"] == f"127.0.0.1:{stub.port}"
     assert headers["X-Amz-Target"] == "DynamoDB_20120810.GetItem"
     assert "SignedHeaders=content-type;host;x-amz-date;x-amz-target," in headers["Authorization"]
-    assert len(stub.connections) == 1  # the second call reused the connection
+    assert stub.connections == 1  # the second call reused the connection
     assert (path.calls, path.fallbacks) == (2, 0)
 
 
@@ -194,7 +198,7 @@ def test_a_connection_the_store_dropped_is_replaced(
     assert path.call("get_item", params) is None
     # ... and the next one opens a new connection.
     assert path.call("get_item", params) is not None
-    assert len(stub.connections) == 2
+    assert stub.connections == 2
 
 
 def test_parameters_json_cannot_carry_are_left_to_boto3(
@@ -234,24 +238,18 @@ def test_the_fast_path_takes_the_clients_own_endpoint_and_timeouts() -> None:
 # -- against DynamoDB Local -----------------------------------------------------------------------
 
 
-def published(store: DynamoStore, users: range) -> tuple[Run, list[NeighbourList]]:
-    run = Run("interests", new_run_id(), "2026-11-23T10:00:00Z", top_n=2, shards=4)
-    lists = [NeighbourList(u, (Neighbour(u + 1, 0.9), Neighbour(u + 2, 0.433123))) for u in users]
-    store.begin_run(run)
-    store.write_lists(run, lists)
-    return store.publish(run, expected_users=len(lists)), lists
-
-
 @pytest.mark.dynamodb_local
 def test_the_fast_path_writes_and_reads_what_boto3_reads(local_store: DynamoStore) -> None:
     path = local_store.fast_path
     assert path is not None
-    run, lists = published(local_store, range(1, 61))  # three batches
+    lists = {u: [(u + 1, 0.9), (u + 2, 0.433123)] for u in range(1, 61)}  # three batches
+    run = publish_lists(local_store, lists)
     boto3_only = DynamoStore(local_store.client, table_prefix=local_store.table_prefix)
 
-    for expected in lists:
-        assert local_store.get_list(run, expected.user_handle) == expected
-        assert boto3_only.get_list(run, expected.user_handle) == expected
+    for user, pairs in lists.items():
+        found = local_store.get_list(run, user)
+        assert found == boto3_only.get_list(run, user)
+        assert found is not None and [(n.user_handle, n.score) for n in found.neighbours] == pairs
     assert local_store.get_list(run, 10_000) is None
     # 3 batch writes, the publish check's read, 61 reads: none went to boto3
     assert (path.calls, path.fallbacks) == (65, 0)
@@ -274,11 +272,11 @@ def test_errors_mean_what_they_mean_through_boto3(
 def test_a_fast_path_to_nowhere_still_answers_through_boto3(
     local_store: DynamoStore, fast_path: Callable[[str], FastPath]
 ) -> None:
-    run, lists = published(local_store, range(1, 4))
+    run = publish_lists(local_store, {2: [(3, 0.9)]})
     nowhere = fast_path(f"http://127.0.0.1:{local.free_port()}")
     store = DynamoStore(
         local_store.client, table_prefix=local_store.table_prefix, fast_path=nowhere
     )
 
-    assert store.get_list(run, 2) == lists[1]
+    assert store.get_list(run, 2) == NeighbourList(2, (Neighbour(3, 0.9),))
     assert nowhere.fallbacks == 1

@@ -13,7 +13,6 @@ story is told in one test, run after run on the same tables.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import subprocess
@@ -36,6 +35,7 @@ from server import Settings, create_app
 from store import IncompleteWriteError, NeighbourList, Run, RunStatus
 from store.dynamo import DynamoStore
 from store.memory import MemoryStore
+from tests.fakes import aws_env
 
 pytestmark = [pytest.mark.dynamodb_local]
 
@@ -71,7 +71,7 @@ def tables(export: Path) -> Tables:
 def expected(tables: Tables) -> dict[int, NeighbourList]:
     """Every user's list as the generator computes it, published to memory: the reference."""
     store = MemoryStore()
-    pipeline.run(tables, store, ["interests"], n=5, threads=1)
+    pipeline.run(tables, store, ["interests"], top_n_stored=5, threads=1)
     run = store.current_run("interests")
     assert run is not None
     return {u: found for u in range(1, USERS + 1) if (found := store.get_list(run, u))}
@@ -119,33 +119,40 @@ class FlakyClient:
 
 
 @dataclass
-class Backoffs:
-    """The attempts after which a store backed off."""
+class Waits:
+    """A store's sleep: records the backoff waits it is asked for, in seconds, and returns."""
 
-    attempts: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+BACKOFF = 0.001  # the first wait; each retry of the same batch waits twice as long
+
+
+def longest(low: float, high: float) -> float:
+    """A jitter that always picks the longest wait allowed, so the waits are known."""
+    return high
 
 
 def flaky_store(
-    local_store: DynamoStore, mode: str, failures: int, monkeypatch: pytest.MonkeyPatch
-) -> tuple[DynamoStore, FlakyClient, Backoffs]:
+    local_store: DynamoStore, mode: str, failures: int
+) -> tuple[DynamoStore, FlakyClient, Waits]:
+    """Return a store on DynamoDB Local whose every call goes through a FlakyClient."""
     client = FlakyClient(local_store.client, mode, failures)
+    waits = Waits()
     store = DynamoStore(
         client,
         table_prefix=local_store.table_prefix,
         writers=4,
         max_write_attempts=6,
-        backoff_base=0.001,
-        backoff_cap=0.05,
+        backoff_base=BACKOFF,
+        backoff_cap=1.0,
+        sleep=waits,
+        jitter=longest,
     )
-    backoffs = Backoffs()
-    backoff = DynamoStore._backoff
-
-    def recorded(self: DynamoStore, attempt: int) -> None:
-        backoffs.attempts.append(attempt)
-        backoff(self, attempt)
-
-    monkeypatch.setattr(DynamoStore, "_backoff", recorded)
-    return store, client, backoffs
+    return store, client, waits
 
 
 def served(store: DynamoStore, users: Iterator[int] | range) -> dict[int, Any]:
@@ -163,11 +170,11 @@ def assert_run_holds(store: DynamoStore, run: Run, expected: dict[int, Neighbour
 
 @pytest.mark.parametrize("mode", ["unprocessed", "throttling"])
 def test_passing_faults_are_retried_with_backoff_and_the_run_is_complete(
-    local_store, tables, expected, monkeypatch, mode
+    local_store, tables, expected, mode
 ):
-    store, client, backoffs = flaky_store(local_store, mode, failures=3, monkeypatch=monkeypatch)
+    store, client, waits = flaky_store(local_store, mode, failures=3)
 
-    pipeline.run(tables, store, ["interests"], n=5, threads=1)
+    pipeline.run(tables, store, ["interests"], top_n_stored=5, threads=1)
 
     run = local_store.current_run("interests")
     assert run is not None and run.status == RunStatus.PUBLISHED
@@ -175,34 +182,33 @@ def test_passing_faults_are_retried_with_backoff_and_the_run_is_complete(
     batches = len(client.failed)
     assert batches == -(-len(expected) // 25)
     assert set(client.failed.values()) == {3}
-    # Each failed write was followed by a wait, longer after each failure of the same batch.
-    assert sorted(backoffs.attempts) == sorted([0, 1, 2] * batches)
+    # Each failed write was followed by a wait, twice as long after each failure of the same batch.
+    assert sorted(waits.seconds) == sorted([BACKOFF, BACKOFF * 2, BACKOFF * 4] * batches)
 
 
 @pytest.mark.parametrize("mode", ["unprocessed", "throttling"])
-def test_lasting_faults_fail_the_run_which_is_not_published(
-    local_store, tables, expected, monkeypatch, mode
-):
-    pipeline.run(tables, local_store, ["interests"], n=5, threads=1)
+def test_lasting_faults_fail_the_run_which_is_not_published(local_store, tables, expected, mode):
+    pipeline.run(tables, local_store, ["interests"], top_n_stored=5, threads=1)
     before = local_store.current_run("interests")
     answers = served(local_store, range(1, 30))
-    store, _, backoffs = flaky_store(local_store, mode, failures=-1, monkeypatch=monkeypatch)
+    store, _, waits = flaky_store(local_store, mode, failures=-1)
 
     with pytest.raises(IncompleteWriteError, match=r"still unprocessed after 6 attempts"):
-        pipeline.run(tables, store, ["interests"], n=5, threads=1)
+        pipeline.run(tables, store, ["interests"], top_n_stored=5, threads=1)
 
     assert local_store.current_run("interests") == before
     failed = [r for r in local_store.runs("interests") if r.run_id != before.run_id]
     assert [r.status for r in failed] == [RunStatus.WRITING]
     assert served(local_store, range(1, 30)) == answers
-    assert set(backoffs.attempts) == {0, 1, 2, 3, 4, 5}  # it waited before every retry, and gave up
+    # It waited after each of its 6 attempts, and gave up.
+    assert set(waits.seconds) == {BACKOFF * 2**attempt for attempt in range(6)}
 
 
-def test_lasting_throttling_says_it_was_throttling(local_store, tables, monkeypatch):
-    store, _, _ = flaky_store(local_store, "throttling", failures=-1, monkeypatch=monkeypatch)
+def test_lasting_throttling_says_it_was_throttling(local_store, tables):
+    store, _, _ = flaky_store(local_store, "throttling", failures=-1)
 
     with pytest.raises(IncompleteWriteError, match="ProvisionedThroughputExceededException"):
-        pipeline.run(tables, store, ["interests"], n=5, threads=1)
+        pipeline.run(tables, store, ["interests"], top_n_stored=5, threads=1)
 
 
 # -- the generator killed, or failing, as a process ---------------------------------------------
@@ -217,23 +223,15 @@ class Generator:
     export: Path
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(
-            AWS_ENDPOINT_URL_DYNAMODB=self.dynamodb.endpoint_url,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_CONFIG_FILE="/dev/null",
-            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-            DYNAMODB_TABLE_PREFIX=self.prefix,
-            DYNAMODB_WRITERS="4",
-            GENERATOR_THREADS="1",
-            LOG_LEVEL="INFO",
-            KILL_POINT="",
-            STORE_FAULT="",
-        )
-        env.update(extra)
-        return env
+        settings = {
+            "DYNAMODB_TABLE_PREFIX": self.prefix,
+            "DYNAMODB_WRITERS": "4",
+            "GENERATOR_THREADS": "1",
+            "LOG_LEVEL": "INFO",
+            "KILL_POINT": "",
+            "STORE_FAULT": "",
+        }
+        return aws_env(self.dynamodb.endpoint_url, **{**settings, **extra})
 
     def command(self) -> list[str]:
         return [
