@@ -206,19 +206,17 @@ def lookup_command(config: ServerConfig, args: argparse.Namespace) -> int:
 
 def up_command(config: ServerConfig, args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Bring the whole stack up (make run): DynamoDB Local, the generator, then the server."""
-    from devstack.pidfile import place_for  # development only: the image leaves devstack out
+    from devstack.pidfile import place_from_env  # development only, imported when asked for
     from devstack.stack import up
 
-    dynamodb_port = env_int(env, "DYNAMODB_PORT", 8000, 1, 65535)
-    chosen = env.get("DYNAMODB_DATA_DIR", "").strip()
-    data_dir = Path(chosen) if chosen else None
-    if args.state_dir is not None:  # the folder of data/, the pid file and the log
-        data_dir = args.state_dir / "data"
+    # --state-dir is the folder of data/, the pid file and the log.
+    state_data = args.state_dir / "data" if args.state_dir is not None else None
+    dynamodb_port, place = place_from_env(env, data_dir=state_data)
     return up(
         host=config.host,
         port=config.port,
         dynamodb_port=dynamodb_port,
-        place=place_for(dynamodb_port, data_dir),
+        place=place,
         env=env,
         env_file=args.env_file,
         generate_runs=args.generate,

@@ -18,12 +18,11 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from config import ConfigError, env_int, env_text
+from config import ConfigError
 from devstack.dynamodb_local import PROJECT_ROOT, DynamoDBLocalError, answers
-from devstack.pidfile import Place, place_for, read, start_or_reuse, stop_recorded
+from devstack.pidfile import DEFAULT_PORT, place_from_env, read, start_or_reuse, stop_recorded
 
 NOT_RUNNING = 3  # the LSB exit status of `status` for "not running"
-DEFAULT_PORT = 8000
 
 
 def port_number(text: str) -> int:
@@ -62,22 +61,15 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def place_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[int, Place]:
-    """Return the port and the place that the command line, else the environment, chooses."""
-    port: int = args.port or env_int(env, "DYNAMODB_PORT", DEFAULT_PORT, 1, 65535)
-    data_dir: Path | None = args.data_dir
-    if data_dir is None and env_text(env, "DYNAMODB_DATA_DIR", ""):
-        data_dir = Path(env_text(env, "DYNAMODB_DATA_DIR", ""))
-    return port, place_for(port, data_dir, in_memory=args.in_memory)
-
-
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ) -> int:
     """Run the `start`, `stop` or `status` command and return the exit status."""
     top = parser()
     args = top.parse_args(argv)
     settings = {k: v for k, v in dotenv_values(args.env_file).items() if v is not None}
     try:
-        port, place = place_from(args, {**settings, **env})
+        port, place = place_from_env(
+            {**settings, **env}, args.port, args.data_dir, in_memory=args.in_memory
+        )
     except ConfigError as error:
         top.error(str(error))
 

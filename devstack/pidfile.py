@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from config import env_int, env_text
 from devstack.dynamodb_local import (
     PROJECT_ROOT,
     DynamoDBLocal,
@@ -28,6 +30,7 @@ __all__ = [
     "PID_FILE",
     "Place",
     "place_for",
+    "place_from_env",
     "read",
     "remove",
     "start_or_reuse",
@@ -36,6 +39,7 @@ __all__ = [
     "write",
 ]
 
+DEFAULT_PORT = 8000
 PID_FILE = "dynamodb.pid"
 LOG_FILE = "dynamodb.log"
 
@@ -74,6 +78,20 @@ def place_for(
     """
     chosen = project_root / ".dynamodb" / str(port) / "data" if data_dir is None else data_dir
     return Place(chosen.absolute(), in_memory)
+
+
+def place_from_env(
+    env: Mapping[str, str],
+    port: int | None = None,
+    data_dir: Path | None = None,
+    *,
+    in_memory: bool = False,
+) -> tuple[int, Place]:
+    """Return the port and place given, else DYNAMODB_PORT (8000) and DYNAMODB_DATA_DIR of env."""
+    port = port or env_int(env, "DYNAMODB_PORT", DEFAULT_PORT, 1, 65535)
+    if data_dir is None and env_text(env, "DYNAMODB_DATA_DIR", ""):
+        data_dir = Path(env_text(env, "DYNAMODB_DATA_DIR", ""))
+    return port, place_for(port, data_dir, in_memory=in_memory)
 
 
 def write(pid_file: Path, instance: DynamoDBLocal) -> None:
