@@ -195,8 +195,12 @@ def test_runs_are_exact_by_default_and_say_so():
 
 
 def test_auto_searches_approximately_only_above_the_user_count():
-    below = pipeline.run(TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=80)[0]
-    above = pipeline.run(TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=79)[0]
+    below = pipeline.run(
+        TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=80
+    )[0]
+    above = pipeline.run(
+        TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=79
+    )[0]
 
     assert (below.search, above.search) == ("exact", "approximate")
 
