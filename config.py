@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
+N = TypeVar("N", int, float)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -25,29 +27,35 @@ def env_text(env: Mapping[str, str], name: str, default: str) -> str:
 
 def env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """Read a whole number between low and high."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
-    return value
+    return _bounded(env, name, default, low, high, int, "a whole number")
 
 
 def env_float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
     """Read a number between low and high."""
+    return _bounded(env, name, default, low, high, float, "a number")
+
+
+def _bounded(
+    env: Mapping[str, str],
+    name: str,
+    default: N,
+    low: N,
+    high: N,
+    parse: Callable[[str], N],
+    noun: str,
+) -> N:
+    """Read a value of `parse`'s kind between low and high; blank counts as unset."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+        raise ConfigError(f"{name} must be {noun}, not {raw!r}") from None
     if not low <= value <= high:  # nan fails this too
-        raise ConfigError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
+        shown = "{:g}" if isinstance(value, float) else "{}"
+        bounds = f"between {shown.format(low)} and {shown.format(high)}"
+        raise ConfigError(f"{name} must be {bounds}, not {shown.format(value)}")
     return value
 
 
