@@ -36,6 +36,7 @@ from config import (
 
 if TYPE_CHECKING:
     from generator.tables import Tables
+    from store import NeighbourStore
     from store.dynamo import DynamoStore
 
 ROOT = Path(__file__).resolve().parent
@@ -108,7 +109,8 @@ def connect_store(config: GeneratorConfig) -> DynamoStore:
     return store
 
 
-Connect = Callable[[GeneratorConfig], "DynamoStore"]
+# What `main` gets its store from: any NeighbourStore, ready to write (tests hand in their own).
+Connect = Callable[[GeneratorConfig], "NeighbourStore"]
 
 
 def positive_int(text: str) -> int:

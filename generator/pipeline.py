@@ -32,7 +32,7 @@ from store import (
 log = logging.getLogger(__name__)
 
 # Above this many users with evidence in a model, `approximate=None` (auto) searches approximately:
-# exact work grows with users² (about 1.5 min per model at 100k users here, hours at 1M).
+# exact work grows with users² (README, "Benchmarks", has the times).
 APPROXIMATE_ABOVE = 200_000
 # Users whose approximate lists are checked against an exact search, and how deep.
 RECALL_SAMPLE = 2000

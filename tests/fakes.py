@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from store import (
     Neighbour,
@@ -16,6 +16,8 @@ from store import (
     new_run_id,
 )
 from store.memory import MemoryStore
+
+T = TypeVar("T")
 
 # Credentials no AWS account accepts, and no shared config file: a test never reaches real AWS.
 FAKE_AWS = {
@@ -41,13 +43,14 @@ def aws_env(endpoint_url: str | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
-    """Poll until the condition holds; fail naming it if it does not within `timeout` s."""
+def wait_for(condition: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
+    """Poll until the condition is neither None nor False; return it, or fail naming it."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while (found := condition()) is None or found is False:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:g} s: {what}")
         time.sleep(0.05)
+    return found
 
 
 Lists = Mapping[int, list[tuple[int, float]]]

@@ -25,7 +25,7 @@ import pytest
 from devstack import dynamodb_local as local
 from devstack import pidfile
 from store.dynamo import DynamoStore
-from tests.fakes import aws_env
+from tests.fakes import aws_env, wait_for
 
 pytestmark = [pytest.mark.dynamodb_local, pytest.mark.slow]
 
@@ -66,20 +66,14 @@ def request(
         connection.close()
 
 
-def wait_for(port: int, path: str, status: int, timeout: float, process: Any = None) -> None:
-    """Poll until GET path answers the status."""
-    started = time.monotonic()
-    while True:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the process exited with code {process.returncode}")
-        try:
-            if request(port, "GET", path, timeout=2.0)[0] == status:
-                return
-        except OSError:
-            pass
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"GET {path} did not answer {status} within {timeout} s")
-        time.sleep(0.1)
+def answers(port: int, path: str, status: int, process: Any = None) -> bool:
+    """Return whether GET path answers the status now; fail if the process has exited."""
+    if process is not None and process.poll() is not None:
+        raise AssertionError(f"the process exited with code {process.returncode}")
+    try:
+        return request(port, "GET", path, timeout=2.0)[0] == status
+    except OSError:
+        return False
 
 
 @dataclass
@@ -134,7 +128,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_for(port, "/readyz", 200, timeout=30, process=server)
+        wait_for(lambda: answers(port, "/readyz", 200, server), "/readyz answers 200", 30)
         running = Stack(dynamodb, data_dir, tmp, env, port, server)
         yield running
     finally:
@@ -271,7 +265,11 @@ def test_the_store_going_down_is_a_503_and_coming_back_needs_no_restart(stack):
             stack.dynamodb.port, stack.data_dir, log_path=stack.log_dir / "dynamodb.log"
         )
 
-    wait_for(stack.port, "/similar-users/110", 200, timeout=15, process=stack.server)
+    wait_for(
+        lambda: answers(stack.port, "/similar-users/110", 200, stack.server),
+        "/similar-users/110 answers 200",
+        15,
+    )
 
     assert stack.server.poll() is None and stack.server.pid == server_pid
 

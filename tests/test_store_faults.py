@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,11 +30,12 @@ from typing import Any, TypeVar
 import pytest
 
 from devstack import dynamodb_local as local
+from devstack.stack import wait_until_ready
 from generator import pipeline
 from generator.tables import load_tables
 from server.security import SECURITY_HEADERS
 from store.dynamo import DynamoStore
-from tests.fakes import aws_env
+from tests.fakes import aws_env, wait_for
 
 pytestmark = [pytest.mark.dynamodb_local, pytest.mark.slow]
 
@@ -181,14 +182,6 @@ class Load:
             return None
         return after[-STEADY].sent
 
-    def wait_until(self, seen: Callable[[], T | None], what: str) -> T:
-        """Wait until seen() is neither None nor False, for at most PHASE_TIMEOUT; return it."""
-        deadline = time.monotonic() + PHASE_TIMEOUT
-        while (found := seen()) is None or found is False:
-            assert time.monotonic() < deadline, f"not seen within {PHASE_TIMEOUT} s: {what}"
-            time.sleep(0.05)
-        return found
-
 
 @dataclass
 class Stack:
@@ -264,16 +257,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             server = subprocess.Popen(
                 [*command, "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                if get(port, "/readyz", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.1)
+        wait_until_ready(server, f"http://127.0.0.1:{port}", timeout=60)
         running = Stack(dynamodb, data_dir, tmp_path, port, server, expected, run.run_id)
         yield running
     finally:
@@ -331,23 +315,27 @@ def test_the_server_survives_its_store_being_killed_hung_and_restarted(stack, ca
 
     with Load(stack.port, stack.expected, stack.run_id) as load:
         events["start"] = 0.0
-        load.wait_until(lambda: load.recovered(0.0), "correct answers before any fault")
+        wait_for(lambda: load.recovered(0.0), "correct answers before any fault", PHASE_TIMEOUT)
         events["killed"] = load.now()
         stack.kill_dynamodb()
-        load.wait_until(lambda: load.saw_the_store_down(events["killed"]), "503s, store killed")
+        wait_for(
+            lambda: load.saw_the_store_down(events["killed"]), "503s, store killed", PHASE_TIMEOUT
+        )
         events["restarting"] = load.now()
         stack.restart_dynamodb()
         events["restarted"] = load.now()
-        events["recovered_after_restart"] = load.wait_until(
-            lambda: load.recovered(events["restarted"]), "recovery after the restart"
+        events["recovered_after_restart"] = wait_for(
+            lambda: load.recovered(events["restarted"]), "recovery after the restart", PHASE_TIMEOUT
         )
         events["stopped"] = load.now()
         os.kill(stack.dynamodb.pid, signal.SIGSTOP)
-        load.wait_until(lambda: load.saw_the_store_down(events["stopped"]), "503s, store hung")
+        wait_for(
+            lambda: load.saw_the_store_down(events["stopped"]), "503s, store hung", PHASE_TIMEOUT
+        )
         events["continued"] = load.now()
         os.kill(stack.dynamodb.pid, signal.SIGCONT)
-        events["recovered_after_continue"] = load.wait_until(
-            lambda: load.recovered(events["continued"]), "recovery after SIGCONT"
+        events["recovered_after_continue"] = wait_for(
+            lambda: load.recovered(events["continued"]), "recovery after SIGCONT", PHASE_TIMEOUT
         )
         events["end"] = load.now()
 
