@@ -18,7 +18,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # runtime stage needs neither compilers nor pip's cache.
 FROM base AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md config.py ./
 COPY similarity/ similarity/
 COPY generator/ generator/
 COPY server/ server/

@@ -1,15 +1,18 @@
-"""Bounded readers of settings from an environment mapping, and logging, for the entry points.
+"""What the entry points share: bounded readers of their settings, and the logging set-up.
 
-Only `run_generator.py` and `run_server.py` read the environment; each turns it into a frozen
-config with these readers, so a bad value fails at start with a one-line message naming the
-setting, and nothing below the entry points ever looks at `os.environ`.
+Only the entry points (`run_generator.py`, `run_server.py`, `python -m devstack`) read the
+environment; each turns it into a frozen config with these readers, so a bad value fails at start
+with a one-line message naming the setting, and nothing below them ever looks at `os.environ`.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 N = TypeVar("N", int, float)
@@ -80,26 +83,56 @@ def log_level(env: Mapping[str, str]) -> str:
     return env_choice(env, "LOG_LEVEL", LOG_LEVELS, "INFO")
 
 
-def aws_region(env: Mapping[str, str]) -> str | None:
-    """Read AWS_REGION, else AWS_DEFAULT_REGION; None leaves the region to boto3's chain."""
-    return env_text(env, "AWS_REGION", "") or env_text(env, "AWS_DEFAULT_REGION", "") or None
+@dataclass(frozen=True)
+class AwsSettings:
+    """Where AWS is and who we are there; what is None is left to boto3's usual chain."""
+
+    region: str | None
+    dynamodb_endpoint: str | None  # e.g. DynamoDB Local
+    s3_endpoint: str | None
+    credentials: tuple[str, str, str | None] | None = field(default=None, repr=False)
 
 
-def endpoint(env: Mapping[str, str], service: str) -> str | None:
-    """Read a service's endpoint (e.g. AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL)."""
-    name = f"AWS_ENDPOINT_URL_{service.upper()}"
-    return env_text(env, name, "") or env_text(env, "AWS_ENDPOINT_URL", "") or None
+def aws_settings(env: Mapping[str, str]) -> AwsSettings:
+    """Read AWS_REGION (else AWS_DEFAULT_REGION), the endpoints and the access key, if set."""
+    key_id, secret = (
+        env_text(env, "AWS_ACCESS_KEY_ID", ""),
+        env_text(env, "AWS_SECRET_ACCESS_KEY", ""),
+    )
+    return AwsSettings(
+        region=env_text(env, "AWS_REGION", "") or env_text(env, "AWS_DEFAULT_REGION", "") or None,
+        dynamodb_endpoint=_endpoint(env, "DYNAMODB"),
+        s3_endpoint=_endpoint(env, "S3"),
+        credentials=(key_id, secret, env_text(env, "AWS_SESSION_TOKEN", "") or None)
+        if key_id and secret
+        else None,
+    )
 
 
-def no_region(dynamodb_endpoint: str | None) -> str:
-    """Say how to set the AWS region that boto3 could not find."""
-    if dynamodb_endpoint is not None:
-        return (
-            f"no AWS region is set for the DynamoDB endpoint {dynamodb_endpoint}: set "
-            "AWS_DEFAULT_REGION (any region works with DynamoDB Local, e.g. us-east-1; "
-            "`cp example.env .env` sets one)"
-        )
-    return "no AWS region is set: set AWS_REGION or AWS_DEFAULT_REGION (e.g. us-east-1)"
+def _endpoint(env: Mapping[str, str], service: str) -> str | None:
+    """Read a service's endpoint: AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL."""
+    return (
+        env_text(env, f"AWS_ENDPOINT_URL_{service}", "")
+        or env_text(env, "AWS_ENDPOINT_URL", "")
+        or None
+    )
+
+
+def dynamodb_local_settings(env: Mapping[str, str]) -> tuple[int, Path | None]:
+    """Read DYNAMODB_PORT (default 8000) and DYNAMODB_DATA_DIR (None: the port's own folder)."""
+    data_dir = env_text(env, "DYNAMODB_DATA_DIR", "")
+    return env_int(env, "DYNAMODB_PORT", 8000, 1, 65535), Path(data_dir) if data_dir else None
+
+
+def positive_int(text: str) -> int:
+    """Parse a command-line whole number of at least 1 (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def configure_logging(level: str) -> None:

@@ -18,20 +18,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values
 
 from config import (
+    AwsSettings,
     ConfigError,
-    aws_region,
+    aws_settings,
     configure_logging,
-    endpoint,
     env_choice,
     env_int,
     env_text,
     log_level,
-    no_region,
+    positive_int,
 )
 
 if TYPE_CHECKING:
@@ -60,9 +60,7 @@ class GeneratorConfig:
     writers: int
     abandoned_after: timedelta
     log_level: str
-    region: str | None  # None: boto3's chain (e.g. a profile's config file)
-    dynamodb_endpoint: str | None  # e.g. DynamoDB Local; None: AWS
-    s3_endpoint: str | None
+    aws: AwsSettings
 
 
 def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
@@ -84,44 +82,40 @@ def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
             )
         ),
         log_level=log_level(env),
-        region=aws_region(env),
-        dynamodb_endpoint=endpoint(env, "dynamodb"),
-        s3_endpoint=endpoint(env, "s3"),
+        aws=aws_settings(env),
     )
 
 
 def connect_store(config: GeneratorConfig) -> DynamoStore:
-    """Return the DynamoDB store the config names, its tables created; raise ConfigError."""
-    from botocore.exceptions import NoRegionError
-
+    """Return the DynamoDB store the config names; raise StoreConfigError (e.g. no region)."""
     from store.dynamo import DynamoStore
 
-    try:
-        store = DynamoStore.connect(
-            table_prefix=config.table_prefix,
-            region=config.region,
-            endpoint_url=config.dynamodb_endpoint,
-            writers=config.writers,
-        )
-    except NoRegionError:
-        raise ConfigError(no_region(config.dynamodb_endpoint)) from None
-    store.ensure_tables()
-    return store
+    return DynamoStore.connect(
+        table_prefix=config.table_prefix,
+        region=config.aws.region,
+        endpoint_url=config.aws.dynamodb_endpoint,
+        credentials=config.aws.credentials,
+        writers=config.writers,
+    )
+
+
+def s3_client(config: GeneratorConfig) -> Any:
+    """Return a new S3 client for the config's region, endpoint and access key."""
+    import boto3
+
+    key_id, secret, token = config.aws.credentials or (None, None, None)
+    return boto3.client(
+        "s3",
+        region_name=config.aws.region,
+        endpoint_url=config.aws.s3_endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+    )
 
 
 # What `main` gets its store from: any NeighbourStore, ready to write (tests hand in their own).
 Connect = Callable[[GeneratorConfig], "NeighbourStore"]
-
-
-def positive_int(text: str) -> int:
-    """Parse a command-line whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def level_name(text: str) -> str:
@@ -230,6 +224,7 @@ def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
     add_export_arguments(evaluate, config, "evaluate on", "evaluate")
     evaluate.add_argument("--k", type=positive_int, default=10, help="recommendations per user")
     evaluate.add_argument(
+        "--top-n",
         "--k-neighbours",
         dest="top_n_stored",
         type=positive_int,
@@ -275,7 +270,7 @@ def synthesize(users: int, out: Path, seed: int, catalogue_dir: Path | None) -> 
 
 def load_export(args: argparse.Namespace, config: GeneratorConfig, scratch: Path) -> Tables:
     """Load the export named by --data-dir (a folder or s3://bucket/prefix), or a synthetic one."""
-    from generator.sources import fetch_export, s3_client
+    from generator.sources import fetch_export
     from generator.tables import load_tables
 
     if args.data_dir is None:
@@ -284,11 +279,7 @@ def load_export(args: argparse.Namespace, config: GeneratorConfig, scratch: Path
         catalogue = REAL_CATALOGUE if REAL_CATALOGUE.is_dir() else None
         synthesize(users, data_dir, args.seed, catalogue)
     else:
-        data_dir = fetch_export(
-            args.data_dir,
-            scratch / "export",
-            connect_s3=lambda: s3_client(config.region, config.s3_endpoint),
-        )
+        data_dir = fetch_export(args.data_dir, scratch / "export", lambda: s3_client(config))
     started = time.monotonic()
     tables = load_tables(data_dir)
     for line in tables.report.summary():
@@ -302,6 +293,7 @@ def generate(args: argparse.Namespace, config: GeneratorConfig, connect: Connect
     from generator import pipeline
 
     store = connect(config)
+    store.ensure_tables()
     with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
         tables = load_export(args, config, Path(scratch))
         results = pipeline.run(
@@ -397,7 +389,7 @@ def main(
     args = parser(config).parse_args(argv)
     configure_logging(args.log_level)
     from generator.tables import TableError
-    from store import StoreError
+    from store import StoreConfigError, StoreError
 
     try:
         if args.command == "synthesize":
@@ -408,7 +400,7 @@ def main(
             rollback(args.model, config, connect)
         else:
             generate(args, config, connect)
-    except ConfigError as error:
+    except (ConfigError, StoreConfigError) as error:
         print(f"run_generator.py: error: {error}", file=sys.stderr)
         return 2
     except (TableError, StoreError, ValueError, OSError) as error:
@@ -421,7 +413,6 @@ def main(
 
 
 if __name__ == "__main__":
-    # Settings of .env join the environment (variables already set win), where boto3 finds its
-    # credentials too.
-    load_dotenv(ROOT / ".env")
-    sys.exit(main(env=os.environ))
+    # Settings of .env under the environment's: variables already set win.
+    from_file = {k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}
+    sys.exit(main(env={**from_file, **os.environ}))

@@ -22,28 +22,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from config import (
+    AwsSettings,
     ConfigError,
-    aws_region,
+    aws_settings,
     configure_logging,
-    endpoint,
+    dynamodb_local_settings,
     env_float,
     env_int,
     env_list,
     env_text,
     log_level,
-    no_region,
+    positive_int,
 )
 from server import Settings, create_app
 from server.api import lookup
 from server.cache import RESULT_CACHE_MB, CurrentRuns
 from server.errors import STORE_UNAVAILABLE, ApiError, problem_body
 from server.query import integer_or_text, parse_query
-from store import StoreUnavailableError
+from store import NeighbourStore, StoreConfigError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from store.dynamo import DynamoStore
@@ -67,8 +68,7 @@ class ServerConfig:
     timeout: int
     log_level: str
     table_prefix: str
-    region: str | None  # None: boto3's chain (e.g. a profile's config file)
-    dynamodb_endpoint: str | None  # e.g. DynamoDB Local; None: AWS
+    aws: AwsSettings
     connect_timeout: float
     read_timeout: float
     retries: int
@@ -105,8 +105,7 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
         timeout=env_int(env, "GUNICORN_TIMEOUT", 30, 1, 3600),
         log_level=log_level(env),
         table_prefix=env_text(env, "DYNAMODB_TABLE_PREFIX", "similar_users"),
-        region=aws_region(env),
-        dynamodb_endpoint=endpoint(env, "dynamodb"),
+        aws=aws_settings(env),
         connect_timeout=env_float(env, "STORE_CONNECT_TIMEOUT_SECONDS", 0.5, 0.05, 60),
         read_timeout=env_float(env, "STORE_READ_TIMEOUT_SECONDS", 0.5, 0.05, 60),
         retries=env_int(env, "STORE_RETRIES", 1, 0, 10),
@@ -116,23 +115,26 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
 
 def connect_store(config: ServerConfig) -> DynamoStore:
     """Return a DynamoDB store whose reads fail fast, so a dead store means a quick 503."""
-    from botocore.exceptions import NoRegionError
-
     from store.dynamo import DynamoStore
 
     try:
         return DynamoStore.connect(
             table_prefix=config.table_prefix,
-            region=config.region,
-            endpoint_url=config.dynamodb_endpoint,
+            region=config.aws.region,
+            endpoint_url=config.aws.dynamodb_endpoint,
+            credentials=config.aws.credentials,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
             max_attempts=config.retries,  # botocore counts retries after the first attempt here
         )
-    except NoRegionError:
-        raise ConfigError(no_region(config.dynamodb_endpoint)) from None
+    except StoreConfigError as error:
+        raise ConfigError(str(error)) from None
     except Exception as error:  # say so at start, not in every request
         raise ConfigError(f"cannot create the DynamoDB client: {error}") from error
+
+
+# What `main` gets its store from (tests hand in their own).
+Connect = Callable[[ServerConfig], NeighbourStore]
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -158,9 +160,9 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn has no type h
         return self.factory()
 
 
-def serve(config: ServerConfig) -> int:
+def serve(config: ServerConfig, connect: Connect) -> int:
     """Serve the API with gunicorn until it is stopped."""
-    connect_store(config)  # fail here, clearly, rather than in every worker
+    connect(config)  # fail here, clearly, rather than in every worker
     options = {
         "bind": f"{config.host}:{config.port}",
         "workers": config.workers,
@@ -171,7 +173,7 @@ def serve(config: ServerConfig) -> int:
 
     def app() -> Flask:  # called in each worker after the fork: its own boto3 client
         configure_logging(config.log_level)
-        return create_app(connect_store(config), config.settings)
+        return create_app(connect(config), config.settings)
 
     Gunicorn(app, options).run()
     return 0
@@ -180,14 +182,14 @@ def serve(config: ServerConfig) -> int:
 # -- lookup -----------------------------------------------------------------------------------
 
 
-def lookup_command(config: ServerConfig, args: argparse.Namespace) -> int:
+def lookup_command(config: ServerConfig, args: argparse.Namespace, connect: Connect) -> int:
     """Print the API's answer for one user, or its problem on stderr."""
     values: dict[str, object] = {"user_handle": integer_or_text(args.user_handle)}
     if args.model_handle is not None:
         values["model_handle"] = args.model_handle
     if args.top_n is not None:
         values["top_n"] = integer_or_text(args.top_n)
-    runs = CurrentRuns(connect_store(config), ttl=0)
+    runs = CurrentRuns(connect(config), ttl=0)
     try:
         answer = lookup(parse_query(values, config.settings), runs)
     except ApiError as error:
@@ -206,17 +208,17 @@ def lookup_command(config: ServerConfig, args: argparse.Namespace) -> int:
 
 def up_command(config: ServerConfig, args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Bring the whole stack up (make run): DynamoDB Local, the generator, then the server."""
-    from devstack.pidfile import place_from_env  # development only, imported when asked for
+    from devstack.pidfile import place_for  # development only, imported when asked for
     from devstack.stack import up
 
-    # --state-dir is the folder of data/, the pid file and the log.
-    state_data = args.state_dir / "data" if args.state_dir is not None else None
-    dynamodb_port, place = place_from_env(env, data_dir=state_data)
+    dynamodb_port, data_dir = dynamodb_local_settings(env)
+    if args.state_dir is not None:  # the folder of data/, the pid file and the log
+        data_dir = args.state_dir / "data"
     return up(
         host=config.host,
         port=config.port,
         dynamodb_port=dynamodb_port,
-        place=place,
+        place=place_for(dynamodb_port, data_dir),
         env=env,
         env_file=args.env_file,
         generate_runs=args.generate,
@@ -225,13 +227,6 @@ def up_command(config: ServerConfig, args: argparse.Namespace, env: Mapping[str,
 
 
 # -- command line -----------------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    """Parse a command-line whole number of at least 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -274,23 +269,28 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] = os.environ,
+    connect: Connect = connect_store,
+) -> int:
+    """Run the command line with settings from `env` over --env-file's; return the exit code."""
     args = parser().parse_args(argv)
     command = args.command or "serve"
     if command == "up":
         from devstack.stack import create_env_file
 
         create_env_file(args.env_file, EXAMPLE_ENV_FILE)
-    load_dotenv(args.env_file)
+    from_file = {k: v for k, v in dotenv_values(args.env_file).items() if v is not None}
+    env = {**from_file, **env}  # variables already set win
     try:
-        config = config_from_env(os.environ)
+        config = config_from_env(env)
         configure_logging(config.log_level)
         if command == "serve":
-            return serve(config)
+            return serve(config, connect)
         if command == "lookup":
-            return lookup_command(config, args)
-        return up_command(config, args, os.environ)
+            return lookup_command(config, args, connect)
+        return up_command(config, args, env)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

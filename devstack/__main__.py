@@ -18,9 +18,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from config import ConfigError
+from config import ConfigError, dynamodb_local_settings
 from devstack.dynamodb_local import PROJECT_ROOT, DynamoDBLocalError, answers
-from devstack.pidfile import DEFAULT_PORT, place_from_env, read, start_or_reuse, stop_recorded
+from devstack.pidfile import place_for, read, start_or_reuse, stop_recorded
 
 NOT_RUNNING = 3  # the LSB exit status of `status` for "not running"
 
@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument(
         "--port",
         type=port_number,
-        help=f"port to listen on (default: $DYNAMODB_PORT or {DEFAULT_PORT})",
+        help="port to listen on (default: $DYNAMODB_PORT or 8000)",
     )
     storage = top.add_mutually_exclusive_group()
     storage.add_argument(
@@ -67,11 +67,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ)
     args = top.parse_args(argv)
     settings = {k: v for k, v in dotenv_values(args.env_file).items() if v is not None}
     try:
-        port, place = place_from_env(
-            {**settings, **env}, args.port, args.data_dir, in_memory=args.in_memory
-        )
+        port, data_dir = dynamodb_local_settings({**settings, **env})
     except ConfigError as error:
         top.error(str(error))
+    port = args.port or port
+    place = place_for(port, args.data_dir or data_dir, in_memory=args.in_memory)
 
     if args.command == "status":
         running = read(place.pid_file)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from config import env_int, env_text
 from devstack.dynamodb_local import (
     PROJECT_ROOT,
     DynamoDBLocal,
@@ -30,7 +28,6 @@ __all__ = [
     "PID_FILE",
     "Place",
     "place_for",
-    "place_from_env",
     "read",
     "remove",
     "start_or_reuse",
@@ -39,7 +36,6 @@ __all__ = [
     "write",
 ]
 
-DEFAULT_PORT = 8000
 PID_FILE = "dynamodb.pid"
 LOG_FILE = "dynamodb.log"
 
@@ -80,23 +76,14 @@ def place_for(
     return Place(chosen.absolute(), in_memory)
 
 
-def place_from_env(
-    env: Mapping[str, str],
-    port: int | None = None,
-    data_dir: Path | None = None,
-    *,
-    in_memory: bool = False,
-) -> tuple[int, Place]:
-    """Return the port and place given, else DYNAMODB_PORT (8000) and DYNAMODB_DATA_DIR of env."""
-    port = port or env_int(env, "DYNAMODB_PORT", DEFAULT_PORT, 1, 65535)
-    if data_dir is None and env_text(env, "DYNAMODB_DATA_DIR", ""):
-        data_dir = Path(env_text(env, "DYNAMODB_DATA_DIR", ""))
-    return port, place_for(port, data_dir, in_memory=in_memory)
-
-
-def write(pid_file: Path, instance: DynamoDBLocal) -> None:
-    """Record the instance in the pid file, replacing it whole (a reader never sees half a file)."""
-    record = {"pid": instance.pid, "port": instance.port, "endpoint_url": instance.endpoint_url}
+def write(pid_file: Path, instance: DynamoDBLocal, place: Place) -> None:
+    """Record the instance and where it keeps its tables, replacing the pid file whole."""
+    record = {
+        "pid": instance.pid,
+        "port": instance.port,
+        "endpoint_url": instance.endpoint_url,
+        "tables": place.describe(),
+    }
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     partial = pid_file.with_name(f".{pid_file.name}.{os.getpid()}")
     partial.write_text(json.dumps(record) + "\n")
@@ -110,6 +97,15 @@ def recorded(pid_file: Path) -> DynamoDBLocal | None:
         return DynamoDBLocal(int(record["port"]), int(record["pid"]), str(record["endpoint_url"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _tables(pid_file: Path) -> str | None:
+    """Return where the recorded instance keeps its tables, as `Place.describe` says it."""
+    try:
+        tables = json.loads(pid_file.read_text())["tables"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(tables)
 
 
 def read(pid_file: Path) -> DynamoDBLocal | None:
@@ -137,6 +133,14 @@ def start_or_reuse(
     """
     running = read(place.pid_file)
     if running is not None:
+        tables = _tables(place.pid_file)
+        if tables != place.describe():
+            # Another data folder (or memory) beside this one: reusing it would mix two databases.
+            raise DynamoDBLocalError(
+                f"DynamoDB Local (pid {running.pid}, {place.pid_file}) keeps its tables "
+                f"{'elsewhere' if tables is None else tables.replace('data in', 'in', 1)}, not "
+                f"{place.describe().replace('data in', 'in', 1)}: stop it first"
+            )
         if running.port != port:
             raise DynamoDBLocalError(
                 f"DynamoDB Local (pid {running.pid}, {place.pid_file}) already runs on "
@@ -150,7 +154,7 @@ def start_or_reuse(
         return running, False
     data_dir = None if place.in_memory else place.data_dir
     instance = start(port, data_dir, project_root=project_root, log_path=place.log_file)
-    write(place.pid_file, instance)
+    write(place.pid_file, instance, place)
     return instance, True
 
 

@@ -4,7 +4,7 @@
 directly under the prefix (`user_interests.csv`, ..., plain or `.csv.gz`) so that `load_tables`
 reads them like any folder; anything else is taken as a local folder and returned unchanged. The
 S3 client comes from `connect_s3`, called only for an s3:// URI, so the entry point (or a test)
-decides where S3 is; `s3_client` is the usual one.
+decides where S3 is and who asks (run_generator.py makes it from its settings).
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from generator.tables import TABLE_NAMES, TableError
 
-__all__ = ["EXPORT_FILES", "S3_SCHEME", "fetch_export", "parse_s3_uri", "s3_client"]
+__all__ = ["EXPORT_FILES", "S3_SCHEME", "fetch_export", "parse_s3_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +42,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def s3_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
-    """Return a new S3 client; what is not given comes from boto3's usual chain.
-
-    That chain is the task's role or the environment's credentials, and ``AWS_ENDPOINT_URL_S3``
-    when no ``endpoint_url`` is given.
-    """
-    return boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
-
-
-def fetch_export(uri: str, dest: Path, connect_s3: Callable[[], Any] = s3_client) -> Path:
+def fetch_export(uri: str, dest: Path, connect_s3: Callable[[], Any]) -> Path:
     """Return a local folder holding the export at `uri`, downloading an s3:// one into `dest`.
 
     `connect_s3` returns the S3 client to download with; it is called only for an s3:// URI.

@@ -23,6 +23,7 @@ __all__ = [
     "Run",
     "RunStatus",
     "StaleRunError",
+    "StoreConfigError",
     "StoreError",
     "StoreUnavailableError",
     "new_run_id",
@@ -43,6 +44,10 @@ SCORE_DECIMALS = 6
 
 class StoreError(Exception):
     """Something went wrong in the neighbour store."""
+
+
+class StoreConfigError(StoreError):
+    """The store cannot be used as configured (e.g. no AWS region is set); the message says how."""
 
 
 class StoreUnavailableError(StoreError):
@@ -108,6 +113,9 @@ def shard_of(user_handle: int, shards: int) -> int:
 
 class NeighbourStore(Protocol):
     """Where runs of neighbour lists are written, published and read."""
+
+    def ensure_tables(self) -> None:
+        """Create what the store keeps runs in, if it does not exist yet (a writer calls this)."""
 
     def begin_run(self, run: Run) -> None:
         """Record a new run as being written."""

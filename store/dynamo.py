@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from store import (
     IncompleteWriteError,
@@ -29,6 +29,7 @@ from store import (
     Run,
     RunStatus,
     StaleRunError,
+    StoreConfigError,
     StoreError,
     StoreUnavailableError,
     rollback_target,
@@ -62,6 +63,17 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+def no_region(endpoint_url: str | None) -> str:
+    """Say how to set the AWS region that boto3 could not find."""
+    if endpoint_url is not None:
+        return (
+            f"no AWS region is set for the DynamoDB endpoint {endpoint_url}: set "
+            "AWS_DEFAULT_REGION (any region works with DynamoDB Local, e.g. us-east-1; "
+            "`cp example.env .env` sets one)"
+        )
+    return "no AWS region is set: set AWS_REGION or AWS_DEFAULT_REGION (e.g. us-east-1)"
 
 
 class DynamoStore:
@@ -107,12 +119,14 @@ class DynamoStore:
         max_attempts: int = 5,
         writers: int = 8,
         fast_path: bool = True,
+        credentials: tuple[str, str, str | None] | None = None,
     ) -> DynamoStore:
         """Return a store on a new boto3 client, with a `FastPath` beside it unless told not to.
 
         With no ``endpoint_url`` boto3 takes ``AWS_ENDPOINT_URL_DYNAMODB`` if set (DynamoDB Local),
-        else real AWS; credentials and region come from boto3's usual chain. moto intercepts
-        boto3's requests only, so a store on moto needs ``fast_path=False``.
+        else real AWS; the region and ``credentials`` (key id, secret, session token) not given
+        come from boto3's usual chain. Raises StoreConfigError when no region can be found. moto
+        intercepts boto3's requests only, so a store on moto needs ``fast_path=False``.
         """
         config = Config(
             connect_timeout=connect_timeout,
@@ -124,9 +138,17 @@ class DynamoStore:
             parameter_validation=False,
         )
         session = botocore.session.Session()
-        client = boto3.Session(botocore_session=session, region_name=region).client(
-            "dynamodb", endpoint_url=endpoint_url, config=config
-        )
+        key_id, secret, token = credentials or (None, None, None)
+        try:
+            client = boto3.Session(
+                aws_access_key_id=key_id,
+                aws_secret_access_key=secret,
+                aws_session_token=token,
+                botocore_session=session,
+                region_name=region,
+            ).client("dynamodb", endpoint_url=endpoint_url, config=config)
+        except NoRegionError:
+            raise StoreConfigError(no_region(endpoint_url)) from None
         fast = None
         if fast_path:
             ca_bundle = session.get_config_variable("ca_bundle")

@@ -2,9 +2,8 @@
 
 The server reads one ``GetItem`` per cache miss and publishing sends one ``BatchWriteItem`` per 25
 lists. boto3's per-call machinery (event hooks, endpoint rules, user agent, signing, response
-parsing) costs more CPU than DynamoDB Local's own work, and in the server's threads it was most of
-what a cache miss cost; so was botocore's signer over a urllib3 pool (figures in the README's
-"Store and publishing").
+parsing) costs more CPU than the call itself does at DynamoDB Local, and so would botocore's
+signer over a urllib3 pool (README, "Store and publishing", has the figures).
 
 A call is the request body as DynamoDB's JSON protocol, signed with Signature Version 4 exactly as
 botocore's ``SigV4Auth`` signs it (a test compares the two on the same request and time), sent on

@@ -26,6 +26,9 @@ class MemoryStore:
         self._lists: dict[tuple[str, str], dict[int, NeighbourList]] = {}
         self._pointers: dict[str, str] = {}
 
+    def ensure_tables(self) -> None:
+        """Nothing to create: the dictionaries exist from the start."""
+
     def begin_run(self, run: Run) -> None:
         with self._lock:
             key = (run.model_handle, run.run_id)

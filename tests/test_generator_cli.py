@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 import run_generator
-from config import ConfigError
+from config import AwsSettings, ConfigError
 from run_generator import GeneratorConfig, config_from_env, parser
-from store import RunStatus
+from store import RunStatus, StoreConfigError
 from store.memory import MemoryStore
 from tests.fakes import FAKE_AWS
 
@@ -96,6 +96,8 @@ def test_settings_are_read_from_the_environment_mapping_alone():
             "AWS_DEFAULT_REGION": "eu-west-1",
             "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8001",
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "secret",
         }
     )
     assert config == GeneratorConfig(
@@ -108,15 +110,23 @@ def test_settings_are_read_from_the_environment_mapping_alone():
         writers=4,
         abandoned_after=timedelta(seconds=60),
         log_level="DEBUG",
-        region="eu-west-1",
-        dynamodb_endpoint="http://127.0.0.1:8001",
-        s3_endpoint="http://127.0.0.1:9000",  # the endpoint of every service not named alone
+        aws=AwsSettings(
+            region="eu-west-1",
+            dynamodb_endpoint="http://127.0.0.1:8001",
+            s3_endpoint="http://127.0.0.1:9000",  # the endpoint of every service not named alone
+            credentials=("local", "secret", None),
+        ),
     )
+    assert "secret" not in repr(config)
+
+
+def test_without_an_access_key_the_credentials_are_left_to_boto3():
+    assert config_from_env({"AWS_ACCESS_KEY_ID": "half"}).aws.credentials is None
 
 
 def test_aws_region_wins_over_the_default_region():
     env = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-1"}
-    assert config_from_env(env).region == "eu-west-1"
+    assert config_from_env(env).aws.region == "eu-west-1"
 
 
 @pytest.mark.parametrize(
@@ -175,9 +185,9 @@ def test_a_local_endpoint_without_a_region_is_one_clear_line(capsys, monkeypatch
         "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9",
     }
     config = config_from_env(env)
-    assert config.region is None
+    assert config.aws.region is None
 
-    with pytest.raises(ConfigError, match="no AWS region is set for the DynamoDB endpoint"):
+    with pytest.raises(StoreConfigError, match="no AWS region is set for the DynamoDB endpoint"):
         run_generator.connect_store(config)
 
     code = run_generator.main(["generate"], env=env)

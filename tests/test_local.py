@@ -231,7 +231,9 @@ def test_a_chosen_data_dir_keeps_the_pid_file_and_log_beside_it(tmp_path: Path) 
 
 def test_a_record_names_the_instance_it_was_written_for(tmp_path: Path) -> None:
     pid_file = tmp_path / "state" / "dynamodb.pid"  # its folder is not there yet
-    pidfile.write(pid_file, DynamoDBLocal(8123, 4321, "http://127.0.0.1:8123"))
+    pidfile.write(
+        pid_file, DynamoDBLocal(8123, 4321, "http://127.0.0.1:8123"), pidfile.Place(tmp_path)
+    )
 
     assert pidfile.recorded(pid_file) == DynamoDBLocal(8123, 4321, "http://127.0.0.1:8123")
     assert [p.name for p in pid_file.parent.iterdir()] == ["dynamodb.pid"]
@@ -239,14 +241,18 @@ def test_a_record_names_the_instance_it_was_written_for(tmp_path: Path) -> None:
 
 def test_a_record_of_a_process_that_is_not_dynamodb_local_is_not_running(tmp_path: Path) -> None:
     pid_file = tmp_path / "dynamodb.pid"
-    pidfile.write(pid_file, DynamoDBLocal(8123, os.getpid(), "http://127.0.0.1:8123"))
+    pidfile.write(
+        pid_file, DynamoDBLocal(8123, os.getpid(), "http://127.0.0.1:8123"), pidfile.Place(tmp_path)
+    )
 
     assert pidfile.read(pid_file) is None
 
 
 def test_a_record_is_removed_only_by_the_process_it_names(tmp_path: Path) -> None:
     pid_file = tmp_path / "dynamodb.pid"
-    pidfile.write(pid_file, DynamoDBLocal(8123, 2222, "http://127.0.0.1:8123"))
+    pidfile.write(
+        pid_file, DynamoDBLocal(8123, 2222, "http://127.0.0.1:8123"), pidfile.Place(tmp_path)
+    )
 
     assert pidfile.remove(pid_file, 1111) is False
     assert pidfile.recorded(pid_file) == DynamoDBLocal(8123, 2222, "http://127.0.0.1:8123")
@@ -275,6 +281,25 @@ def test_two_ports_keep_their_tables_apart(tmp_path: Path) -> None:
     assert tables == [(200, {"TableNames": ["first"]}), (200, {"TableNames": ["second"]})]
     for place in places:
         assert [p.name for p in place.data_dir.iterdir()] == ["shared-local-instance.db"]
+
+
+@pytest.mark.dynamodb_local
+def test_an_instance_keeping_its_tables_elsewhere_is_refused_not_reused(tmp_path: Path) -> None:
+    port = local.free_port()
+    in_memory = pidfile.place_for(port, tmp_path / "data", in_memory=True)
+    on_disk = pidfile.place_for(port, tmp_path / "data")  # the same pid file, other tables
+    sibling = pidfile.place_for(port, tmp_path / "other")  # a folder beside it: the same pid file
+    instance, started = pidfile.start_or_reuse(in_memory, port, project_root=ROOT)
+    try:
+        assert started
+        for place in (on_disk, sibling):
+            with pytest.raises(DynamoDBLocalError, match="keeps its tables in memory, not in"):
+                pidfile.start_or_reuse(place, port, project_root=ROOT)
+        reused, started = pidfile.start_or_reuse(in_memory, port, project_root=ROOT)
+        assert (reused.pid, started) == (instance.pid, False)
+    finally:
+        pidfile.stop_started(in_memory, instance)
+    assert not on_disk.data_dir.exists() and not sibling.data_dir.exists()
 
 
 # -- the command line (make dynamodb-start, make dynamodb-stop) ---------------------------------

@@ -72,3 +72,15 @@ def test_rollback_of_a_model_never_published_fails_clearly(local_store, dynamodb
     assert code == 1
     assert "no published run" in caplog.text
     assert local_store.current_run("interests") is None
+
+
+def test_rollback_never_creates_tables(dynamodb_local, table_prefix, caplog):
+    env = aws_env(dynamodb_local.endpoint_url, DYNAMODB_TABLE_PREFIX=table_prefix)
+
+    code = run_generator.main(["rollback", "--model", "interests"], env=env)
+
+    assert code == 1
+    assert "tables do not exist" in caplog.text
+    store = DynamoStore.connect(table_prefix=table_prefix, endpoint_url=dynamodb_local.endpoint_url)
+    names = store.client.list_tables()["TableNames"]
+    assert not [name for name in names if name.startswith(table_prefix)]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 import run_server
 from config import ConfigError
+from store.memory import MemoryStore
+from tests.fakes import publish_lists
 
 
 @pytest.mark.parametrize(
@@ -21,18 +24,46 @@ from config import ConfigError
         ("DEFAULT_MODEL", "Hybrid!", "default_model must match"),
     ],
 )
-def test_a_bad_setting_is_one_line_naming_it(name, value, message, tmp_path, monkeypatch, capsys):
+def test_a_bad_setting_is_one_line_naming_it(name, value, message, tmp_path, capsys):
     with pytest.raises(ConfigError, match=message):
         run_server.config_from_env({name: value})
 
-    monkeypatch.setenv(name, value)
-    code = run_server.main(
-        ["--env-file", str(tmp_path / "absent.env"), "lookup", "--user-handle", "1"]
-    )
+    argv = ["--env-file", str(tmp_path / "absent.env"), "lookup", "--user-handle", "1"]
+    code = run_server.main(argv, env={name: value}, connect=lambda config: MemoryStore())
     err = capsys.readouterr().err
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_lookup_answers_from_the_store_it_is_handed(tmp_path, capsys):
+    store = MemoryStore()
+    publish_lists(store, {110: [(7, 0.5)], 7: [(110, 0.5)]})
+    argv = ["--env-file", str(tmp_path / "absent.env"), "lookup", "--user-handle", "110"]
+
+    assert run_server.main(argv, env={}, connect=lambda config: store) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["data"]["similar_users"] == [{"user_handle": 7, "score": 0.5}]
+
+    argv[-1] = "8"
+    assert run_server.main(argv, env={}, connect=lambda config: store) == 1
+    assert json.loads(capsys.readouterr().err)["status"] == 404
+
+
+def test_settings_in_the_env_file_count_and_the_environment_wins(tmp_path, capsys):
+    env_file = tmp_path / "settings.env"
+    env_file.write_text("DEFAULT_TOP_N=1\nDEFAULT_MODEL=course_views\n")
+    store = MemoryStore()
+    publish_lists(store, {110: [(7, 0.5), (8, 0.25)]}, model_handle="course_views")
+    argv = ["--env-file", str(env_file), "lookup", "--user-handle", "110"]
+
+    assert run_server.main(argv, env={"DEFAULT_TOP_N": "2"}, connect=lambda config: store) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["request_data"] == {
+        "user_handle": 110,
+        "model_handle": "course_views",
+        "top_n": 2,
+    }
 
 
 def test_the_store_is_found_where_the_environment_says():
@@ -45,7 +76,10 @@ def test_the_store_is_found_where_the_environment_says():
             "LOG_LEVEL": "warning",
         }
     )
-    assert (config.region, config.dynamodb_endpoint) == ("eu-west-1", "http://127.0.0.1:8001")
+    assert (config.aws.region, config.aws.dynamodb_endpoint) == (
+        "eu-west-1",
+        "http://127.0.0.1:8001",
+    )
     assert (config.table_prefix, config.log_level) == ("mine", "WARNING")
     store = run_server.connect_store(config)
     assert store.table_prefix == "mine"
@@ -57,9 +91,9 @@ def test_a_local_endpoint_without_a_region_is_one_clear_line(tmp_path: Path, mon
     # boto3 looks for a region in the process environment too: there is none, as on a new machine.
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.delenv("AWS_REGION", raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+    env = {"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9"}
 
-    code = run_server.main(["--env-file", str(tmp_path / "absent.env"), "serve"])
+    code = run_server.main(["--env-file", str(tmp_path / "absent.env"), "serve"], env=env)
 
     err = capsys.readouterr().err
     assert code == 2

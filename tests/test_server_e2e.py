@@ -293,16 +293,17 @@ def start_up(tmp: Path, env: dict[str, str], *extra: str) -> tuple[subprocess.Po
 
 def wait_for_banner(process: subprocess.Popen[bytes], output: Path, timeout: float) -> str:
     """Wait until `up` says it is up; return the curl command it printed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def curl() -> str | None:
         text = output.read_text(errors="replace")
-        if "Press Ctrl-C" in text:
-            match = re.search(r"^curl .*$", text, re.MULTILINE)
-            assert match, text
-            return match.group(0)
         assert process.poll() is None, text[-3000:]
-        time.sleep(0.2)
-    raise AssertionError(f"`up` was not up within {timeout} s:\n{output.read_text()[-3000:]}")
+        if "Press Ctrl-C" not in text:
+            return None
+        match = re.search(r"^curl .*$", text, re.MULTILINE)
+        assert match, text
+        return match.group(0)
+
+    return wait_for(curl, "`up` says it is up", timeout)
 
 
 def test_up_brings_the_stack_up_prints_a_working_curl_and_stops_it_all(tmp_path):
