@@ -4,9 +4,8 @@ An inverted file: users are clustered (faiss spherical k-means) on a low-rank em
 rows (a truncated SVD), each is filed under its nearest cluster, and each user's neighbours are
 searched with the core's exact sparse kernel among the users filed under its nearest few clusters
 only. Scores are exact; a neighbour filed elsewhere is missed, and `sample_recall` measures how
-often against an exact search of a random sample of users. Shortlisting on the embedding itself
-and re-ranking the shortlist was tried and found far fewer of the exact top 10 (README): the
-embedding is good at telling which users are alike, not at ranking them.
+often against an exact search of a random sample of users. The embedding only chooses where to
+look, never the ranking: it tells which users are alike well, not how alike (README, "Neighbours").
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The routes: similar users of one user, the published models, health and readiness.
 
 A request is parsed into a `Query` (server.query), answered from the model's current run read
-through `CurrentRuns` (server.cache), and rendered as in DESIGN.md §7. Errors are raised as the
-named errors of server.errors, which turns them into the one problem shape.
+through `CurrentRuns` (server.cache), and rendered in the shape server.openapi describes. Errors
+are raised as the named errors of server.errors, which turns them into the one problem shape.
 """
 
 from __future__ import annotations

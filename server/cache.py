@@ -30,7 +30,7 @@ CACHE_ENTRY_OVERHEAD_BYTES = 450
 
 @dataclass(frozen=True, slots=True)
 class Ranked:
-    """A user's similar users, best first, as two compact arrays (1.25 KB cached, for 50)."""
+    """A user's similar users, best first, as two compact arrays."""
 
     handles: array[int]
     scores: array[float]

@@ -2,7 +2,7 @@
 
 Every user gets a sparse mixture of one to three of the catalogue's topics and draws each signal
 from that mixture plus some noise, so similar users really exist and every signal says so. Counts,
-dates and amounts follow the shapes of the real export (see DATA.md).
+dates and amounts follow the shapes of the real export (README, "The data").
 """
 
 from __future__ import annotations
