@@ -63,11 +63,13 @@ class IncompleteWriteError(StoreError):
 
 
 class RunStatus:
-    """The life of a run: writing → published (→ rolled_back); a dead writer's run stays writing."""
+    """The life of a run: writing → published (→ rolled_back or retired); a dead writer's stays
+    writing. A retired run was current until an export that cannot build its model replaced it."""
 
     WRITING = "writing"
     PUBLISHED = "published"
     ROLLED_BACK = "rolled_back"
+    RETIRED = "retired"
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,10 @@ class Run:
     shards: int = DEFAULT_SHARDS
     user_count: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+    # How well the run's model did on its own export's hold-out (None: not measured).
+    quality: dict[str, Any] | None = None
+    # The export the run was made from: {"id": ..., "files": {name: {"bytes", "sha256"}}}.
+    export: dict[str, Any] | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -143,6 +149,10 @@ class NeighbourStore(Protocol):
 
     def rollback(self, model_handle: str) -> Run:
         """Make the newest earlier published run current again; mark the current one rolled back."""
+
+    def retire(self, run: Run) -> bool:
+        """Stop serving a model whose current run is `run` (no run is current after); return
+        whether it did (False when another run is current by now)."""
 
 
 def rollback_target(runs: Iterable[Run], current_run_id: str) -> Run | None:

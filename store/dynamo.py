@@ -375,6 +375,41 @@ class DynamoStore:
             raise StoreError(f"cannot roll back model {model_handle!r}: {error}") from error
         return target
 
+    def retire(self, run: Run) -> bool:
+        pointer_key = {"model_handle": {"S": run.model_handle}, "run_id": {"S": POINTER}}
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self.runs_table,
+                            "Key": pointer_key,
+                            "ConditionExpression": "current_run_id = :run",
+                            "ExpressionAttributeValues": {":run": {"S": run.run_id}},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.runs_table,
+                            "Key": {
+                                "model_handle": {"S": run.model_handle},
+                                "run_id": {"S": run.run_id},
+                            },
+                            "UpdateExpression": "SET #s = :retired",
+                            "ConditionExpression": "attribute_exists(run_id)",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {":retired": {"S": RunStatus.RETIRED}},
+                        }
+                    },
+                ],
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException":
+                return False  # another run is current by now: it stays
+            raise StoreError(f"cannot retire run {run.run_id}: {error}") from error
+        return True
+
     def current_run(self, model_handle: str) -> Run | None:
         key = {"model_handle": {"S": model_handle}, "run_id": {"S": POINTER}}
         try:

@@ -60,8 +60,8 @@ def from_item(item: dict[str, Any]) -> NeighbourList:
 
 
 def run_to_item(run: Run) -> dict[str, Any]:
-    """Return the DynamoDB run record of a run."""
-    return {
+    """Return the DynamoDB run record of a run (quality and export only when known)."""
+    item = {
         "model_handle": {"S": run.model_handle},
         "run_id": {"S": run.run_id},
         "generated_at": {"S": run.generated_at},
@@ -71,6 +71,11 @@ def run_to_item(run: Run) -> dict[str, Any]:
         "user_count": {"N": str(run.user_count)},
         "settings": {"S": json.dumps(run.settings, sort_keys=True)},
     }
+    for name in ("quality", "export"):
+        value = getattr(run, name)
+        if value is not None:
+            item[name] = {"S": json.dumps(value, sort_keys=True)}
+    return item
 
 
 def run_from_item(item: dict[str, Any]) -> Run:
@@ -85,6 +90,8 @@ def run_from_item(item: dict[str, Any]) -> Run:
         shards=int(item["shards"]["N"]),
         user_count=int(item["user_count"]["N"]),
         settings=json.loads(item["settings"]["S"]),
+        quality=json.loads(item["quality"]["S"]) if "quality" in item else None,
+        export=json.loads(item["export"]["S"]) if "export" in item else None,
     )
 
 

@@ -101,6 +101,15 @@ class MemoryStore:
             self._runs.pop(key, None)
             return len(self._lists.pop(key, {}))
 
+    def retire(self, run: Run) -> bool:
+        with self._lock:
+            if self._pointers.get(run.model_handle) != run.run_id:
+                return False
+            del self._pointers[run.model_handle]
+            key = (run.model_handle, run.run_id)
+            self._runs[key] = replace(self._runs[key], status=RunStatus.RETIRED)
+            return True
+
     def rollback(self, model_handle: str) -> Run:
         with self._lock:
             current = self._pointers.get(model_handle)

@@ -64,6 +64,12 @@ def write(store: NeighbourStore, run: Run, lists: Lists) -> None:
     store.write_lists(run, [neighbour_list(u, pairs) for u, pairs in lists.items()])
 
 
+def publish(store: NeighbourStore, run: Run, lists: Lists) -> Run:
+    """Begin, write and publish a run of hand-written lists."""
+    write(store, run, lists)
+    return store.publish(run, expected_users=len(lists))
+
+
 def neighbour_list(user: int, pairs: list[tuple[int, float]]) -> NeighbourList:
     return NeighbourList(user, tuple(Neighbour(h, s) for h, s in pairs))
 
@@ -195,3 +201,48 @@ def test_a_rolled_back_run_cannot_be_published_again_but_a_newer_run_can(store):
 def test_rollback_without_a_published_run_is_an_error(store):
     with pytest.raises(StoreError, match="no published run"):
         store.rollback("interests")
+
+
+def test_a_run_carries_its_quality_and_export_wherever_it_is_read(store):
+    quality = {"k": 10, "recall": 0.25, "ndcg": 0.125, "users_evaluated": 300}
+    export = {"id": "ab12", "files": {"user_course_views.csv": {"bytes": 10, "sha256": "0f"}}}
+    run = replace(make_run(), quality=quality, export=export)
+    write(store, run, lists_for(range(1, 3)))
+
+    published = store.publish(run, expected_users=2)
+
+    assert (published.quality, published.export) == (quality, export)
+    assert store.current_run("interests") == published
+    assert store.current_runs()["interests"] == published
+    assert [(r.quality, r.export) for r in store.runs("interests")] == [(quality, export)]
+
+
+def test_a_run_without_quality_reads_back_without_it(store):
+    published = publish(store, make_run(), lists_for(range(1, 3)))
+    assert (published.quality, published.export) == (None, None)
+    assert store.current_run("interests") == published
+
+
+def test_retiring_the_current_run_leaves_the_model_without_one(store):
+    first = publish(store, make_run(), lists_for(range(1, 3)))
+    other = publish(store, make_run("course_views"), lists_for(range(1, 3)))
+
+    assert store.retire(first) is True
+
+    assert store.current_run("interests") is None
+    assert store.current_runs() == {"course_views": other}
+    assert [r.status for r in store.runs("interests")] == [RunStatus.RETIRED]
+    assert store.retire(first) is False  # nothing is current any more
+
+
+def test_a_run_no_longer_current_is_not_retired(store):
+    first = publish(store, make_run(), lists_for(range(1, 3)))
+    second = publish(store, make_run(), lists_for(range(1, 3)))
+
+    assert store.retire(first) is False
+
+    assert store.current_run("interests") == second
+    assert {r.run_id: r.status for r in store.runs("interests")} == {
+        first.run_id: RunStatus.PUBLISHED,
+        second.run_id: RunStatus.PUBLISHED,
+    }
