@@ -40,6 +40,9 @@ MIN_COURSES = 5
 K = 10
 # The number of neighbours the product stores, so the evaluation measures what is served.
 TOP_N_STORED = 50
+# Users evaluated at most (a seeded sample of those with hidden courses): each model's neighbours
+# are searched for them alone, so the evaluation's cost grows with users × this, not users².
+MAX_USERS = 5_000
 
 # --- the hold-out -----------------------------------------------------------------------------
 
@@ -161,6 +164,13 @@ class Holdout:
         )
         return cls(index, courses, seen, users, hidden_matrix)
 
+    def sample(self, users: int, seed: int = 0) -> Holdout:
+        """Return the hold-out of at most `users` of the evaluated users, drawn at random."""
+        if len(self.users) <= users:
+            return self
+        kept = np.sort(np.random.default_rng(seed).choice(len(self.users), users, replace=False))
+        return Holdout(self.index, self.courses, self.seen, self.users[kept], self.hidden[kept])
+
     @property
     def popularity(self) -> np.ndarray:
         """Return how many users viewed each course in training."""
@@ -189,13 +199,14 @@ def recommend(
 ) -> np.ndarray:
     """Return the k courses the neighbours of each user row vote for most (-1 fills short rows).
 
-    A course's score is the sum of the similarities of the user's neighbours who viewed it; the
-    user's own courses are left out; equal scores go to the more popular course, then the first.
+    ``neighbours`` holds a row per user of ``users``, in that order. A course's score is the sum of
+    the similarities of the user's neighbours who viewed it; the user's own courses are left out;
+    equal scores go to the more popular course, then the first.
     """
-    rows = neighbours.rows[users]
+    rows = neighbours.rows
     valid = rows >= 0
     similarity = sp.csr_matrix(
-        (neighbours.scores[users][valid], (np.nonzero(valid)[0], rows[valid])),
+        (neighbours.scores[valid], (np.nonzero(valid)[0], rows[valid])),
         shape=(len(users), seen.shape[0]),
         dtype=np.float32,
     )
@@ -236,14 +247,19 @@ def most_popular(holdout: Holdout, k: int) -> np.ndarray:
     return best
 
 
-def random_neighbours(users: int, n: int, seed: int = 0) -> Neighbours:
-    """Give every user row up to n distinct other rows drawn at random, all of similarity 1."""
+def random_neighbours(
+    users: int, n: int, seed: int = 0, rows: np.ndarray | None = None
+) -> Neighbours:
+    """Give each user row (of ``rows``, default all) up to n distinct other rows drawn at random,
+    all of similarity 1; the result holds a row per user asked for."""
+    asking = np.arange(users) if rows is None else np.asarray(rows)
     n = min(n, users - 1)
     if n < 1:
-        return Neighbours(np.full((users, 1), -1, np.int32), np.zeros((users, 1), np.float32))
+        empty = (len(asking), 1)
+        return Neighbours(np.full(empty, -1, np.int32), np.zeros(empty, np.float32))
     rng = np.random.default_rng(seed)
-    drawn = rng.integers(0, users - 1, size=(users, n))
-    drawn += drawn >= np.arange(users)[:, None]  # skip the user themself
+    drawn = rng.integers(0, users - 1, size=(len(asking), n))
+    drawn += drawn >= asking[:, None]  # skip the user themself
     drawn.sort(axis=1)
     repeated = np.zeros_like(drawn, dtype=np.bool_)
     repeated[:, 1:] = drawn[:, 1:] == drawn[:, :-1]
@@ -284,8 +300,9 @@ def score(recommended: np.ndarray, holdout: Holdout, served: np.ndarray) -> Scor
     )
 
 
-def overlap(first: Neighbours, second: Neighbours, users: np.ndarray, k: int) -> float:
-    """Return the mean Jaccard overlap of two models' top-k neighbours, over users both serve."""
+def overlap(first: Neighbours, second: Neighbours, users: int, k: int) -> float:
+    """Return the mean Jaccard overlap of two models' top-k neighbours (the same users' rows, of
+    `users` in all), over the users both serve."""
     a = _members(first, users, k)
     b = _members(second, users, k)
     size_a = np.diff(a.indptr)
@@ -298,11 +315,11 @@ def overlap(first: Neighbours, second: Neighbours, users: np.ndarray, k: int) ->
     return float(jaccard.mean())
 
 
-def _members(neighbours: Neighbours, users: np.ndarray, k: int) -> sp.csr_matrix:
-    """Return a users × all-users 0/1 matrix of each user's top-k neighbours."""
-    rows = neighbours.rows[users, :k]
+def _members(neighbours: Neighbours, users: int, k: int) -> sp.csr_matrix:
+    """Return a 0/1 matrix of each row's top-k neighbours, with a column per user of `users`."""
+    rows = neighbours.rows[:, :k]
     valid = rows >= 0
-    shape = (len(users), len(neighbours.rows))
+    shape = (len(rows), users)
     return _binary(np.nonzero(valid)[0], rows[valid], shape)
 
 
@@ -352,9 +369,12 @@ def measure(
     top_n_stored: int,
     threads: int | None = None,
 ) -> tuple[Scores, Neighbours]:
-    """Find the matrix's neighbours and score the courses they vote for."""
-    found = top_n(matrix, top_n_stored, threads=threads)
-    served = found.rows[holdout.users, 0] >= 0
+    """Find the evaluated users' neighbours and score the courses they vote for.
+
+    The neighbours returned hold a row per evaluated user, in the hold-out's order.
+    """
+    found = top_n(matrix, top_n_stored, threads=threads, rows=holdout.users)
+    served = found.rows[:, 0] >= 0
     recommended = recommend(found, holdout.seen, k, holdout.users, holdout.popularity)
     return score(recommended, holdout, served), found
 
@@ -367,6 +387,7 @@ class Report:
     top_n_stored: int
     users: int  # users in the index
     users_evaluated: int
+    users_eligible: int  # users with hidden courses, of whom users_evaluated were sampled
     hidden_courses: int
     models: dict[str, Scores] = field(default_factory=dict)
     baselines: dict[str, Scores] = field(default_factory=dict)
@@ -396,6 +417,7 @@ class Report:
             "top_n_stored": self.top_n_stored,
             "users": self.users,
             "users_evaluated": self.users_evaluated,
+            "users_eligible": self.users_eligible,
             "hidden_courses": self.hidden_courses,
             "default_model": self.default_model,
             "models": plain(self.models),
@@ -441,21 +463,27 @@ def evaluate(
     top_n_stored: int = TOP_N_STORED,
     seed: int = 0,
     threads: int | None = None,
+    max_users: int = MAX_USERS,
 ) -> Report:
-    """Hide each user's latest courses and measure how well every model's neighbours find them."""
+    """Hide each user's latest courses and measure how well every model's neighbours find them.
+
+    At most ``max_users`` users with hidden courses are evaluated, drawn at random (by ``seed``).
+    """
     if k < 1 or top_n_stored < 1:
         raise ValueError(f"k and top_n_stored must be at least 1, got {k} and {top_n_stored}")
     started = time.monotonic()
     chosen, skipped = _available(tables, models)
     index = UserIndex.of(tables)
     train, hidden = split(tables, seed=seed)
-    holdout = Holdout.build(tables, train, hidden, index)
+    eligible = Holdout.build(tables, train, hidden, index)
+    holdout = eligible.sample(max_users, seed)
     report = Report(
         k=k,
         top_n_stored=top_n_stored,
         users=len(index),
         users_evaluated=len(holdout.users),
-        hidden_courses=len(hidden),
+        users_eligible=len(eligible.users),
+        hidden_courses=int(holdout.hidden.nnz),
         skipped=skipped,
     )
     if not len(holdout.users):
@@ -463,10 +491,12 @@ def evaluate(
             f"no user has {MIN_COURSES} or more distinct courses viewed, so nothing can be hidden"
         )
     log.info(
-        "hold-out: %s of %s users evaluated, %s courses hidden, %s training views kept (%.1f s)",
+        "hold-out: %s of %s users evaluated (of %s with hidden courses), %s courses hidden, "
+        "%s training views kept (%.1f s)",
         f"{len(holdout.users):,}",
         f"{len(index):,}",
-        f"{len(hidden):,}",
+        f"{len(eligible.users):,}",
+        f"{holdout.hidden.nnz:,}",
         f"{len(train.user_course_views) if train.user_course_views is not None else 0:,}",
         time.monotonic() - started,
     )
@@ -495,14 +525,12 @@ def evaluate(
     everyone = np.ones(len(holdout.users), dtype=np.bool_)
     popular = most_popular(holdout, k)
     report.baselines["most_popular"] = score(popular, holdout, everyone)
-    strangers = random_neighbours(len(index), top_n_stored, seed)
+    strangers = random_neighbours(len(index), top_n_stored, seed, rows=holdout.users)
     chance = recommend(strangers, holdout.seen, k, holdout.users, holdout.popularity)
-    report.baselines["random_neighbours"] = score(
-        chance, holdout, strangers.counts()[holdout.users] > 0
-    )
+    report.baselines["random_neighbours"] = score(chance, holdout, strangers.counts() > 0)
 
     for a, b in itertools.combinations(found, 2):
-        shared = overlap(found[a], found[b], holdout.users, k)
+        shared = overlap(found[a], found[b], len(index), k)
         report.overlap.setdefault(a, {})[b] = shared
         report.overlap.setdefault(b, {})[a] = shared
     report.seconds["total"] = time.monotonic() - started

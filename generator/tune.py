@@ -14,7 +14,7 @@ from typing import Any
 
 import scipy.sparse as sp
 
-from generator.evaluate import TOP_N_STORED, Holdout, K, Scores, measure, split
+from generator.evaluate import MAX_USERS, TOP_N_STORED, Holdout, K, Scores, measure, split
 from generator.tables import Tables
 from similarity.features import UserIndex
 from similarity.models import MODELS, SIGNALS, Model
@@ -123,16 +123,20 @@ def tune(
     seed: int = 0,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    max_users: int = MAX_USERS,
 ) -> Tuning:
     """Choose each signal's weighting and the hybrid's weights on a validation split.
 
     The validation split is the hold-out applied again to the training side: each user's last
     training courses are hidden, so no test course (nor anything dated after it) is ever seen.
+    At most ``max_users`` users are validated, drawn at random.
     """
     train, _ = split(tables, seed=seed)
     validation_train, validation_hidden = split(train, seed=seed + 1)
     index = UserIndex.of(tables)
-    holdout = Holdout.build(tables, validation_train, validation_hidden, index)
+    holdout = Holdout.build(tables, validation_train, validation_hidden, index).sample(
+        max_users, seed
+    )
     tuning = Tuning(k=k, top_n_stored=top_n_stored, users_validated=len(holdout.users))
     say = progress or (lambda text: log.info("%s", text))
 
