@@ -73,6 +73,18 @@ def env_choice(env: Mapping[str, str], name: str, choices: Sequence[str], defaul
     raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
 
 
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """Read true or false (also yes/no, 1/0, on/off, in any case)."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "yes", "1", "on"):
+        return True
+    if raw in ("false", "no", "0", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
 def env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """Read a comma-separated list (empty when unset)."""
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())

@@ -27,6 +27,7 @@ from config import (
     ConfigError,
     aws_settings,
     configure_logging,
+    env_bool,
     env_choice,
     env_int,
     env_text,
@@ -60,6 +61,7 @@ class GeneratorConfig:
     writers: int
     abandoned_after: timedelta
     log_level: str
+    keep_unbuilt_runs: bool  # keep serving runs of models a new export cannot build
     aws: AwsSettings
 
 
@@ -82,6 +84,7 @@ def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
             )
         ),
         log_level=log_level(env),
+        keep_unbuilt_runs=env_bool(env, "KEEP_UNBUILT_RUNS", False),
         aws=aws_settings(env),
     )
 
@@ -166,6 +169,7 @@ def add_threads_argument(command: argparse.ArgumentParser, config: GeneratorConf
 
 def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
     """Describe the command line; defaults come from the configuration."""
+    from generator.evaluate import MAX_USERS
     from generator.pipeline import APPROXIMATE_ABOVE
     from similarity.models import MODELS
 
@@ -215,6 +219,26 @@ def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
         default=config.approximate_above,
         help=f"users with evidence above which auto searches approximately "
         f"(default: $APPROXIMATE_ABOVE or {APPROXIMATE_ABOVE:,})",
+    )
+    gen.add_argument(
+        "--no-evaluate",
+        dest="evaluate",
+        action="store_false",
+        help="publish without measuring each model on the export's hold-out first "
+        f"(the measure samples at most {MAX_USERS:,} users)",
+    )
+    gen.add_argument(
+        "--tune",
+        action="store_true",
+        help="choose each model's weighting and the hybrid's weights on a validation split of "
+        "this export first, and publish the tuned models",
+    )
+    gen.add_argument(
+        "--keep-unbuilt-runs",
+        action="store_true",
+        default=config.keep_unbuilt_runs,
+        help="keep serving the current runs of models this export cannot build (default: "
+        "$KEEP_UNBUILT_RUNS or false: they came from another export, so they are retired)",
     )
 
     evaluate = commands.add_parser(
@@ -268,9 +292,12 @@ def synthesize(users: int, out: Path, seed: int, catalogue_dir: Path | None) -> 
     log.info("synthetic export of %s users in %.1f s", f"{users:,}", time.monotonic() - started)
 
 
-def load_export(args: argparse.Namespace, config: GeneratorConfig, scratch: Path) -> Tables:
-    """Load the export named by --data-dir (a folder or s3://bucket/prefix), or a synthetic one."""
-    from generator.sources import fetch_export
+def load_export(
+    args: argparse.Namespace, config: GeneratorConfig, scratch: Path
+) -> tuple[Tables, dict[str, Any]]:
+    """Load the export named by --data-dir (a folder or s3://bucket/prefix), or a synthetic one;
+    return its tables and its fingerprint."""
+    from generator.sources import fetch_export, fingerprint
     from generator.tables import load_tables
 
     if args.data_dir is None:
@@ -284,8 +311,14 @@ def load_export(args: argparse.Namespace, config: GeneratorConfig, scratch: Path
     tables = load_tables(data_dir)
     for line in tables.report.summary():
         log.info("%s", line)
-    log.info("loaded %s in %.1f s", args.data_dir or data_dir, time.monotonic() - started)
-    return tables
+    export = fingerprint(data_dir)
+    log.info(
+        "loaded %s (export %s) in %.1f s",
+        args.data_dir or data_dir,
+        export["id"],
+        time.monotonic() - started,
+    )
+    return tables, export
 
 
 def generate(args: argparse.Namespace, config: GeneratorConfig, connect: Connect) -> None:
@@ -295,7 +328,7 @@ def generate(args: argparse.Namespace, config: GeneratorConfig, connect: Connect
     store = connect(config)
     store.ensure_tables()
     with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
-        tables = load_export(args, config, Path(scratch))
+        tables, export = load_export(args, config, Path(scratch))
         results = pipeline.run(
             tables,
             store,
@@ -305,11 +338,15 @@ def generate(args: argparse.Namespace, config: GeneratorConfig, connect: Connect
             approximate=SEARCHES[args.search],
             approximate_above=args.approximate_above,
             abandoned_after=config.abandoned_after,
+            evaluate=args.evaluate,
+            tune=args.tune,
+            export=export,
+            retire_unbuilt=not args.keep_unbuilt_runs,
         )
     for r in results:
         log.info(
             "%-13s run %s: %s lists; features %.1f s, neighbours %.1f s (%s), publish %.1f s; "
-            "%d old run(s) deleted",
+            "%d old run(s) deleted; %s",
             r.model_handle,
             r.run_id,
             f"{r.lists:,}",
@@ -318,6 +355,10 @@ def generate(args: argparse.Namespace, config: GeneratorConfig, connect: Connect
             r.search if r.recall is None else f"{r.search}, recall@{r.recall_at} {r.recall:.3f}",
             r.publish_seconds,
             r.runs_deleted,
+            "not evaluated"
+            if r.quality is None
+            else f"hold-out recall@{r.quality['k']} {r.quality['recall']:.4f} "
+            f"(most popular {r.quality['most_popular_recall']:.4f})",
         )
 
 
@@ -329,7 +370,7 @@ def evaluate(args: argparse.Namespace, config: GeneratorConfig) -> None:
     from similarity.models import MODELS
 
     with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
-        tables = load_export(args, config, Path(scratch))
+        tables, _ = load_export(args, config, Path(scratch))
     models = [MODELS[handle] for handle in args.models] if args.models else None
     tuning = None
     if args.tune:

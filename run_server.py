@@ -42,6 +42,7 @@ from config import (
 from server import Settings, create_app
 from server.api import lookup
 from server.cache import RESULT_CACHE_MB, CurrentRuns
+from server.default_model import AUTO
 from server.errors import STORE_UNAVAILABLE, ApiError, problem_body
 from server.query import integer_or_text, parse_query
 from store import NeighbourStore, StoreConfigError, StoreUnavailableError
@@ -86,7 +87,7 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
         )
     try:
         settings = Settings(
-            default_model=env_text(env, "DEFAULT_MODEL", "interests"),
+            default_model=env_text(env, "DEFAULT_MODEL", AUTO),
             default_top_n=env_int(env, "DEFAULT_TOP_N", 5, 1, 1000),
             pointer_cache_seconds=env_float(env, "POINTER_CACHE_SECONDS", 5.0, 0, 300),
             result_cache_mb=env_float(env, "RESULT_CACHE_MB", RESULT_CACHE_MB, 0, 1_000_000),

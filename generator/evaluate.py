@@ -403,6 +403,21 @@ class Report:
             return None
         return max(self.models, key=lambda h: (self.models[h].recall, self.models[h].ndcg))
 
+    def quality(self, handle: str) -> dict[str, Any]:
+        """Return what a model's run records of this evaluation (rounded like `as_json`)."""
+        scores = self.models[handle]
+        return {
+            "k": self.k,
+            "recall": round(scores.recall, 4),
+            "ndcg": round(scores.ndcg, 4),
+            "coverage": round(scores.coverage, 4),
+            "served": round(scores.served, 4),
+            "users_evaluated": self.users_evaluated,
+            "users_eligible": self.users_eligible,
+            "most_popular_recall": round(self.baselines["most_popular"].recall, 4),
+            "random_neighbours_recall": round(self.baselines["random_neighbours"].recall, 4),
+        }
+
     def as_json(self) -> dict[str, Any]:
         """Return the report as plain JSON-ready data."""
 

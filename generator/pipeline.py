@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +54,7 @@ class ModelResult:
     search: str = "exact"
     recall: float | None = None  # of an approximate run against exact, on a sample of users
     recall_at: int | None = None  # ... of the best this many (10, or fewer when fewer are stored)
+    quality: dict[str, Any] | None = None  # the run's evaluation on the export's hold-out
 
 
 def neighbour_lists(
@@ -146,11 +147,15 @@ def publish_model(
     approximate: bool | None = None,
     approximate_above: int = APPROXIMATE_ABOVE,
     abandoned_after: timedelta = ABANDONED_AFTER,
+    quality: Mapping[str, Any] | None = None,
+    export: Mapping[str, Any] | None = None,
+    tuned: bool = False,
 ) -> ModelResult:
     """Compute one model's neighbours and publish them as a new run, then delete stale runs.
 
     ``approximate``: True or False, or None to search approximately above ``approximate_above``
-    users with evidence.
+    users with evidence. ``quality`` (its evaluation) and ``export`` (what the tables came from)
+    are recorded with the run, and whether its settings were ``tuned`` on this export.
     """
     started = time.monotonic()
     matrix = model.matrix(tables, index)
@@ -178,7 +183,9 @@ def publish_model(
         top_n=top_n_stored,
         shards=shards,
         user_count=users,
-        settings={**model.settings, **how},
+        settings={**model.settings, **how, **({"tuned": True} if tuned else {})},
+        quality=None if quality is None else dict(quality),
+        export=None if export is None else dict(export),
     )
     store.begin_run(run)
     progress = Progress(f"{model.handle} publish", users, unit="lists")
@@ -210,6 +217,7 @@ def publish_model(
         search=how["search"],
         recall=how.get("recall_sample"),
         recall_at=how.get("recall_at"),
+        quality=run.quality,
     )
 
 
@@ -222,20 +230,33 @@ def run(
     approximate: bool | None = None,
     approximate_above: int = APPROXIMATE_ABOVE,
     abandoned_after: timedelta = ABANDONED_AFTER,
+    *,
+    evaluate: bool = False,
+    tune: bool = False,
+    export: Mapping[str, Any] | None = None,
+    retire_unbuilt: bool = False,
 ) -> list[ModelResult]:
     """Publish a new run of every chosen model whose tables are present; return what each did.
 
     ``approximate``: search every model approximately (True), exactly (False), or approximately
     only above ``approximate_above`` users with evidence in it (None, the default).
+    ``tune``: first choose each model's weighting on a validation split of these tables.
+    ``evaluate``: measure each model on the tables' hold-out and record it with its run.
+    ``export``: the fingerprint of the export the tables came from, recorded with every run.
+    ``retire_unbuilt``: stop serving the current runs of models these tables cannot build (they
+    came from another export).
     """
     models = choose_models(tables, model_handles)
     if not models:
         raise ValueError("no model can be built from the tables that were loaded")
+    if tune:
+        models = tuned(tables, models, top_n_stored, threads)
+    quality = measured(tables, models, top_n_stored, threads) if evaluate else {}
     index = UserIndex.of(tables)
     log.info(
         "%s users in %s model(s): %s", f"{len(index):,}", len(models), [m.handle for m in models]
     )
-    return [
+    results = [
         publish_model(
             m,
             tables,
@@ -246,6 +267,53 @@ def run(
             approximate=approximate,
             approximate_above=approximate_above,
             abandoned_after=abandoned_after,
+            quality=quality.get(m.handle),
+            export=export,
+            tuned=tune,
         )
         for m in models
     ]
+    if retire_unbuilt:
+        retire_unbuildable(tables, store)
+    return results
+
+
+def tuned(
+    tables: Tables, models: Sequence[Model], top_n_stored: int, threads: int | None
+) -> list[Model]:
+    """Return the models with the weightings chosen on a validation split of the tables."""
+    from generator.tune import tune
+
+    started = time.monotonic()
+    tuning = tune(tables, top_n_stored=top_n_stored, threads=threads)
+    chosen = {model.handle: model for model in tuning.models()}
+    log.info("tuned on a validation split in %.1f s", time.monotonic() - started)
+    return [chosen.get(model.handle, model) for model in models]
+
+
+def measured(
+    tables: Tables, models: Sequence[Model], top_n_stored: int, threads: int | None
+) -> dict[str, dict[str, Any]]:
+    """Return each model's quality on the tables' hold-out, as its run records it ({} if none)."""
+    from generator.evaluate import evaluate
+
+    try:
+        report = evaluate(tables, models, top_n_stored=top_n_stored, threads=threads)
+    except ValueError as error:  # no course views, or nobody with enough to hide some
+        log.warning("the runs carry no quality: the export cannot be evaluated (%s)", error)
+        return {}
+    return {handle: report.quality(handle) for handle in report.models}
+
+
+def retire_unbuildable(tables: Tables, store: NeighbourStore) -> None:
+    """Stop serving the current runs of the models these tables cannot build."""
+    for handle, model in MODELS.items():
+        why = model.unavailable(tables)
+        current = store.current_run(handle) if why is not None else None
+        if current is not None and store.retire(current):
+            log.warning(
+                "%s: retired run %s, made from another export: this one cannot build it (%s)",
+                handle,
+                current.run_id,
+                why,
+            )

@@ -9,6 +9,8 @@ decides where S3 is and who asks (run_generator.py makes it from its settings).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from generator.tables import TABLE_NAMES, TableError
 
-__all__ = ["EXPORT_FILES", "S3_SCHEME", "fetch_export", "parse_s3_uri"]
+__all__ = ["EXPORT_FILES", "S3_SCHEME", "fetch_export", "fingerprint", "parse_s3_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +110,18 @@ def _client_error_message(uri: str, error: ClientError) -> str:
     if code in ("NoSuchKey", "404"):
         return f"{uri}: an export file disappeared while it was being downloaded ({code})"
     return f"{uri}: S3 refused the request ({code}): {error}"
+
+
+def fingerprint(folder: Path) -> dict[str, Any]:
+    """Return what identifies the export in `folder`: each export file's size and SHA-256, and
+    an ``id`` over all of them (the same files, the same id, wherever they were read from)."""
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name in EXPORT_FILES and path.is_file():
+            digest = hashlib.sha256()
+            with path.open("rb") as file:
+                while chunk := file.read(1 << 20):
+                    digest.update(chunk)
+            files[path.name] = {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    summary = json.dumps(files, sort_keys=True).encode()
+    return {"id": hashlib.sha256(summary).hexdigest()[:16], "files": files}

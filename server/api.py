@@ -7,11 +7,13 @@ are raised as the named errors of server.errors, which turns them into the one p
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from server.cache import CurrentRuns
+from server.default_model import AUTO, choose
 from server.errors import InvalidParams, NotReady, UnknownModel, UnknownUser
 from server.query import Query, integer_or_text, json_body, parse_query
 from server.settings import Settings
@@ -20,6 +22,9 @@ from store import Run
 
 def lookup(query: Query, runs: CurrentRuns) -> dict[str, Any]:
     """Return the answer to a query; raise UnknownModel or UnknownUser."""
+    if query.model_handle == AUTO:
+        chosen, _ = choose(AUTO, runs.all())
+        query = replace(query, model_handle=chosen or AUTO)
     run, just_read = runs.run(query.model_handle)
     if run is None:
         raise UnknownModel(query.model_handle, sorted(runs.all()))
@@ -47,14 +52,19 @@ def lookup(query: Query, runs: CurrentRuns) -> dict[str, Any]:
 
 
 def describe_run(run: Run) -> dict[str, Any]:
-    """Return what /models says about a model's current run."""
-    return {
+    """Return what /models says about a model's current run (quality and export when known)."""
+    described: dict[str, Any] = {
         "model_handle": run.model_handle,
         "run_id": run.run_id,
         "generated_at": run.generated_at,
         "user_count": run.user_count,
         "top_n": run.top_n,
     }
+    if run.quality is not None:
+        described["quality"] = run.quality
+    if run.export is not None:
+        described["export"] = run.export
+    return described
 
 
 def blueprint(runs: CurrentRuns, settings: Settings, openapi: dict[str, Any]) -> Blueprint:
@@ -84,9 +94,11 @@ def blueprint(runs: CurrentRuns, settings: Settings, openapi: dict[str, Any]) ->
     @api.get("/models")
     def models() -> Response:
         current = runs.all()
+        default, reason = choose(settings.default_model, current)
         return jsonify(
             {
-                "default_model": settings.default_model,
+                "default_model": default,
+                "default_reason": reason,
                 "models": [describe_run(run) for _, run in sorted(current.items())],
             }
         )

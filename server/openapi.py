@@ -93,7 +93,8 @@ def _document(settings: Settings) -> dict[str, Any]:
         "type": "string",
         "pattern": MODEL_HANDLE_PATTERN,
         "default": settings.default_model,
-        "description": "Similarity model to answer with; GET /models lists the published ones.",
+        "description": "Similarity model to answer with; GET /models lists the published ones "
+        "and says which one answers when none is named (`auto`: the best measured).",
     }
     top_n = {
         "type": "integer",
@@ -290,10 +291,18 @@ def _document(settings: Settings) -> dict[str, Any]:
                 },
                 "Models": {
                     "type": "object",
-                    "required": ["default_model", "models"],
+                    "required": ["default_model", "default_reason", "models"],
                     "additionalProperties": False,
                     "properties": {
-                        "default_model": {"type": "string"},
+                        "default_model": {
+                            "description": "The model that answers when a request names none "
+                            "(null while no model has a run).",
+                            "type": ["string", "null"],
+                        },
+                        "default_reason": {
+                            "description": "Why: set by DEFAULT_MODEL, or the best measured.",
+                            "type": "string",
+                        },
                         "models": {"type": "array", "items": _ref("ModelRun")},
                     },
                 },
@@ -314,6 +323,44 @@ def _document(settings: Settings) -> dict[str, Any]:
                             "description": "Similar users stored per user in the run.",
                             "type": "integer",
                             "minimum": 0,
+                        },
+                        "quality": _ref("Quality"),
+                        "export": _ref("Export"),
+                    },
+                },
+                "Quality": {
+                    "description": "How well the run's model found the courses each user viewed "
+                    "last, hidden from it, on its own export (absent: not measured).",
+                    "type": "object",
+                    "required": ["k", "recall", "ndcg", "users_evaluated"],
+                    "properties": {
+                        "k": {"type": "integer", "minimum": 1},
+                        "recall": {"type": "number", "minimum": 0, "maximum": 1},
+                        "ndcg": {"type": "number", "minimum": 0, "maximum": 1},
+                        "coverage": {"type": "number", "minimum": 0, "maximum": 1},
+                        "served": {"type": "number", "minimum": 0, "maximum": 1},
+                        "users_evaluated": {"type": "integer", "minimum": 0},
+                        "users_eligible": {"type": "integer", "minimum": 0},
+                        "most_popular_recall": {"type": "number", "minimum": 0, "maximum": 1},
+                        "random_neighbours_recall": {"type": "number", "minimum": 0, "maximum": 1},
+                    },
+                },
+                "Export": {
+                    "description": "The export the run was made from: an id over its files, and "
+                    "each file's size and SHA-256.",
+                    "type": "object",
+                    "required": ["id", "files"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "files": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "object",
+                                "properties": {
+                                    "bytes": {"type": "integer", "minimum": 0},
+                                    "sha256": {"type": "string"},
+                                },
+                            },
                         },
                     },
                 },

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from server.cache import RESULT_CACHE_MB
+from server.default_model import AUTO
 from server.query import MODEL_HANDLE_PATTERN, TOP_N_MAX, is_model_handle
 from server.security import API_KEY_MIN_LENGTH, is_api_key, is_origin
 
@@ -18,7 +19,7 @@ from server.security import API_KEY_MIN_LENGTH, is_api_key, is_origin
 class Settings:
     """How the API answers; every field has a safe default.
 
-    default_model: model used when a request names none.
+    default_model: model used when a request names none; `auto`, the best measured current run.
     default_top_n: similar users returned when a request does not say how many.
     pointer_cache_seconds: how long each process reuses a model's run pointer (and /models).
     result_cache_mb: memory (MB) each process gives to cached neighbour lists (0: none); always
@@ -30,7 +31,7 @@ class Settings:
     cors_origins: origins whose browser pages may call the API (`*` for any); empty means none.
     """
 
-    default_model: str = "interests"
+    default_model: str = AUTO
     default_top_n: int = 5
     pointer_cache_seconds: float = 5.0
     result_cache_mb: float = RESULT_CACHE_MB

@@ -64,13 +64,23 @@ def publish_lists(
     shards: int = 4,
     top_n: int | None = None,
     generated_at: str = "2026-11-23T10:00:00Z",
+    quality: dict[str, Any] | None = None,
+    export: dict[str, Any] | None = None,
 ) -> Run:
     """Publish one run of hand-written lists ({user: [(neighbour, score), ...]}); return it.
 
     The run's `top_n` (neighbours stored per user) is the longest list unless given.
     """
     longest = max((len(neighbours) for neighbours in lists.values()), default=0)
-    run = Run(model_handle, new_run_id(), generated_at, top_n=top_n or longest or 1, shards=shards)
+    run = Run(
+        model_handle,
+        new_run_id(),
+        generated_at,
+        top_n=top_n or longest or 1,
+        shards=shards,
+        quality=quality,
+        export=export,
+    )
     store.begin_run(run)
     written = store.write_lists(
         run,

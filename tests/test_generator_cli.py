@@ -69,6 +69,7 @@ def test_bad_arguments_exit_with_a_usage_error(argv, capsys):
         ("DYNAMODB_WRITERS", "many", "DYNAMODB_WRITERS must be a whole number"),
         ("ABANDONED_RUN_SECONDS", "0", "ABANDONED_RUN_SECONDS must be between 1 and"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("KEEP_UNBUILT_RUNS", "maybe", "KEEP_UNBUILT_RUNS must be true or false, not 'maybe'"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(name, value, message, capsys):
@@ -93,6 +94,7 @@ def test_settings_are_read_from_the_environment_mapping_alone():
             "DYNAMODB_WRITERS": "4",
             "ABANDONED_RUN_SECONDS": "60",
             "LOG_LEVEL": "debug",
+            "KEEP_UNBUILT_RUNS": "Yes",
             "AWS_DEFAULT_REGION": "eu-west-1",
             "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8001",
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
@@ -110,6 +112,7 @@ def test_settings_are_read_from_the_environment_mapping_alone():
         writers=4,
         abandoned_after=timedelta(seconds=60),
         log_level="DEBUG",
+        keep_unbuilt_runs=True,
         aws=AwsSettings(
             region="eu-west-1",
             dynamodb_endpoint="http://127.0.0.1:8001",
