@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from similarity.models import MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,8 +49,8 @@ def test_stages_measure_every_stage_of_every_model(tmp_path):
     lines = by_name(bench("stages", "--users", "400", "--publish", "none", data_dir=tmp_path))
 
     models = lines["end to end"]["models"]
-    assert set(models) == {"interests", "course_views", "assessments", "course_tags", "hybrid"}
-    expected = {"load", "neighbours, all models", "end to end"}
+    assert set(models) == set(MODELS)
+    expected = {"load", "neighbours, all models", "end to end", "evaluate, all models"}
     for model in models:
         expected |= {f"features {model}", f"neighbours {model}", f"publish {model}"}
     assert set(lines) == expected
@@ -57,6 +59,10 @@ def test_stages_measure_every_stage_of_every_model(tmp_path):
         assert line["seconds"] >= 0 and line["peak_rss_mb"] > 0
     assert lines["publish interests"]["lists"] > 0
     assert lines["neighbours interests"]["search"] == "exact"
+    evaluation = lines["evaluate, all models"]
+    assert evaluation["users_evaluated"] > 0
+    share = evaluation["seconds"] / lines["end to end"]["seconds"]
+    assert evaluation["share_of_generate"] == pytest.approx(share, rel=0.01)  # figures rounded
 
 
 def test_stages_search_approximately_when_asked_and_report_recall(tmp_path):
