@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sparse_dot_topn import sp_matmul_topn
+from threadpoolctl import threadpool_limits
 
 from store import SCORE_DECIMALS
 
@@ -28,6 +29,9 @@ from store import SCORE_DECIMALS
 GROWTH = 4
 # Entries of one sparse product at most (rows × k): 32M entries are about 256 MB.
 PRODUCT_BUDGET = 2**25
+# In a matrix with negative values, columns filled for at least this share of the rows are
+# multiplied as dense arrays (dense factors), the others as sparse ones.
+DENSE_FILL = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,13 @@ class Neighbours:
         return np.asarray((self.rows >= 0).sum(axis=1))
 
 
-def checked(matrix: sp.spmatrix) -> sp.csr_matrix:
-    """Return the matrix as float32 CSR, refusing negative values."""
-    matrix = sp.csr_matrix(matrix, dtype=np.float32)
-    if matrix.nnz and matrix.data.min() < 0:
-        # sparse_dot_topn returns garbage rows (and can crash) when a product cancels to exactly 0.
-        raise ValueError("similarity matrices must not hold negative values")
-    return matrix
+def signed(matrix: sp.csr_matrix) -> bool:
+    """Tell whether the matrix holds negative values (as dense factors do).
+
+    sparse_dot_topn returns garbage rows (and can crash) when a product cancels to exactly 0, so
+    such a matrix is searched with dense products instead.
+    """
+    return bool(matrix.nnz and matrix.data.min() < 0)
 
 
 # The fast path of `_rank` packs (row, score, col) into one int64 sort key: col in the low 31 bits,
@@ -74,7 +78,14 @@ def _rank(
 
     Returns the kept rows, cols, rounded scores and each entry's rank within its row.
     """
-    units = score_units(scores)
+    return _rank_units(rows, cols, score_units(scores), n)
+
+
+def _rank_units(
+    rows: np.ndarray, cols: np.ndarray, units: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rank as `_rank` does, from scores already rounded to units of their last decimal."""
+    units = units.astype(np.int64)
     keep = units > 0
     rows, cols, units = rows[keep].astype(np.int64), cols[keep].astype(np.int64), units[keep]
     if (
@@ -162,6 +173,81 @@ def _exact_block(
     return tuple(np.concatenate(p) for p in zip(*found, strict=True))  # type: ignore[return-value]
 
 
+class _Signed:
+    """A matrix with negative values, split for exact products: full columns dense, the rest sparse.
+
+    Dense factors fill every column of a user with evidence; a hybrid that weighs them also has
+    the sparse columns of its other blocks. Products are float64, so equal scores stay equal to
+    the last bit and round to the same stored score.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix) -> None:
+        fill = np.bincount(matrix.indices, minlength=matrix.shape[1]) / max(1, matrix.shape[0])
+        full = fill >= DENSE_FILL
+        self.users = matrix.shape[0]
+        self.dense = matrix[:, full].toarray().astype(np.float64)
+        self.sparse = sp.csr_matrix(matrix[:, ~full], dtype=np.float64)
+        self.width = max(self.users, self.sparse.shape[1])
+
+    def scores(self, ids: np.ndarray) -> np.ndarray:
+        """Return the dot products of the rows ids with every row (len(ids) × users, float64)."""
+        product: np.ndarray = self.dense[ids] @ self.dense.T
+        if self.sparse.nnz:
+            block = self.sparse[ids].toarray().T  # features × ids, so the product stays dense
+            product += np.asarray(self.sparse @ block).T
+        return product
+
+
+def _signed_block(
+    signed_matrix: _Signed, ids: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rank the n best other rows of each of the rows ids, exactly, from the whole score rows."""
+    users = signed_matrix.users
+    keep = min(n, users - 1)
+    if keep < 1:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0, dtype=np.float32), empty
+    units = signed_matrix.scores(ids)
+    np.multiply(units, 10.0**SCORE_DECIMALS, out=units)
+    np.rint(units, out=units)  # as score_units rounds, so ties are decided on stored scores
+    local = np.arange(len(ids))
+    units[local, ids] = -np.inf  # never one's own neighbour
+    # Everyone at or above a row's keep-th best rounded score is a candidate (all of a tie at the
+    # cut); the ranking keeps the best n of them by score, then by row.
+    nth = np.partition(units, users - keep, axis=1)[:, users - keep]
+    rows, cols = np.nonzero((units >= nth[:, None]) & (units > 0))
+    return _rank_units(rows, cols, units[rows, cols], n)
+
+
+def _signed_top_n(
+    matrix: sp.csr_matrix,
+    n: int,
+    wanted: np.ndarray,
+    block_rows: int,
+    threads: int,
+    progress: Callable[[int], None] | None,
+    product_budget: int,
+) -> Neighbours:
+    """Find the wanted rows' n best others in a matrix with negative values, exactly.
+
+    Whole rows of scores are computed a block at a time (numpy's BLAS) and ranked with the same
+    rule as the sparse search; a block holds at most ``product_budget`` / 2 scores.
+    """
+    signed_matrix = _Signed(matrix)
+    step = max(1, min(block_rows, product_budget // 2 // max(1, signed_matrix.width)))
+    result_rows = np.full((len(wanted), n), -1, dtype=np.int32)
+    result_scores = np.zeros((len(wanted), n), dtype=np.float32)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for first in range(0, len(wanted), step):
+            ids = wanted[first : first + step]
+            found, cols, scores, rank = _signed_block(signed_matrix, ids, n)
+            result_rows[first + found, rank] = cols
+            result_scores[first + found, rank] = scores
+            if progress is not None:
+                progress(first + len(ids))
+    return Neighbours(result_rows, result_scores)
+
+
 def top_n(
     matrix: sp.spmatrix,
     n: int,
@@ -176,13 +262,18 @@ def top_n(
     ``rows`` limits the search to those users (the result then has one row per user asked for).
     ``progress`` is called with the number of users done after each block. ``product_budget``
     bounds the entries of one sparse product (rows × k), and so the memory of a block.
+
+    A matrix with negative values (dense factors) is searched with whole dense rows of scores
+    instead (`_signed_top_n`), with the same ranking; only positive scores are neighbours.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     threads = threads or os.cpu_count() or 1
-    matrix = checked(matrix)
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
     users = matrix.shape[0]
     wanted = np.arange(users) if rows is None else np.asarray(rows, dtype=np.int64)
+    if signed(matrix):
+        return _signed_top_n(matrix, n, wanted, block_rows, threads, progress, product_budget)
     transposed = sp.csr_matrix(matrix.T)
     result_rows = np.full((len(wanted), n), -1, dtype=np.int32)
     result_scores = np.zeros((len(wanted), n), dtype=np.float32)

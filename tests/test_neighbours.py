@@ -40,17 +40,44 @@ def weighted_matrix(users: int, features: int, seed: int) -> sp.csr_matrix:
     return normalize(sp.csr_matrix(matrix)).astype(np.float32)
 
 
-@pytest.mark.parametrize("n", [1, 3, 10])
-@pytest.mark.parametrize("block_rows", [1, 7, 1000])
-@pytest.mark.parametrize("make", [tied_matrix, weighted_matrix])
-def test_top_n_matches_brute_force_including_ties(make, n, block_rows):
-    matrix = make(120, 6 if make is tied_matrix else 40, seed=n + block_rows)
-    found = top_n(matrix, n, block_rows=block_rows)
+def signed_matrix(users: int, features: int, seed: int) -> sp.csr_matrix:
+    """Unit rows of small signed integers, many of them repeated, so equal scores abound."""
+    rng = np.random.default_rng(seed)
+    distinct = rng.integers(-2, 3, size=(max(2, users // 4), features)).astype(np.float32)
+    return sp.csr_matrix(normalize(distinct[rng.integers(0, len(distinct), users)]))
+
+
+def factors_beside_sparse(users: int, features: int, seed: int) -> sp.csr_matrix:
+    """A hybrid's shape: a signed dense block beside a sparse non-negative one."""
+    dense = signed_matrix(users, 4, seed)
+    sparse = tied_matrix(users, features, seed)
+    return normalize(sp.hstack([dense, sparse], format="csr")).astype(np.float32)
+
+
+def assert_brute_force(matrix: sp.csr_matrix, n: int, **search: int) -> None:
+    found = top_n(matrix, n, **search)
     expected = brute_force(matrix, n)
     got = as_lists(found.rows, found.scores)
     assert [[c for c, _ in r] for r in got] == [[c for c, _ in r] for r in expected]
     for g, e in zip(got, expected, strict=True):
         assert [s for _, s in g] == pytest.approx([s for _, s in e], abs=2e-6)
+
+
+@pytest.mark.parametrize("n", [1, 3, 10])
+@pytest.mark.parametrize("block_rows", [1, 7, 1000])
+@pytest.mark.parametrize(
+    ("make", "features"),
+    [(tied_matrix, 6), (weighted_matrix, 40), (signed_matrix, 5), (factors_beside_sparse, 5)],
+)
+def test_top_n_matches_brute_force_including_ties(make, features, n, block_rows):
+    assert_brute_force(make(120, features, seed=n + block_rows), n, block_rows=block_rows)
+
+
+@pytest.mark.parametrize("make", [signed_matrix, factors_beside_sparse])
+def test_a_signed_search_in_blocks_bounded_by_the_budget_matches_brute_force(make):
+    matrix = make(150, 5, seed=2)
+    assert matrix.data.min() < 0
+    assert_brute_force(matrix, 4, block_rows=1000, product_budget=300)  # a row per block
 
 
 def test_blocks_too_large_to_pack_into_one_sort_key_rank_the_same():
@@ -128,3 +155,53 @@ def test_ties_resolved_in_several_rounds_match_brute_force(n):
     expected = brute_force(matrix, n)
     got = as_lists(found.rows, found.scores)
     assert [[c for c, _ in r] for r in got] == [[c for c, _ in r] for r in expected]
+
+
+# -- matrices with negative values (dense factors): whole dense rows of scores -------------------
+
+
+def test_negative_and_zero_scores_are_never_neighbours():
+    # Users 0 and 1 point opposite ways; user 2 is orthogonal to both; user 3 is like user 0.
+    matrix = sp.csr_matrix(np.array([[1, 0], [-1, 0], [0, 1], [0.8, -0.6]], dtype=np.float32))
+
+    found = top_n(matrix, 3)
+
+    assert as_lists(found.rows, found.scores) == [
+        [(3, pytest.approx(0.8))],
+        [],
+        [],
+        [(0, pytest.approx(0.8))],
+    ]
+
+
+def test_identical_signed_users_are_ranked_by_handle_and_never_hold_themselves():
+    matrix = sp.csr_matrix(normalize(np.tile([[0.5, -1.0, 2.0]], (50, 1)).astype(np.float32)))
+
+    found = top_n(matrix, 3, block_rows=16)
+
+    assert found.rows[0].tolist() == [1, 2, 3]
+    assert found.rows[2].tolist() == [0, 1, 3]
+    assert found.rows[49].tolist() == [0, 1, 2]
+    assert (found.scores == 1.0).all()
+
+
+def test_signed_users_asked_for_get_the_same_lists_as_in_a_whole_search():
+    matrix = signed_matrix(60, 4, seed=2)
+    asked = np.array([59, 0, 17, 17])
+
+    some, every = top_n(matrix, 4, rows=asked), top_n(matrix, 4)
+
+    np.testing.assert_array_equal(some.rows, every.rows[asked])
+    np.testing.assert_array_equal(some.scores, every.scores[asked])
+
+
+def test_a_signed_search_reports_progress_and_leaves_empty_rows_without_neighbours():
+    matrix = signed_matrix(25, 3, seed=1).tolil()
+    matrix[4] = 0
+    seen: list[int] = []
+
+    found = top_n(sp.csr_matrix(matrix), 2, block_rows=10, progress=seen.append)
+
+    assert seen == [10, 20, 25]
+    assert found.counts()[4] == 0
+    assert 4 not in found.rows
