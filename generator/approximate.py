@@ -27,9 +27,10 @@ from sklearn.preprocessing import normalize
 from sparse_dot_topn import sp_matmul_topn
 
 from similarity.neighbours import (
+    PRODUCT_BUDGET,
     Neighbours,
-    checked,
     score_keys,
+    signed,
     top_n,
     unpack_keys,
 )
@@ -118,6 +119,8 @@ def _best_in(
     An asker who is a member is never their own neighbour. Members tied at the cut are kept in
     no particular order (the search is approximate anyway); scores are exact.
     """
+    if signed(matrix):
+        return _best_in_dense(matrix, askers, members, k)
     product = sp_matmul_topn(
         matrix[askers], sp.csr_matrix(matrix[members].T), top_n=k + 1, n_threads=threads
     )
@@ -129,6 +132,29 @@ def _best_in(
     found = np.zeros((len(askers), k + 1), dtype=np.int64)
     found[local, np.arange(len(local)) - product.indptr[local]] = keys
     return np.partition(found, 1, axis=1)[:, 1:]  # drop the smallest: empty or excluded
+
+
+def _best_in_dense(
+    matrix: sp.csr_matrix, askers: np.ndarray, members: np.ndarray, k: int
+) -> np.ndarray:
+    """Return `_best_in`'s keys for a matrix with negative values (dense factors).
+
+    sparse_dot_topn cannot take products that cancel, so every asker × member score is computed
+    (float64, as the exact search does), a bounded chunk of askers at a time; only positive
+    scores are kept, and ties at the cut go to the lower row.
+    """
+    found = np.zeros((len(askers), k), dtype=np.int64)
+    others = matrix[members].toarray().astype(np.float64).T  # features × members
+    step = max(1, PRODUCT_BUDGET // 2 // max(1, len(members)))
+    for first in range(0, len(askers), step):
+        part = askers[first : first + step]
+        scores = matrix[part].toarray().astype(np.float64) @ others
+        keys = score_keys(scores, np.broadcast_to(members, scores.shape))
+        keys[part[:, None] == members[None, :]] = 0
+        if keys.shape[1] > k:
+            keys = np.partition(keys, keys.shape[1] - k, axis=1)[:, -k:]
+        found[first : first + len(part), : keys.shape[1]] = keys
+    return found
 
 
 class _Filing:
@@ -205,7 +231,7 @@ def approximate_top_n(
         raise ValueError(f"n must be at least 1, got {n}")
     settings = settings or Approximate()
     threads = threads or os.cpu_count() or 1
-    matrix = checked(matrix)
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
     users = matrix.shape[0]
     result_rows = np.full((users, n), -1, dtype=np.int32)
     result_scores = np.zeros((users, n), dtype=np.float32)
@@ -284,7 +310,7 @@ def sample_recall(
 
     Returns the recall and the number of users sampled (users without evidence are not sampled).
     """
-    matrix = checked(matrix)
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
     present = np.flatnonzero(np.diff(matrix.indptr) > 0)
     if len(present) == 0:
         return 1.0, 0

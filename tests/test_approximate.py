@@ -101,10 +101,18 @@ def test_a_target_any_search_reaches_settles_on_the_fewest_probes():
     assert done["probes"] == PROBE_STEPS[0]
 
 
-@pytest.mark.parametrize("search", [top_n, approximate_top_n])
-def test_negative_values_are_refused(search):
-    with pytest.raises(ValueError, match="negative"):
-        search(sp.csr_matrix(np.array([[1.0, -1.0], [1.0, 0.0]])), 1)
+def test_dense_factors_searched_in_every_cluster_get_the_exact_lists():
+    # Signed values: every asker × member score is computed, ties at the cut go to the lower row.
+    rng = np.random.default_rng(6)
+    distinct = rng.integers(-2, 3, size=(40, 4)).astype(np.float32)
+    matrix = sp.csr_matrix(normalize(distinct[rng.integers(0, 40, 300)]))
+
+    found, done = approximate_top_n(matrix, 7, Approximate(lists=5, probes=5))
+
+    exact = top_n(matrix, 7)
+    assert done["probes"] == done["clusters"] == 5
+    np.testing.assert_array_equal(found.rows, exact.rows)
+    np.testing.assert_array_equal(found.scores, exact.scores)
 
 
 def test_n_below_one_is_refused():
