@@ -22,6 +22,15 @@ from similarity.weighting import combine
 
 log = logging.getLogger(__name__)
 
+# The factorization settings course_factors' ALS variants share.
+_ALS = {
+    "method": "als",
+    "factors": 64,
+    "regularization": 0.01,
+    "alpha": 1.0,
+    "iterations": 15,
+    "seed": 0,
+}
 # The weighting variants tried per signal model by `tune`; the first of each is a plain reference.
 VARIANTS: dict[str, list[dict[str, Any]]] = {
     "interests": [
@@ -51,6 +60,15 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
         {"tf": "log1p", "idf": 2.0},
         {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 1.0},
         {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 2.0},
+    ],
+    # Truncated SVD first (the plain reference), then implicit's ALS: a handful of factor counts
+    # and regularizations, on the two weightings of views that did best.
+    "course_factors": [
+        {"tf": "binary", "idf": 1.0, "method": "svd", "factors": 64, "iterations": 5, "seed": 0},
+        {"tf": "binary", "idf": 1.0, **_ALS},
+        {"tf": "binary", "idf": 1.0, **_ALS, "factors": 32, "regularization": 1.0},
+        {"tf": "binary", "idf": 1.0, **_ALS, "factors": 128, "regularization": 1.0},
+        {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 1.0, **_ALS},
     ],
 }
 # The hybrid's weights are searched one block at a time over this grid (coordinate ascent).

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import scipy.sparse as sp
 
-from similarity import features
+from similarity import factors, features
 from similarity.features import FeatureMatrix, Tables, UserIndex
 from similarity.weighting import combine, unit_rows, weigh
 
@@ -30,6 +31,17 @@ def _signal(build: Callable[[Tables, UserIndex], FeatureMatrix]) -> Builder:
         return weigh(build(tables, index).values, **settings)
 
     return weighted
+
+
+def _course_factors(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> sp.csr_matrix:
+    """Factorize the weighted course views; return the user factors (dense values, as CSR)."""
+    fitting = {key: value for key, value in settings.items() if key in factors.SETTINGS}
+    weighting = {key: value for key, value in settings.items() if key not in factors.SETTINGS}
+    views = features.course_view_seconds(tables.user_course_views, index)  # type: ignore[arg-type]
+    # Columns by course name: the fit's random start must not depend on the order in which an
+    # export happened to list its courses.
+    by_name = np.argsort(views.features.astype(str).to_numpy())
+    return sp.csr_matrix(factors.factorize(weigh(views.values[:, by_name], **weighting), **fitting))
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,22 @@ SIGNALS: dict[str, Model] = {
             description="seconds viewed spread over each course's tags, BM25-saturated, TF-IDF",
             settings={"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 1.0},
         ),
+        Model(
+            handle="course_factors",
+            needs=("user_course_views",),
+            build=_course_factors,
+            description="courses viewed, as low-rank user factors (ALS for implicit feedback)",
+            settings={
+                "tf": "binary",
+                "idf": 1.0,
+                "method": "als",
+                "factors": 32,
+                "regularization": 1.0,
+                "alpha": 1.0,
+                "iterations": 15,
+                "seed": 0,
+            },
+        ),
     ]
 }
 
@@ -132,7 +160,13 @@ HYBRID = Model(
     description="the signals' cosines summed with weights chosen by the offline evaluation",
     # Chosen by `run_generator.py evaluate --tune` on the 10,000-user synthetic export (README).
     settings={
-        "weights": {"interests": 2.0, "course_views": 1.0, "assessments": 0.5, "course_tags": 1.0}
+        "weights": {
+            "interests": 2.0,
+            "course_views": 1.0,
+            "assessments": 0.5,
+            "course_tags": 1.0,
+            "course_factors": 0.0,
+        }
     },
 )
 

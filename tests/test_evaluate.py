@@ -119,7 +119,9 @@ def test_planted_rows_would_change_the_models_if_they_were_not_held_out():
     assert before.shape != MODELS["interests"].matrix(planted_train, index).shape
 
 
-@pytest.mark.parametrize("model", ["course_views", "interests", "course_tags", "hybrid"])
+@pytest.mark.parametrize(
+    "model", ["course_views", "interests", "course_tags", "course_factors", "hybrid"]
+)
 def test_on_an_obvious_export_the_right_model_finds_every_hidden_course(model):
     report = evaluate(obvious_export(), [MODELS[model]], k=1, top_n_stored=3)
     assert report.users_evaluated == 9
@@ -168,7 +170,7 @@ def test_an_export_with_only_course_views_is_evaluated_and_other_models_are_skip
     caplog.set_level(logging.WARNING)
     tables = dated_tables(views=PY[0] + JS[0])
     report = evaluate(tables, k=1, top_n_stored=3)
-    assert set(report.models) == {"course_views", "hybrid"}
+    assert set(report.models) == {"course_views", "course_factors", "hybrid"}
     assert report.models["course_views"].recall == 1.0
     for skipped in ("interests", "assessments", "course_tags"):
         assert f"skipping model {skipped}: no" in caplog.text

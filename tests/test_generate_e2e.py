@@ -59,7 +59,14 @@ def test_generate_publishes_every_model_from_a_synthetic_export(dynamodb_local, 
     assert done.returncode == 0, done.stderr
     store = store_for(dynamodb_local, table_prefix)
     runs = store.current_runs()
-    assert sorted(runs) == ["assessments", "course_tags", "course_views", "hybrid", "interests"]
+    assert sorted(runs) == [
+        "assessments",
+        "course_factors",
+        "course_tags",
+        "course_views",
+        "hybrid",
+        "interests",
+    ]
     for run in runs.values():
         assert run.status == RunStatus.PUBLISHED
         assert run.top_n == 10

@@ -66,6 +66,7 @@ def test_every_model_yields_unit_rows_or_empty_rows(model):
         ("course_views", {8}),
         ("assessments", {7, 8}),
         ("course_tags", {8}),
+        ("course_factors", {8}),
         ("hybrid", set()),
     ],
 )

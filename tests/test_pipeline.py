@@ -28,7 +28,12 @@ def handles(store: MemoryStore, model: str, user: int) -> list[int] | None:
 def test_each_available_model_is_published_with_the_obvious_neighbours():
     store = MemoryStore()
     results = pipeline.run(TABLES, store, top_n_stored=5)
-    assert [r.model_handle for r in results] == ["interests", "course_views", "hybrid"]
+    assert [r.model_handle for r in results] == [
+        "interests",
+        "course_views",
+        "course_factors",
+        "hybrid",
+    ]
     assert handles(store, "interests", 1) == [2, 3]
     assert handles(store, "interests", 4) == [5]
     assert handles(store, "course_views", 2) == [1, 3]

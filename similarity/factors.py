@@ -1,0 +1,91 @@
+"""Low-rank user factors: each user as a short dense vector learned from everyone's evidence.
+
+A factorization learns which courses go together from all users at once, so two users who took
+different courses on the same topic can still be close, which a neighbourhood model (one column
+per course) cannot see. Fitting is pure math over a sparse matrix; the libraries that fit are
+imported when a model is built, never when this module is (the server imports the registry).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+METHODS = ("als", "svd")
+# The settings `factorize` takes; a model's other settings are its weighting.
+SETTINGS = ("method", "factors", "regularization", "alpha", "iterations", "seed")
+
+
+def factorize(
+    values: sp.csr_matrix,
+    method: str = "als",
+    factors: int = 64,
+    regularization: float = 0.01,
+    alpha: float = 1.0,
+    iterations: int = 15,
+    seed: int = 0,
+) -> np.ndarray:
+    """Return the user factors (users × factors, float32) of weighted evidence (users × items).
+
+    ``als``: implicit's alternating least squares for implicit feedback, the values being the
+    confidences (times ``alpha``), ``regularization`` and ``iterations`` as implicit takes them.
+    ``svd``: scikit-learn's truncated SVD (randomized, ``iterations`` power iterations); a user's
+    factors are their row projected on the components. Users without evidence get all-zero rows.
+    The same values and seed give the same factors, however the entries of each row are ordered.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown factorization {method!r}; known: {', '.join(METHODS)}")
+    if factors < 1:
+        raise ValueError(f"factors must be at least 1, got {factors}")
+    values = sp.csr_matrix(values, dtype=np.float32, copy=True)
+    values.sum_duplicates()  # canonical: sorted columns in each row, so sums run in one order
+    if values.nnz == 0:
+        return np.zeros((values.shape[0], factors), dtype=np.float32)
+    if method == "als":
+        found = _als(values, factors, regularization, alpha, iterations, seed)
+    else:
+        found = _svd(values, factors, iterations, seed)
+    found[np.diff(values.indptr) == 0] = 0.0
+    return found
+
+
+def _als(
+    values: sp.csr_matrix,
+    factors: int,
+    regularization: float,
+    alpha: float,
+    iterations: int,
+    seed: int,
+) -> np.ndarray:
+    """Fit implicit's CPU ALS; return its user factors."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    # implicit parallelises over users itself; a multi-threaded BLAS inside each of its threads
+    # slows it down many times over (it warns when BLAS may use more than one thread).
+    with threadpool_limits(limits=1, user_api="blas"):
+        model: Any = AlternatingLeastSquares(
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            random_state=seed,
+        )
+        model.fit(values, show_progress=False)
+    return np.ascontiguousarray(model.user_factors, dtype=np.float32)
+
+
+def _svd(values: sp.csr_matrix, factors: int, iterations: int, seed: int) -> np.ndarray:
+    """Fit scikit-learn's randomized truncated SVD; return each user's projection."""
+    from sklearn.decomposition import TruncatedSVD
+
+    found = np.zeros((values.shape[0], factors), dtype=np.float32)
+    if values.shape[1] <= factors:  # no fewer factors than items: the rows keep every direction
+        found[:, : values.shape[1]] = values.toarray()
+        return found
+    rank = min(factors, values.shape[0])
+    svd = TruncatedSVD(rank, algorithm="randomized", n_iter=iterations, random_state=seed)
+    found[:, :rank] = svd.fit_transform(values)
+    return found
