@@ -29,6 +29,7 @@ from sparse_dot_topn import sp_matmul_topn
 from similarity.neighbours import (
     PRODUCT_BUDGET,
     Neighbours,
+    SignedProducts,
     score_keys,
     signed,
     top_n,
@@ -140,15 +141,15 @@ def _best_in_dense(
     """Return `_best_in`'s keys for a matrix with negative values (dense factors).
 
     sparse_dot_topn cannot take products that cancel, so every asker × member score is computed
-    (float64, as the exact search does), a bounded chunk of askers at a time; only positive
-    scores are kept, and ties at the cut go to the lower row.
+    exactly (`SignedProducts`), a bounded chunk of askers at a time; only positive scores are
+    kept, and ties at the cut go to the lower row.
     """
     found = np.zeros((len(askers), k), dtype=np.int64)
-    others = matrix[members].toarray().astype(np.float64).T  # features × members
-    step = max(1, PRODUCT_BUDGET // 2 // max(1, len(members)))
+    products = SignedProducts(matrix[members])
+    step = max(1, PRODUCT_BUDGET // 2 // products.width)
     for first in range(0, len(askers), step):
         part = askers[first : first + step]
-        scores = matrix[part].toarray().astype(np.float64) @ others
+        scores = products.of(matrix[part])
         keys = score_keys(scores, np.broadcast_to(members, scores.shape))
         keys[part[:, None] == members[None, :]] = 0
         if keys.shape[1] > k:

@@ -30,7 +30,7 @@ GROWTH = 4
 # Entries of one sparse product at most (rows × k): 32M entries are about 256 MB.
 PRODUCT_BUDGET = 2**25
 # In a matrix with negative values, columns filled for at least this share of the rows are
-# multiplied as dense arrays (dense factors), the others as sparse ones.
+# multiplied as dense arrays (dense factors), the others as sparse ones (see SignedProducts).
 DENSE_FILL = 0.5
 
 
@@ -78,14 +78,7 @@ def _rank(
 
     Returns the kept rows, cols, rounded scores and each entry's rank within its row.
     """
-    return _rank_units(rows, cols, score_units(scores), n)
-
-
-def _rank_units(
-    rows: np.ndarray, cols: np.ndarray, units: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rank as `_rank` does, from scores already rounded to units of their last decimal."""
-    units = units.astype(np.int64)
+    units = score_units(scores)
     keep = units > 0
     rows, cols, units = rows[keep].astype(np.int64), cols[keep].astype(np.int64), units[keep]
     if (
@@ -173,50 +166,56 @@ def _exact_block(
     return tuple(np.concatenate(p) for p in zip(*found, strict=True))  # type: ignore[return-value]
 
 
-class _Signed:
-    """A matrix with negative values, split for exact products: full columns dense, the rest sparse.
+class SignedProducts:
+    """Exact dot products with the rows of a matrix that has negative values (float64).
 
     Dense factors fill every column of a user with evidence; a hybrid that weighs them also has
-    the sparse columns of its other blocks. Products are float64, so equal scores stay equal to
-    the last bit and round to the same stored score.
+    the sparse columns of its other blocks. Columns filled for at least ``DENSE_FILL`` of the rows
+    are multiplied as dense arrays (BLAS), the others as sparse ones. Products are float64, so
+    equal scores stay equal to the last bit and round to the same stored score.
     """
 
     def __init__(self, matrix: sp.csr_matrix) -> None:
         fill = np.bincount(matrix.indices, minlength=matrix.shape[1]) / max(1, matrix.shape[0])
-        full = fill >= DENSE_FILL
+        self.full = fill >= DENSE_FILL
         self.users = matrix.shape[0]
-        self.dense = matrix[:, full].toarray().astype(np.float64)
-        self.sparse = sp.csr_matrix(matrix[:, ~full], dtype=np.float64)
-        self.width = max(self.users, self.sparse.shape[1])
+        self.dense = matrix[:, self.full].toarray().astype(np.float64)
+        self.sparse = sp.csr_matrix(matrix[:, ~self.full].T, dtype=np.float64)  # features × users
+        # float64-sized entries one asking row needs: its scores, and with sparse columns the
+        # sparse product (value and index) before it is added to them.
+        self.width = max(1, self.users * (3 if self.sparse.nnz else 1))
 
-    def scores(self, ids: np.ndarray) -> np.ndarray:
-        """Return the dot products of the rows ids with every row (len(ids) × users, float64)."""
-        product: np.ndarray = self.dense[ids] @ self.dense.T
+    def of(self, rows: sp.csr_matrix) -> np.ndarray:
+        """Return the dot products of rows (same columns) with every row (rows × users)."""
+        product: np.ndarray = rows[:, self.full].toarray().astype(np.float64) @ self.dense.T
         if self.sparse.nnz:
-            block = self.sparse[ids].toarray().T  # features × ids, so the product stays dense
-            product += np.asarray(self.sparse @ block).T
+            asking = sp.csr_matrix(rows[:, ~self.full], dtype=np.float64)
+            product += (asking @ self.sparse).toarray()
         return product
 
 
 def _signed_block(
-    signed_matrix: _Signed, ids: np.ndarray, n: int
+    products: SignedProducts, block: sp.csr_matrix, ids: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rank the n best other rows of each of the rows ids, exactly, from the whole score rows."""
-    users = signed_matrix.users
+    """Rank the n best other rows of each row of block (whose own rows are ids), exactly."""
+    users = products.users
     keep = min(n, users - 1)
     if keep < 1:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, np.empty(0, dtype=np.float32), empty
-    units = signed_matrix.scores(ids)
-    np.multiply(units, 10.0**SCORE_DECIMALS, out=units)
-    np.rint(units, out=units)  # as score_units rounds, so ties are decided on stored scores
-    local = np.arange(len(ids))
-    units[local, ids] = -np.inf  # never one's own neighbour
-    # Everyone at or above a row's keep-th best rounded score is a candidate (all of a tie at the
-    # cut); the ranking keeps the best n of them by score, then by row.
-    nth = np.partition(units, users - keep, axis=1)[:, users - keep]
-    rows, cols = np.nonzero((units >= nth[:, None]) & (units > 0))
-    return _rank_units(rows, cols, units[rows, cols], n)
+    scores = products.of(block)
+    scores[np.arange(len(ids)), ids] = -np.inf  # never one's own neighbour
+    # A floor under each row's keep-th best score: the lowest of the best scores of keep disjoint
+    # groups of columns (keep distinct users score at least that). Everyone whose score could
+    # round to the keep-th best's stored score or above is a candidate, so a whole tie at the cut
+    # is; the candidates are ranked on rounded scores, then by row. Cheaper than a partition of
+    # the whole row, for a few times n candidates.
+    width = users // keep
+    groups = scores[:, : keep * width].reshape(len(ids), keep, width)
+    half_unit = 0.5 * 10.0**-SCORE_DECIMALS  # with a margin: a superset costs nothing here
+    floor = np.maximum(groups.max(axis=2).min(axis=1) - 3 * half_unit, half_unit / 2)
+    rows, cols = np.divmod(np.flatnonzero(scores >= floor[:, None]), users)  # 1-D: faster
+    return _rank(rows, cols, scores[rows, cols], n)
 
 
 def _signed_top_n(
@@ -233,14 +232,14 @@ def _signed_top_n(
     Whole rows of scores are computed a block at a time (numpy's BLAS) and ranked with the same
     rule as the sparse search; a block holds at most ``product_budget`` / 2 scores.
     """
-    signed_matrix = _Signed(matrix)
-    step = max(1, min(block_rows, product_budget // 2 // max(1, signed_matrix.width)))
+    products = SignedProducts(matrix)
+    step = max(1, min(block_rows, product_budget // 2 // products.width))
     result_rows = np.full((len(wanted), n), -1, dtype=np.int32)
     result_scores = np.zeros((len(wanted), n), dtype=np.float32)
     with threadpool_limits(limits=threads, user_api="blas"):
         for first in range(0, len(wanted), step):
             ids = wanted[first : first + step]
-            found, cols, scores, rank = _signed_block(signed_matrix, ids, n)
+            found, cols, scores, rank = _signed_block(products, matrix[ids], ids, n)
             result_rows[first + found, rank] = cols
             result_scores[first + found, rank] = scores
             if progress is not None:
