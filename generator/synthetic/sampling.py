@@ -22,18 +22,25 @@ Strings = NDArray[np.str_]
 class Sampler:
     """Draws items either within a topic or from everything, by weight."""
 
-    items: Ints  # item indices ordered by topic
+    items: Ints  # the item of each entry, entries ordered by topic
     bounds: Ints  # (topics + 1,) segment starts into items; empty segments fall back to global
     shifted: Floats  # topic index + within-topic cumulative share, increasing
     overall: Floats  # cumulative global weight, in the order of items
     shares: Floats  # (topics + 1, n_items) item probabilities within each topic, then globally
 
 
-def sampler(topic: Ints, weight: Floats, topic_weight: Floats) -> Sampler:
-    """Prepare drawing items by weight within a topic, or globally with topics weighted as given."""
+def sampler(topic: Ints, weight: Floats, topic_weight: Floats, item: Ints | None = None) -> Sampler:
+    """Prepare drawing items by weight within a topic, or globally with topics weighted as given.
+
+    Each entry (topic, weight) is an item of its own, or `item[entry]` when an item is listed
+    under several topics; every item then needs at least one entry.
+    """
     n_topics = len(topic_weight)
+    entry_item = np.arange(len(topic)) if item is None else np.asarray(item, dtype=np.int64)
+    n_items = int(entry_item.max()) + 1 if len(entry_item) else 0
     order = np.argsort(topic, kind="stable")
     sorted_topic = topic[order]
+    sorted_item = entry_item[order]
     sorted_weight = np.asarray(weight, dtype=np.float64)[order]
     bounds = np.searchsorted(sorted_topic, np.arange(n_topics + 1)).astype(np.int64)
     total = np.bincount(sorted_topic, weights=sorted_weight, minlength=n_topics)
@@ -46,11 +53,11 @@ def sampler(topic: Ints, weight: Floats, topic_weight: Floats) -> Sampler:
     shifted = sorted_topic + within
     safe_total = np.where(total > 0, total, 1.0)
     overall_weight = sorted_weight * (topic_weight / safe_total)[sorted_topic]
-    shares = np.zeros((n_topics + 1, len(order)))
-    shares[-1, order] = overall_weight / overall_weight.sum()
-    shares[sorted_topic, order] = sorted_weight / safe_total[sorted_topic]
+    shares = np.zeros((n_topics + 1, n_items))
+    np.add.at(shares[-1], sorted_item, overall_weight / overall_weight.sum())
+    np.add.at(shares, (sorted_topic, sorted_item), sorted_weight / safe_total[sorted_topic])
     shares[:-1][total <= 0] = shares[-1]
-    return Sampler(order.astype(np.int64), bounds, shifted, np.cumsum(overall_weight), shares)
+    return Sampler(sorted_item, bounds, shifted, np.cumsum(overall_weight), shares)
 
 
 def draw(rng: np.random.Generator, sampler: Sampler, topics: Ints) -> Ints:
