@@ -10,6 +10,7 @@ shape is invented from the built-in themes.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,6 @@ from generator.synthetic.vocabulary import (
     COURSE_NOUNS,
     COURSE_QUALIFIERS,
     INTEREST_SUFFIXES,
-    LEVELS,
     THEMES,
     Theme,
 )
@@ -51,18 +51,26 @@ log = logging.getLogger(__name__)
 COURSE_TAGS = "course_tags"
 ASSESSMENTS = "user_assessment_scores"
 COURSE_ID, COURSE_TAG = column_names(COURSE_TAGS)
-_, ASSESSMENT_TAG, _, SCORE = column_names(ASSESSMENTS)
+ASSESSED_USER, ASSESSMENT_TAG, _, SCORE = column_names(ASSESSMENTS)
 
-# Real-looking shape targets (see DATA.md).
-_LEVEL_SHARES = (0.455, 0.485, 0.06)
+# Real-looking shape targets (see DATA.md); levels are shares of the real export's view rows.
+_LEVEL_SHARES = (0.466, 0.479, 0.055)
 _TAGS_PER_COURSE_WEIGHTS = (3032, 1587, 706, 378, 96, 69, 33, 22, 7, 6, 1, 1, 3, 0, 1)
 _COURSES = 5942
 _DISTINCT_COURSE_TAGS = 998
-_EMPTY_TAG_SHARE = 112 / 5942
+_UNTAGGED_COURSES = 112
 _AUTHORS_PER_COURSE = 1412 / 5942
 _INTEREST_VOCABULARY = 748
 _INTEREST_COURSE_TAGS = 591
 _INTEREST_ASSESSMENT_TAGS = 17
+# The share of learners' interest in topics that no assessment tests, spread by catalogue size.
+_UNASSESSED_INTEREST = 0.07
+# An interest tag's weight within its topic grows with its courses, slowly: a topic's followers
+# spread over its tags, and the most followed tags are those suggested to everyone (below).
+_FOLLOW_EXPONENT = 0.4
+# How many tags the platform suggests to everyone, and how slowly interest falls along the list.
+_SUGGESTED_TAGS = 15
+_SUGGESTION_OFFSET = 20.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class Catalogue:
     courses: Sampler
     interest_tags: Strings
     interests: Sampler
+    suggested_topic: int  # the topic of `interests` holding the tags suggested to everyone
     assessment_tags: Strings
     assessment_topic: Ints
     assessment_order: Ints  # rank of each assessment tag in sorted order
@@ -104,7 +113,7 @@ def build_catalogue(rng: np.random.Generator, catalogue_dir: Path | None) -> Cat
     words = topic_words(tag_rows[COURSE_ID], tag_rows[COURSE_TAG], tag_topic, n_topics)
 
     if real_scores is None:
-        assessment_tags, assessment_count = _built_assessment_tags(rng)
+        assessment_tags, assessment_count = _built_assessment_tags()
         scores = np.sort(np.clip(np.round(rng.normal(142.5, 55.6, 20_000)), 0, 298))
     else:
         counts = real_scores[ASSESSMENT_TAG].value_counts(sort=False).sort_index()
@@ -115,11 +124,12 @@ def build_catalogue(rng: np.random.Generator, catalogue_dir: Path | None) -> Cat
         [guess_topic(rng, tag, tag_words(tag), words, topic_weight) for tag in assessment_tags],
         dtype=np.int64,
     )
-    if real_courses is not None:
-        # Learners' interest in a topic shows in how often its assessments are taken.
-        taken = np.bincount(assessment_topic, weights=assessment_count, minlength=n_topics)
-        topic_weight = topic_weight**0.2 * (0.1 + taken / taken.sum())
-        topic_weight = topic_weight * rng.lognormal(0, 0.3, n_topics)
+    # Learners' interest in a topic shows in the assessments they take; topics without
+    # assessments share a little interest, as the size of their catalogue (or audience) says.
+    shown = _interest_shown(
+        real_scores, assessment_tags, assessment_topic, assessment_count, n_topics
+    )
+    topic_weight = _UNASSESSED_INTEREST * topic_weight / topic_weight.sum() + shown / shown.sum()
     topic_weight = topic_weight / topic_weight.sum()
 
     course_ids, course_topic = _course_topics(rng, tag_rows, tag_topic, words, topic_weight)
@@ -128,7 +138,9 @@ def build_catalogue(rng: np.random.Generator, catalogue_dir: Path | None) -> Cat
     course_weight = zipf_within(rng, course_topic, n_topics, exponent=0.85, offset=5.0)
     course_order = np.empty(n_courses, dtype=np.int64)
     course_order[np.argsort(course_ids, kind="stable")] = np.arange(n_courses)
-    course_level = rng.choice(len(LEVELS), size=n_courses, p=_LEVEL_SHARES).astype(np.int64)
+    # Browsing (the noise in course choice) reaches big-catalogue topics more than interest.
+    courses = sampler(course_topic, course_weight, topic_weight + course_share)
+    course_level = _levels(rng, topic_weight @ courses.shares[:-1] + courses.shares[-1])
     course_author = _authors(rng, course_topic, n_topics)
 
     interest_tags, interest_topic, interest_weight = _interest_vocabulary(
@@ -136,6 +148,7 @@ def build_catalogue(rng: np.random.Generator, catalogue_dir: Path | None) -> Cat
     )
     assessment_order = np.empty(len(assessment_tags), dtype=np.int64)
     assessment_order[np.argsort(assessment_tags, kind="stable")] = np.arange(len(assessment_tags))
+    interests = _with_suggestions(interest_topic, interest_weight, topic_weight)
     return Catalogue(
         course_tag_rows=tag_rows,
         course_ids=course_ids,
@@ -143,16 +156,34 @@ def build_catalogue(rng: np.random.Generator, catalogue_dir: Path | None) -> Cat
         course_author=course_author,
         course_level=course_level,
         topic_weight=topic_weight,
-        # Browsing (the noise in course choice) reaches big-catalogue topics more than interest.
-        courses=sampler(course_topic, course_weight, topic_weight + course_share),
+        courses=courses,
         interest_tags=interest_tags,
-        interests=sampler(interest_topic, interest_weight, topic_weight),
+        interests=interests,
+        suggested_topic=n_topics,
         assessment_tags=assessment_tags,
         assessment_topic=assessment_topic,
         assessment_order=assessment_order,
         assessments=sampler(assessment_topic, assessment_count, topic_weight),
         scores=scores,
     )
+
+
+def _levels(rng: np.random.Generator, views: Floats) -> Ints:
+    """Give each course a level so that each level gets its real share of the expected views.
+
+    Courses are dealt from the most viewed down, each to a level drawn by how far that level is
+    still below its share, so that a few popular courses cannot tip the shares of view rows.
+    """
+    target = np.array(_LEVEL_SHARES) / sum(_LEVEL_SHARES) * views.sum()
+    got = np.zeros(len(target))
+    level = np.empty(len(views), dtype=np.int64)
+    u = rng.random(len(views))
+    for course in np.argsort(-views, kind="stable"):
+        short = np.cumsum(np.maximum(target - got, 0.0) + 1e-12)
+        pick = min(int(np.searchsorted(short, u[course] * short[-1], side="right")), len(got) - 1)
+        level[course] = pick
+        got[pick] += views[course]
+    return level
 
 
 def _read_real(catalogue_dir: Path | None, table: str) -> pd.DataFrame | None:
@@ -179,6 +210,20 @@ def _read_real(catalogue_dir: Path | None, table: str) -> pd.DataFrame | None:
     return frame
 
 
+def _interest_shown(
+    scores: pd.DataFrame | None, tags: Strings, topic: Ints, count: Floats, n_topics: int
+) -> Floats:
+    """Split each assessed user's interest evenly over their assessments; sum it per topic.
+
+    Without the real scores, each topic gets the invented counts of its assessments.
+    """
+    if scores is None:
+        return np.asarray(np.bincount(topic, weights=count, minlength=n_topics), dtype=np.float64)
+    rows = scores[ASSESSMENT_TAG].map(pd.Series(topic, index=tags)).to_numpy(dtype=np.int64)
+    per_user = scores.groupby(ASSESSED_USER)[ASSESSED_USER].transform("size").to_numpy()
+    return np.asarray(np.bincount(rows, weights=1.0 / per_user, minlength=n_topics), np.float64)
+
+
 def _named_tags(tag_rows: pd.DataFrame) -> pd.Series:
     """Return the course tags of the rows that name one (a course without tags has one empty)."""
     tags = tag_rows[COURSE_TAG]
@@ -202,31 +247,31 @@ def _built_courses(rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, in
     )
     tag_pmf = np.array(_TAGS_PER_COURSE_WEIGHTS, dtype=np.float64)
     tags_per_course = 1 + rng.choice(len(tag_pmf), size=_COURSES, p=tag_pmf / tag_pmf.sum())
-    empty = rng.random(_COURSES) < _EMPTY_TAG_SHARE
+    empty = np.zeros(_COURSES, dtype=bool)
+    empty[rng.choice(_COURSES, size=_UNTAGGED_COURSES, replace=False)] = True
     tags_per_course[empty] = 1
 
+    # A fifth of the courses with several tags take one of them from another theme.
+    crossed = (tags_per_course > 1) & (rng.random(_COURSES) < 0.2)
     used: set[str] = set()
     ids: list[str] = []
     tags: list[str] = []
     for topic in range(len(THEMES)):
         members = np.flatnonzero(course_topic == topic)
         vocabulary = theme_tags[topic]
-        weight = 1.0 / (np.arange(len(vocabulary)) + 1.5) ** 1.3
-        slots = int(tags_per_course[members].sum())
+        weight = 1.0 / (np.arange(len(vocabulary)) + 1.5) ** 1.5
+        slots = int((tags_per_course[members] - crossed[members]).sum())
         # Every tag is used at least once, the rest follow a skewed popularity.
         drawn = rng.choice(
             len(vocabulary), size=max(slots - len(vocabulary), 0), p=weight / weight.sum()
         )
-        shuffled = rng.permutation(np.concatenate([np.arange(len(vocabulary)), drawn]))
-        cursor = 0
+        stream = deque(rng.permutation(np.r_[np.arange(len(vocabulary)), drawn]).tolist())
         for course in members:
-            picks = shuffled[cursor : cursor + tags_per_course[course]]
-            cursor += int(tags_per_course[course])
-            own = list(dict.fromkeys(vocabulary[i] for i in picks)) or [vocabulary[0]]
-            if rng.random() < 0.2:
+            own = _distinct_tags(stream, vocabulary, int(tags_per_course[course] - crossed[course]))
+            own = own or [vocabulary[0]]
+            if crossed[course]:
                 other = theme_tags[int(rng.integers(len(theme_tags)))]
-                own.append(other[int(rng.integers(len(other)))])
-                own = list(dict.fromkeys(own))
+                own = list(dict.fromkeys([*own, other[int(rng.integers(len(other)))]]))
             course_id = _course_id(rng, own[0], used)
             if empty[course]:
                 own = [""]
@@ -236,6 +281,20 @@ def _built_courses(rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, in
     frame = frame.sort_values(COURSE_ID, kind="stable", ignore_index=True)
     audience = np.array([theme.audience for theme in THEMES], dtype=np.float64)
     return frame, tag_topic, audience * rng.lognormal(0, 0.2, len(THEMES))
+
+
+def _distinct_tags(stream: deque[int], vocabulary: list[str], wanted: int) -> list[str]:
+    """Take up to wanted distinct tags off the front of stream; put repeats back for the next."""
+    own: list[str] = []
+    repeats: list[int] = []
+    while len(own) < wanted and stream:
+        token = stream.popleft()
+        if vocabulary[token] in own:
+            repeats.append(token)
+        else:
+            own.append(vocabulary[token])
+    stream.extendleft(reversed(repeats))
+    return own
 
 
 def _theme_tags(theme: Theme) -> list[str]:
@@ -278,17 +337,18 @@ def _course_id(rng: np.random.Generator, tag: str, used: set[str]) -> str:
             return course_id
 
 
-def _built_assessment_tags(rng: np.random.Generator) -> tuple[Strings, Floats]:
+def _built_assessment_tags() -> tuple[Strings, Floats]:
     """List the built-in assessment tags with how often each is taken."""
     tags: list[str] = []
     counts: list[float] = []
     for theme in THEMES:
         names = [name for name in theme.assessments.split() if name not in tags]
         tags.extend(names)
-        counts.extend(theme.audience**2 * 10 / (1 + np.arange(len(names))) ** 1.5)
+        # Takers grow faster than the audience: a few themes draw most of them, as c-sharp and
+        # javascript (a quarter of the real rows) do.
+        counts.extend(theme.audience**2.3 * 10 / (1 + np.arange(len(names))) ** 1.5)
     order = np.argsort(tags)
-    noisy = np.array(counts) * rng.lognormal(0, 0.3, len(counts))
-    return np.array(tags, dtype=str)[order], noisy[order]
+    return np.array(tags, dtype=str)[order], np.array(counts)[order]
 
 
 def _course_topics(
@@ -330,6 +390,25 @@ def _authors(rng: np.random.Generator, course_topic: Ints, n_topics: int) -> Int
     return np.asarray(handles[pick], dtype=np.int64)
 
 
+def _with_suggestions(topic: Ints, weight: Floats, topic_weight: Floats) -> Sampler:
+    """Prepare drawing interest tags, with one more topic: the tags suggested to everyone.
+
+    The suggestions are the tags most likely followed anyway, the likelier first, each suggested
+    a little less often than the one before it.
+    """
+    n_topics = len(topic_weight)
+    alone = sampler(topic, weight, topic_weight)
+    followed = topic_weight @ alone.shares[:-1]
+    suggested = np.argsort(-followed, kind="stable")[:_SUGGESTED_TAGS]
+    rank = np.arange(len(suggested))
+    return sampler(
+        np.r_[topic, np.full(len(suggested), n_topics)],
+        np.r_[weight, 1.0 / (rank + _SUGGESTION_OFFSET)],
+        np.r_[topic_weight, 0.0],
+        item=np.r_[np.arange(len(topic)), suggested],
+    )
+
+
 def _interest_vocabulary(
     rng: np.random.Generator,
     tag_rows: pd.DataFrame,
@@ -346,7 +425,7 @@ def _interest_vocabulary(
     chosen = weighted_subset(rng, followers**0.6, _INTEREST_COURSE_TAGS)
     tags = [str(tag) for tag in course_tags[chosen]]
     topics = [tag_topic[tag] for tag in tags]
-    weights = list(followers[chosen] ** 0.7)
+    weights = list(followers[chosen] ** _FOLLOW_EXPONENT)
 
     known = set(tags)
     shared = len(known.intersection(assessment_tags))
@@ -374,5 +453,5 @@ def _interest_vocabulary(
             topics.append(topics[base])
             weights.append(weights[base] * 0.3)
             known.add(tag)
-    noisy = np.array(weights) * rng.lognormal(0, 0.5, len(weights))
+    noisy = np.array(weights) * rng.lognormal(0, 0.25, len(weights))
     return np.array(tags, dtype=str), np.array(topics, dtype=np.int64), noisy

@@ -66,9 +66,18 @@ _DUPLICATE_INTEREST_SHARE = 0.065
 # shared, required training, whatever is trending). The real export's first user follows ASP.NET
 # MVC tags and watched a SharePoint branding course and an AWS administration course.
 _STRAY_INTEREST_SHARE = 0.2
+# The platform suggests its most followed tags to everyone, and many follow some of them whatever
+# their own topics: the real export's most followed tag has about one row per two users.
+_SUGGESTED_SHARE = 0.05
 _BROWSING_SHARE = 0.4
 _STRAY_ASSESSMENT_SHARE = 0.3
 _MAX_VIEW_SECONDS = 44_410
+# Courses per viewer have the real quartiles 2, 5 and 14 and a mean of 12.0: a log-normal around
+# the median whose spread is one below it, another up to the upper quartile and a third above it
+# (a single spread through those quartiles would have a mean of 16).
+_COURSES_MEDIAN = 5.0
+_COURSES_SPREAD = (1.36, 1.53, 1.2)
+_UPPER_QUARTILE_Z = 0.6745
 
 
 def user_rows(
@@ -127,12 +136,26 @@ def _epoch(day: str) -> int:
     return int(np.datetime64(day, "s").astype(np.int64))
 
 
-def _mixed_topics(rng: np.random.Generator, people: _Users, owner: Ints, noise: float) -> Ints:
-    """Pick a topic for each draw from its owner's mixture, or -1 (anything) with prob noise."""
+def _mixed_topics(
+    rng: np.random.Generator, people: _Users, owner: Ints, noise: float, common: _Common
+) -> Ints:
+    """Pick a topic for each draw from its owner's mixture, or -1 (anything) with prob noise.
+
+    With prob common.share, a draw is from common.topic instead, the same for everyone.
+    """
     u = rng.random(len(owner))
     slot = (u[:, None] >= people.mixture[owner]).sum(axis=1)
     topics = people.topics[owner, np.minimum(slot, 2)]
-    return np.where(rng.random(len(owner)) < noise, -1, topics)
+    stray = rng.random(len(owner))
+    return np.where(stray < noise, -1, np.where(stray < noise + common.share, common.topic, topics))
+
+
+@dataclass(frozen=True)
+class _Common:
+    """A topic every user draws from now and then whatever their own topics, and how often."""
+
+    topic: int = -1
+    share: float = 0.0
 
 
 def _distinct(
@@ -142,6 +165,7 @@ def _distinct(
     wanted: Ints,
     noise: float,
     exact_above: int = 30,
+    common: _Common = _Common(),
 ) -> tuple[Ints, Ints]:
     """Draw wanted[u] distinct items for each user u from their mixture; return owners and items.
 
@@ -154,14 +178,20 @@ def _distinct(
     heavy = wanted > exact_above
     light = np.where(heavy, 0, wanted)
     owner = np.repeat(np.arange(len(wanted)), 2 * light + 3 * (light > 0))
-    items = draw(rng, sampler, _mixed_topics(rng, people, owner, noise))
+    items = draw(rng, sampler, _mixed_topics(rng, people, owner, noise, common))
     keep = _first_distinct(owner, items, n_items, light)
     owners, picks = [owner[keep]], [items[keep]]
     heavy_users = np.flatnonzero(heavy)
     for batch in np.array_split(heavy_users, max(1, -(-len(heavy_users) // 256))):
         share = np.diff(people.mixture[batch], axis=1, prepend=0.0)
-        weight = noise * sampler.shares[-1] + (1 - noise) * sum(
-            share[:, slot, None] * sampler.shares[people.topics[batch, slot]] for slot in range(3)
+        weight = (
+            noise * sampler.shares[-1]
+            + common.share * sampler.shares[common.topic]
+            + (1 - noise - common.share)
+            * sum(
+                share[:, slot, None] * sampler.shares[people.topics[batch, slot]]
+                for slot in range(3)
+            )
         )
         keys = np.log(np.maximum(weight, 1e-300)) + rng.gumbel(size=weight.shape)
         ranked = np.argsort(-keys, axis=1)
@@ -209,7 +239,10 @@ def _interests(rng: np.random.Generator, catalogue: Catalogue, people: _Users) -
         1,
         np.clip(np.round(rng.lognormal(2.6, 1.0, size)), 2, 500),
     ).astype(np.int64)
-    owner, tags = _distinct(rng, catalogue.interests, people, wanted, noise=_STRAY_INTEREST_SHARE)
+    suggested = _Common(catalogue.suggested_topic, _SUGGESTED_SHARE)
+    owner, tags = _distinct(
+        rng, catalogue.interests, people, wanted, _STRAY_INTEREST_SHARE, common=suggested
+    )
     distinct = np.bincount(owner, minlength=size)
     list_start = np.r_[0, np.cumsum(distinct)[:-1]]
 
@@ -258,12 +291,21 @@ def _cumsum_within(groups: Ints, values: Ints) -> Ints:
     return np.asarray(total - before, dtype=np.int64)
 
 
+def _courses_per_viewer(rng: np.random.Generator, size: int) -> Floats:
+    """Draw how many courses viewers view: log-normal, through the real export's quartiles."""
+    z = rng.standard_normal(size)
+    below, middle, above = _COURSES_SPREAD
+    upper = middle * _UPPER_QUARTILE_Z + above * (z - _UPPER_QUARTILE_Z)
+    log = np.where(z < 0, below * z, np.where(z < _UPPER_QUARTILE_Z, middle * z, upper))
+    return np.asarray(_COURSES_MEDIAN * np.exp(log), dtype=np.float64)
+
+
 def _views(rng: np.random.Generator, catalogue: Catalogue, people: _Users) -> pd.DataFrame:
     """Draw each viewer's courses from their topics and spread the views over their active days."""
     size = len(people.handles)
     n_courses = len(catalogue.course_ids)
     viewer = rng.random(size) < _VIEWER_SHARE
-    length = np.clip(np.round(rng.lognormal(1.6, 1.3, size)), 1, min(540, n_courses))
+    length = np.clip(np.round(_courses_per_viewer(rng, size)), 1, min(540, n_courses))
     wanted = np.where(viewer, length, 0).astype(np.int64)
     owner, courses = _distinct(rng, catalogue.courses, people, wanted, noise=_BROWSING_SHARE)
 
@@ -274,7 +316,7 @@ def _views(rng: np.random.Generator, catalogue: Catalogue, people: _Users) -> pd
     span = np.ceil((last_day - start) * rng.random(size) ** 0.5).astype(np.int64)
     first_day = start[owner] + (rng.random(len(owner)) * (span[owner] + 1)).astype(np.int64)
 
-    days = np.minimum(rng.geometric(0.4, len(owner)), 40)
+    days = np.minimum(rng.geometric(0.42, len(owner)), 40)
     pair = np.repeat(np.arange(len(owner)), days)
     gap = rng.geometric(0.3, len(pair))
     gap[ranks(pair) == 0] = 0
