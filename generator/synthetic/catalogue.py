@@ -63,7 +63,8 @@ _AUTHORS_PER_COURSE = 1412 / 5942
 _INTEREST_VOCABULARY = 748
 _INTEREST_COURSE_TAGS = 591
 _INTEREST_ASSESSMENT_TAGS = 17
-# The share of learners' interest in topics that no assessment tests, spread by catalogue size.
+# Learners' interest beside what assessments show, spread over all topics by catalogue size, so
+# that topics no assessment tests keep some learners.
 _UNASSESSED_INTEREST = 0.07
 # An interest tag's weight within its topic grows with its courses, slowly: a topic's followers
 # spread over its tags, and the most followed tags are those suggested to everyone (below).
@@ -124,8 +125,8 @@ def build_catalogue(rng: np.random.Generator, catalogue_dir: Path | None) -> Cat
         [guess_topic(rng, tag, tag_words(tag), words, topic_weight) for tag in assessment_tags],
         dtype=np.int64,
     )
-    # Learners' interest in a topic shows in the assessments they take; topics without
-    # assessments share a little interest, as the size of their catalogue (or audience) says.
+    # Learners' interest in a topic shows in the assessments they take; a little more is spread
+    # by the size of each topic's catalogue (or audience), so that every topic has learners.
     shown = _interest_shown(
         real_scores, assessment_tags, assessment_topic, assessment_count, n_topics
     )
