@@ -110,7 +110,9 @@ def column_names(table: str) -> tuple[str, ...]:
 def models_fed(name: str) -> str:
     """Say which models read table `name`, as the model registry's `needs` tell."""
     handles = [handle for handle, model in SIGNALS.items() if name in model.needs]
-    return f"the {' and '.join(handles)} model{'s' if len(handles) > 1 else ''}"
+    if len(handles) == 1:
+        return f"the {handles[0]} model"
+    return f"the {', '.join(handles[:-1])} and {handles[-1]} models"
 
 
 # The largest view time or score kept. Far above any real one (1e12 s is 31,000 years), and low

@@ -137,7 +137,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def test_the_server_answers_similar_users_with_scores_over_http(stack):
-    status, headers, answer = request(stack.port, "POST", "/similar-users", {"user_handle": 110})
+    body = {"user_handle": 110, "model_handle": "interests"}  # every synthetic user follows tags
+    status, headers, answer = request(stack.port, "POST", "/similar-users", body)
 
     assert status == 200
     assert headers["Content-Type"] == "application/json"

@@ -487,7 +487,7 @@ def test_rows_read_are_kept_duplicated_rejected_or_without_tags(tmp_path: Path) 
     ("table", "models"),
     [
         ("user_interests", "the interests model"),
-        ("user_course_views", "the course_views and course_tags models"),
+        ("user_course_views", "the course_views, course_tags and course_factors models"),
         ("user_assessment_scores", "the assessments model"),
         ("course_tags", "the course_tags model"),
     ],
