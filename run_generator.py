@@ -29,6 +29,7 @@ from config import (
     configure_logging,
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_text,
     log_level,
@@ -62,12 +63,14 @@ class GeneratorConfig:
     abandoned_after: timedelta
     log_level: str
     keep_unbuilt_runs: bool  # keep serving runs of models a new export cannot build
+    min_recall: float  # the recall@10 an approximate run must reach to be published
+    search_budget_seconds: float  # the longest searching more for it may take, per model
     aws: AwsSettings
 
 
 def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
     """Return the generator's configuration from environment variables; raise ConfigError."""
-    from generator.pipeline import APPROXIMATE_ABOVE
+    from generator.pipeline import APPROXIMATE_ABOVE, MIN_RECALL, SEARCH_BUDGET_SECONDS
     from store import ABANDONED_AFTER
 
     return GeneratorConfig(
@@ -85,6 +88,10 @@ def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
         ),
         log_level=log_level(env),
         keep_unbuilt_runs=env_bool(env, "KEEP_UNBUILT_RUNS", False),
+        min_recall=env_float(env, "MIN_RECALL", MIN_RECALL, 0, 1),
+        search_budget_seconds=env_float(
+            env, "SEARCH_BUDGET_SECONDS", SEARCH_BUDGET_SECONDS, 0, 7 * 24 * 3600
+        ),
         aws=aws_settings(env),
     )
 
@@ -119,6 +126,17 @@ def s3_client(config: GeneratorConfig) -> Any:
 
 # What `main` gets its store from: any NeighbourStore, ready to write (tests hand in their own).
 Connect = Callable[[GeneratorConfig], "NeighbourStore"]
+
+
+def share(text: str) -> float:
+    """Parse a command-line number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value:g}")
+    return value
 
 
 def level_name(text: str) -> str:
@@ -170,7 +188,7 @@ def add_threads_argument(command: argparse.ArgumentParser, config: GeneratorConf
 def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
     """Describe the command line; defaults come from the configuration."""
     from generator.evaluate import MAX_USERS
-    from generator.pipeline import APPROXIMATE_ABOVE
+    from generator.pipeline import APPROXIMATE_ABOVE, MIN_RECALL
     from similarity.models import MODELS
 
     top = argparse.ArgumentParser(
@@ -219,6 +237,14 @@ def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
         default=config.approximate_above,
         help=f"users with evidence above which auto searches approximately "
         f"(default: $APPROXIMATE_ABOVE or {APPROXIMATE_ABOVE:,})",
+    )
+    gen.add_argument(
+        "--min-recall",
+        type=share,
+        default=config.min_recall,
+        help="recall@10 an approximate search must reach, measured against exact on a sample; "
+        "below it the generator searches more within $SEARCH_BUDGET_SECONDS, else does not "
+        f"publish the model (default: $MIN_RECALL or {MIN_RECALL:g})",
     )
     gen.add_argument(
         "--no-evaluate",
@@ -342,6 +368,7 @@ def generate(args: argparse.Namespace, config: GeneratorConfig, connect: Connect
             tune=args.tune,
             export=export,
             retire_unbuilt=not args.keep_unbuilt_runs,
+            promise=pipeline.Promise(args.min_recall, config.search_budget_seconds),
         )
     for r in results:
         log.info(

@@ -62,10 +62,11 @@ def run_method(method: str, matrix: sp.csr_matrix, n: int) -> dict[str, Any]:
 
         found, done = approximate_top_n(matrix, n)
         started = time.perf_counter()
-        recall, sampled = sample_recall(matrix, found, 10, 2000)
+        check = sample_recall(matrix, found, 10, 2000)
         return {
-            "recall_at_10": recall,
-            "recall_sample_users": sampled,
+            "recall_at_10": check.recall,
+            "recall_sample_users": check.users,
+            "recall_by_activity": check.describe()["recall_by_activity"],
             "recall_seconds": time.perf_counter() - started,
             **done,
         }

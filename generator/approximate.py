@@ -299,6 +299,35 @@ def recall_at(exact: Neighbours, found: Neighbours, k: int = 10) -> float:
     return float(matched.sum() / expected[asked].sum())
 
 
+@dataclass(frozen=True)
+class Recall:
+    """How many of the exact k best neighbours found lists hold, on a random sample of users.
+
+    ``by_activity``: the same per decile of the sampled users' activity (features per user), as
+    (fewest features, most features, users, recall), so that a group of niche or heavy users left
+    out does not hide behind the average. ``exact_seconds``: what the exact search of the sample
+    took, from which a whole exact search can be estimated.
+    """
+
+    recall: float
+    users: int
+    k: int
+    by_activity: tuple[tuple[int, int, int, float], ...] = ()
+    exact_seconds: float = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        """Return the figures a run records, rounded."""
+        return {
+            "recall_sample": round(self.recall, 4),
+            "recall_at": self.k,
+            "recall_sample_users": self.users,
+            "recall_by_activity": [
+                {"features": [low, high], "users": users, "recall": round(recall, 4)}
+                for low, high, users, recall in self.by_activity
+            ],
+        }
+
+
 def sample_recall(
     matrix: sp.spmatrix,
     found: Neighbours,
@@ -306,16 +335,28 @@ def sample_recall(
     sample: int = 2000,
     seed: int = 0,
     threads: int | None = None,
-) -> tuple[float, int]:
-    """Measure `recall_at` k of found lists against an exact search of a random sample of users.
-
-    Returns the recall and the number of users sampled (users without evidence are not sampled).
-    """
+) -> Recall:
+    """Measure `recall_at` k of found lists against an exact search of a random sample of users,
+    overall and per decile of activity (users without evidence are not sampled)."""
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
-    present = np.flatnonzero(np.diff(matrix.indptr) > 0)
+    activity = np.diff(matrix.indptr)
+    present = np.flatnonzero(activity > 0)
     if len(present) == 0:
-        return 1.0, 0
+        return Recall(1.0, 0, k)
     rng = np.random.default_rng(seed)
     users = np.sort(rng.choice(present, min(sample, len(present)), replace=False))
+    started = time.perf_counter()
     exact = top_n(matrix, k, threads=threads, rows=users)
-    return recall_at(exact, Neighbours(found.rows[users], found.scores[users]), k), len(users)
+    seconds = time.perf_counter() - started
+    got = Neighbours(found.rows[users], found.scores[users])
+    order = np.argsort(activity[users], kind="stable")
+    deciles = []
+    for part in np.array_split(order, min(10, len(order))):
+        features = activity[users[part]]
+        share = recall_at(
+            Neighbours(exact.rows[part], exact.scores[part]),
+            Neighbours(got.rows[part], got.scores[part]),
+            k,
+        )
+        deciles.append((int(features.min()), int(features.max()), len(part), share))
+    return Recall(recall_at(exact, got, k), len(users), k, tuple(deciles), seconds)

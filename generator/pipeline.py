@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +38,10 @@ APPROXIMATE_ABOVE = 200_000
 # Users whose approximate lists are checked against an exact search, and how deep.
 RECALL_SAMPLE = 2000
 RECALL_AT = 10
+# The recall@10 an approximate run promises (below it, it searches more or is not published), and
+# the longest that searching more may be expected to take, per model.
+MIN_RECALL = 0.9
+SEARCH_BUDGET_SECONDS = 1200.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,22 @@ def neighbour_lists(
             yield NeighbourList(user, tuple(map(Neighbour, near[:count], score[:count])))
 
 
+class RecallTooLowError(ValueError):
+    """An approximate search missed its recall target and searching more would take too long."""
+
+
+@dataclass(frozen=True)
+class Promise:
+    """What an approximate search must reach to be published, and what it may spend to get there.
+
+    min_recall: recall@10 (against exact, on a sample) below which a run is not published.
+    budget_seconds: the longest a search for more (more probes, or exact) may be expected to take.
+    """
+
+    min_recall: float = MIN_RECALL
+    budget_seconds: float = SEARCH_BUDGET_SECONDS
+
+
 def search(
     model: Model,
     matrix: Any,
@@ -86,38 +107,78 @@ def search(
     approximate: bool,
     threads: int | None,
     settings: Approximate | None = None,
+    promise: Promise = Promise(),
 ) -> tuple[Neighbours, dict[str, Any]]:
     """Find every user's best neighbours under a model; return them and how they were found.
 
-    An approximate search is checked against an exact one on a sample of users; its recall (at 10,
-    or fewer when fewer are stored) is part of what is returned, and so recorded with the run.
+    An approximate search is checked against an exact one on a sample of users. Below the
+    promised recall it warns and searches more, exactly or with twice the probes, whichever is
+    expected to be quicker, while that fits the budget; else it raises RecallTooLowError. The
+    recall reached (at 10, or fewer when fewer are stored), overall and per decile of activity, is
+    part of what is returned, and so recorded with the run.
     """
     if not approximate:
-        progress = Progress(f"{model.handle} neighbours", matrix.shape[0])
-        return top_n(matrix, top_n_stored, threads=threads, progress=progress), {"search": "exact"}
+        return exact(model, matrix, top_n_stored, threads), {"search": "exact"}
     settings = settings or Approximate()
-    with_evidence = int((np.diff(matrix.indptr) > 0).sum())
-    progress = Progress(f"{model.handle} neighbours (approximate)", with_evidence)
-    found, done = approximate_top_n(
-        matrix, top_n_stored, settings=settings, threads=threads, progress=progress
-    )
+    users = int((np.diff(matrix.indptr) > 0).sum())
     at = min(RECALL_AT, top_n_stored)
-    recall, sampled = sample_recall(matrix, found, at, RECALL_SAMPLE, threads=threads)
-    log.info(
-        "%s: approximate search, recall@%d %.3f against exact on %s users",
-        model.handle,
-        at,
-        recall,
-        f"{sampled:,}",
-    )
-    how = {
-        "search": "approximate",
-        "approximate": {**settings.describe(), **done},
-        "recall_sample": round(recall, 4),
-        "recall_at": at,
-        "recall_sample_users": sampled,
-    }
-    return found, how
+    tried: list[dict[str, Any]] = []
+    while True:
+        progress = Progress(f"{model.handle} neighbours (approximate)", users)
+        started = time.perf_counter()
+        found, done = approximate_top_n(
+            matrix, top_n_stored, settings=settings, threads=threads, progress=progress
+        )
+        seconds = time.perf_counter() - started
+        check = sample_recall(matrix, found, at, RECALL_SAMPLE, threads=threads)
+        log.info(
+            "%s: approximate search (%s probes), recall@%d %.3f against exact on %s users",
+            model.handle,
+            done.get("probes"),
+            at,
+            check.recall,
+            f"{check.users:,}",
+        )
+        how = {"search": "approximate", "approximate": {**settings.describe(), **done}}
+        how |= check.describe()
+        if check.recall >= promise.min_recall:
+            return found, {**how, **({"searched_more": tried} if tried else {})}
+        tried.append({"probes": done.get("probes"), "recall": round(check.recall, 4)})
+        exact_seconds = check.exact_seconds * users / max(check.users, 1)
+        probes, clusters = int(done.get("probes", 0)), int(done.get("clusters", 0))
+        more = min(2 * probes, clusters)
+        more_seconds = seconds * more / max(probes, 1) if more > probes else float("inf")
+        log.warning(
+            "%s: recall@%d %.3f is below the promised %.2f (%d of %d clusters probed); "
+            "searching more: exact about %.0f s, %d probes about %.0f s, budget %.0f s",
+            model.handle,
+            at,
+            check.recall,
+            promise.min_recall,
+            probes,
+            clusters,
+            exact_seconds,
+            more,
+            more_seconds,
+            promise.budget_seconds,
+        )
+        if exact_seconds <= min(more_seconds, promise.budget_seconds):
+            found = exact(model, matrix, top_n_stored, threads)
+            return found, {"search": "exact", "searched_more": tried}
+        if more_seconds > promise.budget_seconds:
+            raise RecallTooLowError(
+                f"{model.handle}: the approximate search reached recall@{at} {check.recall:.3f}, "
+                f"below MIN_RECALL {promise.min_recall:g}, and searching more would take about "
+                f"{min(exact_seconds, more_seconds):.0f} s, over SEARCH_BUDGET_SECONDS "
+                f"{promise.budget_seconds:g}: not published (a lower MIN_RECALL accepts it)"
+            )
+        settings = dataclasses.replace(settings, probes=more)
+
+
+def exact(model: Model, matrix: Any, top_n_stored: int, threads: int | None) -> Neighbours:
+    """Find every user's best neighbours under a model exactly, showing progress."""
+    progress = Progress(f"{model.handle} neighbours", matrix.shape[0])
+    return top_n(matrix, top_n_stored, threads=threads, progress=progress)
 
 
 def choose_models(tables: Tables, handles: Sequence[str] | None = None) -> list[Model]:
@@ -150,6 +211,7 @@ def publish_model(
     quality: Mapping[str, Any] | None = None,
     export: Mapping[str, Any] | None = None,
     tuned: bool = False,
+    promise: Promise = Promise(),
 ) -> ModelResult:
     """Compute one model's neighbours and publish them as a new run, then delete stale runs.
 
@@ -172,7 +234,7 @@ def publish_model(
 
     if approximate is None:
         approximate = users > approximate_above
-    found, how = search(model, matrix, top_n_stored, approximate, threads)
+    found, how = search(model, matrix, top_n_stored, approximate, threads, promise=promise)
     neighbours_done = time.monotonic()
 
     now = datetime.now(UTC)
@@ -235,6 +297,7 @@ def run(
     tune: bool = False,
     export: Mapping[str, Any] | None = None,
     retire_unbuilt: bool = False,
+    promise: Promise = Promise(),
 ) -> list[ModelResult]:
     """Publish a new run of every chosen model whose tables are present; return what each did.
 
@@ -244,7 +307,8 @@ def run(
     ``evaluate``: measure each model on the tables' hold-out and record it with its run.
     ``export``: the fingerprint of the export the tables came from, recorded with every run.
     ``retire_unbuilt``: stop serving the current runs of models these tables cannot build (they
-    came from another export).
+    came from another export). ``promise``: the recall an approximate search must reach; a model
+    that cannot is not published, the others are, and RecallTooLowError then names it.
     """
     models = choose_models(tables, model_handles)
     if not models:
@@ -256,25 +320,33 @@ def run(
     log.info(
         "%s users in %s model(s): %s", f"{len(index):,}", len(models), [m.handle for m in models]
     )
-    results = [
-        publish_model(
-            m,
-            tables,
-            index,
-            store,
-            top_n_stored,
-            threads,
-            approximate=approximate,
-            approximate_above=approximate_above,
-            abandoned_after=abandoned_after,
-            quality=quality.get(m.handle),
-            export=export,
-            tuned=tune,
-        )
-        for m in models
-    ]
+    results, refused = [], []
+    for m in models:
+        try:
+            results.append(
+                publish_model(
+                    m,
+                    tables,
+                    index,
+                    store,
+                    top_n_stored,
+                    threads,
+                    approximate=approximate,
+                    approximate_above=approximate_above,
+                    abandoned_after=abandoned_after,
+                    quality=quality.get(m.handle),
+                    export=export,
+                    tuned=tune,
+                    promise=promise,
+                )
+            )
+        except RecallTooLowError as error:
+            log.error("%s", error)
+            refused.append(str(error))
     if retire_unbuilt:
         retire_unbuildable(tables, store)
+    if refused:
+        raise RecallTooLowError("; ".join(refused))
     return results
 
 

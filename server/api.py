@@ -60,6 +60,13 @@ def describe_run(run: Run) -> dict[str, Any]:
         "user_count": run.user_count,
         "top_n": run.top_n,
     }
+    method = run.settings.get("search")
+    if isinstance(method, str):
+        searched: dict[str, Any] = {"method": method}
+        for name in ("recall_sample", "recall_at", "recall_sample_users", "recall_by_activity"):
+            if name in run.settings:
+                searched[name] = run.settings[name]
+        described["search"] = searched
     if run.quality is not None:
         described["quality"] = run.quality
     if run.export is not None:

@@ -324,8 +324,33 @@ def _document(settings: Settings) -> dict[str, Any]:
                             "type": "integer",
                             "minimum": 0,
                         },
+                        "search": _ref("Search"),
                         "quality": _ref("Quality"),
                         "export": _ref("Export"),
+                    },
+                },
+                "Search": {
+                    "description": "How the run's neighbours were found: exactly, or "
+                    "approximately with the recall@k reached against exact on a sample of "
+                    "users, overall and per decile of activity (features per user).",
+                    "type": "object",
+                    "required": ["method"],
+                    "properties": {
+                        "method": {"type": "string", "enum": ["exact", "approximate"]},
+                        "recall_sample": {"type": "number", "minimum": 0, "maximum": 1},
+                        "recall_at": {"type": "integer", "minimum": 1},
+                        "recall_sample_users": {"type": "integer", "minimum": 0},
+                        "recall_by_activity": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "features": {"type": "array", "items": {"type": "integer"}},
+                                    "users": {"type": "integer", "minimum": 0},
+                                    "recall": {"type": "number", "minimum": 0, "maximum": 1},
+                                },
+                            },
+                        },
                     },
                 },
                 "Quality": {

@@ -15,6 +15,8 @@ from generator.approximate import (
     recall_at,
     sample_recall,
 )
+from server import Settings, create_app
+from similarity.models import MODELS
 from similarity.neighbours import Neighbours, top_n
 from store import SCORE_DECIMALS
 from store.memory import MemoryStore
@@ -152,10 +154,33 @@ def test_recall_leaves_out_users_with_no_exact_neighbour_and_counts_short_lists_
 def test_sample_recall_of_exact_lists_is_one_on_the_sample_asked_for():
     matrix = tied_matrix(200, 6, seed=8)
 
-    recall, sampled = sample_recall(matrix, top_n(matrix, 10), k=10, sample=50)
+    check = sample_recall(matrix, top_n(matrix, 10), k=10, sample=50)
 
-    assert recall == 1.0
-    assert sampled == 50
+    assert check.recall == 1.0
+    assert check.users == 50
+    assert [users for _, _, users, _ in check.by_activity] == [5] * 10
+    assert all(recall == 1.0 for *_, recall in check.by_activity)
+
+
+def test_recall_by_activity_shows_which_users_the_lists_fail():
+    # 20 users of one feature each (all alike) and 20 users of 5 features: lists that only hold
+    # the light users' neighbours fail the heavy users alone.
+    light = sp.csr_matrix(np.ones((20, 1), dtype=np.float32))
+    heavy = sp.csr_matrix(np.ones((20, 5), dtype=np.float32))
+    matrix = normalize(sp.block_diag([light, heavy], format="csr"))
+    exact = top_n(matrix, 3)
+    found = Neighbours(exact.rows.copy(), exact.scores.copy())
+    found.rows[20:] = -1
+    found.scores[20:] = 0
+
+    check = sample_recall(matrix, found, k=3, sample=40)
+
+    assert check.recall == pytest.approx(0.5)
+    assert [(low, high, users) for low, high, users, _ in check.by_activity][:2] == [
+        (1, 1, 4),
+        (1, 1, 4),
+    ]
+    assert [recall for *_, recall in check.by_activity] == [1.0] * 5 + [0.0] * 5
 
 
 def test_top_n_of_some_rows_equals_those_rows_of_the_whole_search():
@@ -223,3 +248,79 @@ def test_approximate_lists_published_hold_exact_scores_and_never_the_user():
         assert user not in [n.user_handle for n in found.neighbours]
         assert all(0 < n.score <= 1 for n in found.neighbours)
         assert all(round(n.score, SCORE_DECIMALS) == n.score for n in found.neighbours)
+
+
+# -- the recall promise ------------------------------------------------------------------------
+
+
+def scattered_matrix(users: int = 600, features: int = 400, seed: int = 3) -> sp.csr_matrix:
+    """Users with a few random features each: clusters mean little, so one probe misses a lot."""
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(users), 4)
+    cols = rng.integers(0, features, size=len(rows))
+    values = np.ones(len(rows), dtype=np.float32)
+    return normalize(sp.csr_matrix((values, (rows, cols)), shape=(users, features)))
+
+
+ONE_PROBE = Approximate(dimensions=8, lists=24, probes=1, calibration_users=10**9)
+
+
+def one_probe_search(promise: pipeline.Promise) -> tuple[Neighbours, dict]:
+    return pipeline.search(
+        MODELS["interests"], scattered_matrix(), 10, True, 1, ONE_PROBE, promise=promise
+    )
+
+
+def test_one_probe_of_scattered_users_misses_the_promise():
+    # The premise of the tests below: this search is far from the promised recall.
+    _, how = one_probe_search(pipeline.Promise(min_recall=0.0))
+    assert how["search"] == "approximate" and how["recall_sample"] < 0.9
+
+
+def test_a_run_below_the_promise_warns_and_searches_more_within_the_budget(caplog):
+    found, how = one_probe_search(pipeline.Promise(min_recall=0.9, budget_seconds=3600))
+
+    assert "below the promised 0.90" in caplog.text
+    assert how["search"] == "exact"  # the quickest way to more, on so few users
+    assert how["searched_more"][0]["probes"] == 1 and how["searched_more"][0]["recall"] < 0.9
+    exact = top_n(scattered_matrix(), 10)
+    assert (found.rows == exact.rows).all()
+
+
+def test_a_run_that_cannot_reach_the_promise_within_the_budget_is_refused():
+    with pytest.raises(pipeline.RecallTooLowError, match=r"below MIN_RECALL 0\.9.*not published"):
+        one_probe_search(pipeline.Promise(min_recall=0.9, budget_seconds=0))
+
+
+def test_a_lower_min_recall_accepts_the_run_and_records_what_it_reached():
+    _, how = one_probe_search(pipeline.Promise(min_recall=0.1, budget_seconds=0))
+
+    assert how["search"] == "approximate" and 0.1 <= how["recall_sample"] < 0.9
+    assert sum(d["users"] for d in how["recall_by_activity"]) == how["recall_sample_users"]
+
+
+def test_a_refused_model_is_not_published_and_an_exact_one_is():
+    store = MemoryStore()
+    refuse_all = pipeline.Promise(min_recall=1.01, budget_seconds=0)  # beyond any search
+
+    with pytest.raises(pipeline.RecallTooLowError, match="interests"):
+        pipeline.run(
+            TABLES, store, ["interests"], top_n_stored=5, approximate=True, promise=refuse_all
+        )
+    assert store.current_run("interests") is None
+    exact_too = pipeline.run(TABLES, store, ["interests"], top_n_stored=5, promise=refuse_all)
+    assert exact_too[0].search == "exact"  # the promise is about approximate searches only
+
+
+def test_models_shows_how_each_run_searched_and_the_recall_it_reached():
+    store = MemoryStore()
+    pipeline.run(TABLES, store, ["interests"], top_n_stored=5, approximate=True)
+    client = create_app(store, Settings(pointer_cache_seconds=0)).test_client()
+
+    [described] = client.get("/models").json["models"]
+
+    run = store.current_run("interests")
+    assert described["search"]["method"] == "approximate"
+    assert described["search"]["recall_sample"] == run.settings["recall_sample"]
+    deciles = described["search"]["recall_by_activity"]
+    assert sum(d["users"] for d in deciles) == run.settings["recall_sample_users"]

@@ -49,6 +49,7 @@ def test_help_lists_every_command(capsys):
         ["generate", "--data-dir", "a", "--synthetic-users", "5"],
         ["generate", "--search", "fast"],
         ["generate", "--approximate-above", "0"],
+        ["generate", "--min-recall", "2"],
         ["--log-level", "LOUD", "generate"],
     ],
 )
@@ -70,6 +71,7 @@ def test_bad_arguments_exit_with_a_usage_error(argv, capsys):
         ("ABANDONED_RUN_SECONDS", "0", "ABANDONED_RUN_SECONDS must be between 1 and"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("KEEP_UNBUILT_RUNS", "maybe", "KEEP_UNBUILT_RUNS must be true or false, not 'maybe'"),
+        ("MIN_RECALL", "1.5", "MIN_RECALL must be between 0 and 1, not 1.5"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(name, value, message, capsys):
@@ -95,6 +97,8 @@ def test_settings_are_read_from_the_environment_mapping_alone():
             "ABANDONED_RUN_SECONDS": "60",
             "LOG_LEVEL": "debug",
             "KEEP_UNBUILT_RUNS": "Yes",
+            "MIN_RECALL": "0.8",
+            "SEARCH_BUDGET_SECONDS": "60",
             "AWS_DEFAULT_REGION": "eu-west-1",
             "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8001",
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
@@ -113,6 +117,8 @@ def test_settings_are_read_from_the_environment_mapping_alone():
         abandoned_after=timedelta(seconds=60),
         log_level="DEBUG",
         keep_unbuilt_runs=True,
+        min_recall=0.8,
+        search_budget_seconds=60.0,
         aws=AwsSettings(
             region="eu-west-1",
             dynamodb_endpoint="http://127.0.0.1:8001",
