@@ -178,6 +178,30 @@ def search(
         settings = dataclasses.replace(settings, probes=more)
 
 
+def exact_fits(
+    model: Model, matrix: Any, top_n_stored: int, threads: int | None, budget_seconds: float
+) -> bool:
+    """Tell whether an exact search of every user is expected to fit in the budget, from the
+    time an exact search of a random sample of them takes (then it is the sure choice)."""
+    present = np.flatnonzero(np.diff(matrix.indptr) > 0)
+    if not len(present):
+        return True
+    sample = np.sort(
+        np.random.default_rng(0).choice(present, min(RECALL_SAMPLE, len(present)), replace=False)
+    )
+    started = time.perf_counter()
+    top_n(matrix, top_n_stored, threads=threads, rows=sample)
+    expected = (time.perf_counter() - started) * len(present) / len(sample)
+    log.info(
+        "%s: an exact search of %s users is expected to take about %.0f s (budget %.0f s)",
+        model.handle,
+        f"{len(present):,}",
+        expected,
+        budget_seconds,
+    )
+    return expected <= budget_seconds
+
+
 def exact(model: Model, matrix: Any, top_n_stored: int, threads: int | None) -> Neighbours:
     """Find every user's best neighbours under a model exactly, showing progress."""
     progress = Progress(f"{model.handle} neighbours", matrix.shape[0])
@@ -236,7 +260,9 @@ def publish_model(
     )
 
     if approximate is None:
-        approximate = users > approximate_above
+        approximate = users > approximate_above and not exact_fits(
+            model, matrix, top_n_stored, threads, promise.budget_seconds
+        )
     found, how = search(model, matrix, top_n_stored, approximate, threads, promise=promise)
     neighbours_done = time.monotonic()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -227,15 +229,26 @@ def test_runs_are_exact_by_default_and_say_so():
     assert result.recall is None
 
 
-def test_auto_searches_approximately_only_above_the_user_count():
+def test_auto_searches_approximately_only_above_the_user_count_when_exact_would_not_fit():
+    no_time = pipeline.Promise(min_recall=0.0, budget_seconds=0)  # no exact search fits
     below = pipeline.run(
-        TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=80
+        TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=80, promise=no_time
     )[0]
     above = pipeline.run(
-        TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=79
+        TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=79, promise=no_time
     )[0]
 
     assert (below.search, above.search) == ("exact", "approximate")
+
+
+def test_auto_above_the_user_count_searches_exactly_when_that_is_expected_to_fit(caplog):
+    caplog.set_level(logging.INFO, logger="generator.pipeline")
+    result = pipeline.run(
+        TABLES, MemoryStore(), ["interests"], top_n_stored=5, approximate_above=79
+    )[0]
+
+    assert result.search == "exact"
+    assert "an exact search of 80 users is expected to take about" in caplog.text
 
 
 def test_approximate_lists_published_hold_exact_scores_and_never_the_user():
