@@ -8,10 +8,12 @@ signer over a urllib3 pool (README, "Store and publishing", has the figures).
 A call is the request body as DynamoDB's JSON protocol, signed with Signature Version 4 exactly as
 botocore's ``SigV4Auth`` signs it (a test compares the two on the same request and time), sent on
 a kept-alive ``http.client`` connection from a small pool. `FastPath.call` answers only what is
-plainly right: a 200 answer whose body matches its CRC32 header. Anything else (an error answer, a
-throttle, a refused, dropped or timed-out connection) gives None, and the store repeats the call
-through boto3, so retries, error codes and their meaning stay boto3's. Both calls are idempotent,
-so sending one twice is safe.
+plainly right: a 200 answer that carries a CRC32 header its body matches, whose body is a JSON
+object, and which, for ``GetItem``, holds no item or the item of the key asked for. Anything else
+(an error answer, a throttle, a refused, dropped or timed-out connection, credentials that could
+not be refreshed, JSON nested too deep to read) gives None, and the store repeats the call through
+boto3, so retries, error codes and their meaning stay boto3's. Both calls are idempotent, so
+sending one twice is safe.
 
 Only `store/dynamo.py` uses this module.
 """
@@ -31,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.credentials import Credentials, ReadOnlyCredentials
+from botocore.exceptions import BotoCoreError
 from botocore.httpsession import get_cert_path
 from botocore.utils import get_environ_proxies
 
@@ -47,6 +50,21 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+def _checked(operation: str, params: dict[str, Any], answer: object) -> dict[str, Any]:
+    """Return a decoded answer if it is one to the call sent; raise ValueError if it is not."""
+    if not isinstance(answer, dict):
+        raise ValueError("the answer is not a JSON object")
+    if operation == "get_item" and "Item" in answer:
+        item, key = answer["Item"], params.get("Key")
+        if not isinstance(item, dict) or not isinstance(key, dict):
+            raise ValueError("the answer's item is not an object, or no key was asked for")
+        if any(item.get(name) != value for name, value in key.items()):
+            raise ValueError("the answer's item is not the one asked for")
+    if operation == "batch_write_item" and not isinstance(answer.get("UnprocessedItems", {}), dict):
+        raise ValueError("the answer's unprocessed items are not an object")
+    return answer
 
 
 class SigV4:
@@ -184,9 +202,10 @@ class FastPath:
         connection = None
         try:
             body = json.dumps(params, separators=(",", ":")).encode()
-            headers = self.signer.headers(
-                self.host, OPERATIONS[operation], body, self.credentials.get_frozen_credentials()
-            )
+            # Refreshing temporary credentials (e.g. from the container credentials endpoint)
+            # can fail with a BotoCoreError: boto3 tries again, and says what it means.
+            credentials = self.credentials.get_frozen_credentials()
+            headers = self.signer.headers(self.host, OPERATIONS[operation], body, credentials)
             connection = self._take()
             connection.request("POST", "/", body=body, headers=headers)
             answer = connection.getresponse()
@@ -194,10 +213,19 @@ class FastPath:
             checksum = answer.getheader("x-amz-crc32")
             if answer.status != 200:
                 raise ValueError(f"HTTP {answer.status}")
-            if checksum is not None and int(checksum) != zlib.crc32(data):
+            if checksum is None:
+                raise ValueError("the answer has no CRC32 header")
+            if int(checksum) != zlib.crc32(data):
                 raise ValueError("the answer does not match its CRC32")
-            result: dict[str, Any] = json.loads(data)
-        except (OSError, http.client.HTTPException, ValueError, TypeError) as error:
+            result = _checked(operation, params, json.loads(data))
+        except (
+            OSError,
+            http.client.HTTPException,
+            ValueError,
+            TypeError,
+            RecursionError,  # JSON nested deeper than the parser goes
+            BotoCoreError,
+        ) as error:
             if connection is not None:
                 connection.close()
             self.fallbacks += 1

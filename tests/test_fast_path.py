@@ -1,5 +1,5 @@
 """The store's fast path: signatures equal to botocore's, answers equal to boto3's, and a fallback
-to boto3 for everything that is not a clean answer."""
+to boto3 for everything that is not a clean answer to the call sent."""
 
 from __future__ import annotations
 
@@ -9,19 +9,30 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 
+import boto3
 import botocore.auth
+import botocore.session
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from botocore.config import Config
+from botocore.credentials import (
+    CredentialProvider,
+    CredentialResolver,
+    Credentials,
+    RefreshableCredentials,
+)
+from botocore.exceptions import CredentialRetrievalError
 
 from devstack import dynamodb_local as local
+from server import Settings, create_app
 from store import Neighbour, NeighbourList, Run, StoreUnavailableError, new_run_id
 from store.dynamo import DynamoStore
 from store.fast_path import CONTENT_TYPE, OPERATIONS, FastPath, SigV4
+from store.items import to_item
 from tests.fakes import publish_lists
 
 NOW = datetime(2026, 11, 23, 21, 59, 58, tzinfo=UTC)
@@ -81,8 +92,9 @@ class Stub:
     requests: list[tuple[Message, bytes]] = field(default_factory=list)
     connections: int = 0  # opened so far (an id() could be reused once a socket is freed)
     status: int = 200
-    answer: bytes = b'{"Item": {"user_handle": {"N": "7"}}}'
+    answer: bytes = b'{"Item": {"pk": {"S": "x"}, "user_handle": {"N": "7"}}}'
     checksum: int | None = None  # the x-amz-crc32 sent; None: the answer's own
+    send_checksum: bool = True  # False: no x-amz-crc32 header at all
     close_after_answer: bool = False  # drop the connection while announcing keep-alive
 
     @property
@@ -108,7 +120,8 @@ def stub() -> Iterator[Stub]:
             self.send_response(state.status)
             self.send_header("Content-Type", CONTENT_TYPE)
             self.send_header("Content-Length", str(len(state.answer)))
-            self.send_header("x-amz-crc32", str(checksum))
+            if state.send_checksum:
+                self.send_header("x-amz-crc32", str(checksum))
             self.end_headers()
             self.wfile.write(state.answer)
             if state.close_after_answer:
@@ -141,13 +154,17 @@ def fast_path() -> Iterator[Callable[[str], FastPath]]:
         path.close()
 
 
+# The key of the item the stub answers with by default.
+GET = {"TableName": "t", "Key": {"pk": {"S": "x"}, "user_handle": {"N": "7"}}}
+
+
 def test_a_clean_answer_is_returned_and_the_request_carries_what_was_signed(
     stub: Stub, fast_path: Callable[[str], FastPath]
 ) -> None:
     path = fast_path(stub.url)
-    params = {"TableName": "t", "Key": {"pk": {"S": "x"}, "user_handle": {"N": "7"}}}
+    params = GET
 
-    assert path.call("get_item", params) == {"Item": {"user_handle": {"N": "7"}}}
+    assert path.call("get_item", params) == {"Item": {"pk": {"S": "x"}, "user_handle": {"N": "7"}}}
     assert path.call("get_item", params) is not None
 
     headers, body = stub.requests[0]
@@ -159,25 +176,133 @@ def test_a_clean_answer_is_returned_and_the_request_carries_what_was_signed(
     assert (path.calls, path.fallbacks) == (2, 0)
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"status": 400, "answer": b'{"__type": "ValidationException"}'},
-        {"status": 500, "answer": b'{"__type": "InternalServerError"}'},
-        {"checksum": 12345},
-        {"answer": b"not json"},
-    ],
-    ids=["error answer", "server error", "bad checksum", "not json"],
-)
-def test_anything_but_a_clean_answer_is_left_to_boto3(
-    stub: Stub, change: dict[str, object], fast_path: Callable[[str], FastPath]
+WRITE = ("batch_write_item", {"RequestItems": {}})
+READ = ("get_item", GET)
+DEEP = b"[" * 100_000 + b"]" * 100_000
+NOT_CLEAN: list[tuple[str, tuple[str, dict[str, object]], dict[str, object]]] = [
+    # (what, the call sent, how the endpoint answers it)
+    ("error answer", WRITE, {"status": 400, "answer": b'{"__type": "ValidationException"}'}),
+    ("server error", WRITE, {"status": 500, "answer": b'{"__type": "InternalServerError"}'}),
+    ("bad checksum", WRITE, {"checksum": 12345}),
+    ("no checksum", READ, {"send_checksum": False}),
+    ("not json", WRITE, {"answer": b"not json"}),
+    ("an array", READ, {"answer": b"[]"}),
+    ("a string", READ, {"answer": b'"Item"'}),
+    ("null", READ, {"answer": b"null"}),
+    ("nested too deep", READ, {"answer": DEEP}),
+    ("an item nested too deep", READ, {"answer": b'{"Item": ' + DEEP + b"}"}),
+    ("an item that is not an object", READ, {"answer": b'{"Item": []}'}),
+    (
+        "another user's item",
+        READ,
+        {"answer": b'{"Item": {"pk": {"S": "x"}, "user_handle": {"N": "8"}}}'},
+    ),
+    (
+        "another partition's item",
+        READ,
+        {"answer": b'{"Item": {"pk": {"S": "y"}, "user_handle": {"N": "7"}}}'},
+    ),
+    ("an item without its key", READ, {"answer": b'{"Item": {"similar_users": {"S": "[]"}}}'}),
+    ("unprocessed items not an object", WRITE, {"answer": b'{"UnprocessedItems": []}'}),
+]
+
+
+@pytest.mark.parametrize(("what", "call", "change"), NOT_CLEAN, ids=[c[0] for c in NOT_CLEAN])
+def test_anything_but_a_clean_answer_to_the_call_sent_is_left_to_boto3(
+    stub: Stub,
+    what: str,
+    call: tuple[str, dict[str, object]],
+    change: dict[str, object],
+    fast_path: Callable[[str], FastPath],
 ) -> None:
     for name, value in change.items():
         setattr(stub, name, value)
     path = fast_path(stub.url)
 
-    assert path.call("batch_write_item", {"RequestItems": {}}) is None
+    assert path.call(*call) is None
     assert path.fallbacks == 1
+
+
+def test_no_item_is_a_clean_answer(stub: Stub, fast_path: Callable[[str], FastPath]) -> None:
+    stub.answer = b"{}"
+    assert fast_path(stub.url).call(*READ) == {}
+
+
+@dataclass
+class CredentialsEndpoint:
+    """Where temporary credentials are refreshed from; until `up`, it fails as a container
+    credentials endpoint that hiccups does."""
+
+    up: bool = False
+
+    def __call__(self) -> dict[str, str]:
+        if not self.up:
+            raise CredentialRetrievalError(provider="container-role", error_msg="timed out")
+        expiry = datetime.now(UTC) + timedelta(hours=1)
+        return {
+            "access_key": "local",
+            "secret_key": "local",
+            "token": "t",
+            "expiry_time": str(expiry),
+        }
+
+    def credentials(self) -> RefreshableCredentials:
+        """Return credentials that have expired, so that their next use refreshes them here."""
+        expired = datetime.now(UTC) - timedelta(minutes=1)
+        return RefreshableCredentials("local", "local", "t", expired, self, "container-role")
+
+
+class Given(CredentialProvider):  # type: ignore[misc]
+    """botocore's credential chain reduced to the credentials a test hands in."""
+
+    METHOD = "given"
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self.credentials = credentials
+
+    def load(self) -> Credentials:
+        return self.credentials
+
+
+def signing_with(credentials: Credentials, url: str, table_prefix: str = "t") -> DynamoStore:
+    """Return a store whose boto3 client and fast path both sign with the given credentials."""
+    session = botocore.session.Session()
+    session.register_component("credential_provider", CredentialResolver([Given(credentials)]))
+    client = boto3.Session(botocore_session=session, region_name="us-east-1").client(
+        "dynamodb", endpoint_url=url, config=Config(retries={"max_attempts": 1})
+    )
+    fast = FastPath(url, "us-east-1", credentials, 1.0, 1.0)
+    return DynamoStore(client, table_prefix=table_prefix, fast_path=fast)
+
+
+def test_credentials_that_cannot_be_refreshed_are_left_to_boto3(
+    stub: Stub, fast_path: Callable[[str], FastPath]
+) -> None:
+    endpoint = CredentialsEndpoint()
+    path = FastPath(stub.url, "us-east-1", endpoint.credentials(), 1.0, 1.0)
+    try:
+        assert path.call("get_item", GET) is None
+        assert stub.requests == []
+        endpoint.up = True
+        assert path.call("get_item", GET) is not None
+    finally:
+        path.close()
+
+
+def test_credentials_that_cannot_be_refreshed_are_a_503_with_retry_after(stub: Stub) -> None:
+    store = signing_with(CredentialsEndpoint().credentials(), stub.url)
+    api = create_app(store, Settings(retry_after_seconds=7)).test_client()
+    try:
+        response = api.get("/similar-users/7?model_handle=interests")
+    finally:
+        assert store.fast_path is not None
+        store.fast_path.close()
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "7"
+    assert response.json["title"] == "Store unavailable"
+    assert stub.requests == []  # neither boto3 nor the fast path sent anything unsigned
 
 
 def test_a_refused_connection_is_left_to_boto3(fast_path: Callable[[str], FastPath]) -> None:
@@ -191,7 +316,7 @@ def test_a_connection_the_store_dropped_is_replaced(
 ) -> None:
     stub.close_after_answer = True
     path = fast_path(stub.url)
-    params = {"TableName": "t"}
+    params = GET
 
     assert path.call("get_item", params) is not None
     # The connection looked alive but the store had closed it: this call goes to boto3 ...
@@ -280,3 +405,47 @@ def test_a_fast_path_to_nowhere_still_answers_through_boto3(
 
     assert store.get_list(run, 2) == NeighbourList(2, (Neighbour(3, 0.9),))
     assert nowhere.fallbacks == 1
+
+
+@pytest.mark.dynamodb_local
+def test_the_server_answers_again_once_the_credentials_are_refreshed(
+    dynamodb_local: local.DynamoDBLocal, local_store: DynamoStore
+) -> None:
+    run = publish_lists(local_store, {7: [(8, 0.5)]})
+    endpoint = CredentialsEndpoint()
+    store = signing_with(
+        endpoint.credentials(), dynamodb_local.endpoint_url, local_store.table_prefix
+    )
+    api = create_app(store, Settings(pointer_cache_seconds=0)).test_client()
+    try:
+        down = api.get("/similar-users/7?model_handle=interests")
+        endpoint.up = True
+        up = api.get("/similar-users/7?model_handle=interests")
+    finally:
+        assert store.fast_path is not None
+        store.fast_path.close()
+
+    assert down.status_code == 503
+    assert up.status_code == 200
+    assert up.json["data"]["run_id"] == run.run_id
+    assert up.json["data"]["similar_users"] == [{"user_handle": 8, "score": 0.5}]
+
+
+@pytest.mark.dynamodb_local
+def test_the_server_serves_the_item_asked_for_when_the_endpoint_answers_another(
+    local_store: DynamoStore, stub: Stub, fast_path: Callable[[str], FastPath]
+) -> None:
+    run = publish_lists(local_store, {2: [(3, 0.9)], 3: [(2, 0.4)]})
+    # The endpoint answers every read with user 3's item, its checksum right.
+    stub.answer = json.dumps(
+        {"Item": to_item(run, NeighbourList(3, (Neighbour(2, 0.4),)))}
+    ).encode()
+    wrong = fast_path(stub.url)
+    store = DynamoStore(local_store.client, table_prefix=local_store.table_prefix, fast_path=wrong)
+    api = create_app(store, Settings(pointer_cache_seconds=0)).test_client()
+
+    answer = api.get("/similar-users/2?model_handle=interests")
+
+    assert answer.status_code == 200
+    assert answer.json["data"]["similar_users"] == [{"user_handle": 3, "score": 0.9}]
+    assert wrong.fallbacks == 2  # the pointer and the list, each read again through boto3
