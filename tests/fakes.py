@@ -53,6 +53,16 @@ def wait_for(condition: Callable[[], T | None], what: str, timeout: float = 60.0
     return found
 
 
+class Clock:
+    """Seconds that pass only when a test says so (``clock.now += 60``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 Lists = Mapping[int, list[tuple[int, float]]]
 
 

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from server import Settings, create_app
 from store import Neighbour, NeighbourList, Run, new_run_id
 from store.memory import MemoryStore
-from tests.fakes import BrokenStore, CountingStore, DownStore, publish_lists
+from tests.fakes import BrokenStore, Clock, CountingStore, DownStore, publish_lists
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 OPTIONAL_PROBLEM_KEYS = {"invalid_params", "available_models"}
@@ -36,16 +36,6 @@ def store() -> MemoryStore:
     publish_lists(store, INTERESTS)
     publish_lists(store, COURSE_VIEWS, "course_views")
     return store
-
-
-class Clock:
-    """Seconds that pass only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_client(store: Any, clock: Clock | None = None, **settings: Any) -> FlaskClient:
