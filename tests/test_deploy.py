@@ -27,6 +27,9 @@ from store.items import table_definitions
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "infra" / "similar-users.yaml"
 STORE_ENDPOINT = "http://dynamodb:8000"
+# The host's settings docker-compose.yml reads: a developer's own must not change what is checked.
+HOST_SETTINGS = ("PORT", "EXPORT_DIR", "API_BIND", "API_KEY")
+API_KEY = "an-api-key-of-32-characters-long"
 READ_ACTIONS = {
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
@@ -60,7 +63,7 @@ def compose_config(tmp_path: Path, **env: str) -> dict[str, Any]:
     """Return docker-compose.yml as Compose resolves it, with only `env` in the environment."""
     no_dotenv = tmp_path / "empty.env"  # a developer's .env must not change what is checked
     no_dotenv.write_text("")
-    environment = {k: v for k, v in os.environ.items() if k not in ("PORT", "EXPORT_DIR")}
+    environment = {k: v for k, v in os.environ.items() if k not in HOST_SETTINGS}
     # The package's Python wrapper drops the exit code, so the binary is called directly.
     result = run(
         [compose_binary(), "--env-file", str(no_dotenv), "config", "--format", "json"],
@@ -131,11 +134,55 @@ def test_both_services_run_one_image_configured_by_example_env(compose, service)
     assert settings["environment"]["AWS_ENDPOINT_URL_DYNAMODB"] == STORE_ENDPOINT
 
 
-def test_the_server_listens_on_every_interface_and_is_published_on_port(tmp_path):
-    server = compose_config(tmp_path, PORT="8080")["services"]["server"]
-    assert server["environment"]["HOST"] == "0.0.0.0"
+def test_the_server_listens_on_every_interface_of_its_container(compose):
+    assert compose["services"]["server"]["environment"]["HOST"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("host", "address"), [({}, "127.0.0.1"), ({"API_BIND": "0.0.0.0"}, "0.0.0.0")]
+)
+def test_the_api_is_published_on_loopback_unless_api_bind_names_another_address(
+    tmp_path, host, address
+):
+    server = compose_config(tmp_path, PORT="8080", **host)["services"]["server"]
     [port] = server["ports"]
-    assert (port["published"], port["target"]) == ("8080", int(server["environment"]["PORT"]))
+    assert (port.get("host_ip"), port["published"], port["target"]) == (
+        address,
+        "8080",
+        int(server["environment"]["PORT"]),
+    )
+
+
+@pytest.mark.parametrize(("host", "api_key"), [({}, None), ({"API_KEY": API_KEY}, API_KEY)])
+def test_the_servers_api_key_is_the_hosts_api_key_and_none_without_one(tmp_path, host, api_key):
+    import run_server
+
+    environment = compose_config(tmp_path, **host)["services"]["server"]["environment"]
+    assert run_server.config_from_env(environment).settings.api_key == api_key
+
+
+def tmpfs_options(service: dict[str, Any]) -> dict[str, list[str]]:
+    """Return the options of each tmpfs a service mounts, by path."""
+    mounts = {}
+    for entry in service.get("tmpfs", []):
+        path, _, options = entry.partition(":")
+        mounts[path] = options.split(",") if options else []
+    return mounts
+
+
+def test_every_service_runs_unprivileged_on_a_read_only_root_with_a_private_tmp(compose):
+    for name, service in compose["services"].items():
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert service.get("cap_drop") == ["ALL"], name
+        assert service.get("read_only") is True, name
+        # gunicorn's heartbeat files, the generator's scratch folder, DynamoDB Local's library
+        assert "/tmp" in tmpfs_options(service), name
+
+
+def test_dynamodb_local_may_run_the_library_it_unpacks_into_tmp(compose):
+    # DynamoDB Local writes its SQLite library to java.io.tmpdir and loads it from there (seen with
+    # strace), while Docker mounts a tmpfs noexec unless told otherwise.
+    assert "exec" in tmpfs_options(compose["services"]["dynamodb"])["/tmp"]
 
 
 def test_without_export_dir_the_generator_uses_a_synthetic_export(compose):
