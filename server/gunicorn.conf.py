@@ -13,7 +13,13 @@ preload_app = False
 timeout = 30
 # On SIGTERM, finish requests in flight for up to this long, then exit.
 graceful_timeout = 10
-keepalive = 5
+# Idle keep-alive connections stay open longer than the load balancer's idle timeout (30 s in
+# infra/similar-users.yaml), so that it is always the load balancer that closes them: else it may
+# send a request on a connection gunicorn is closing, and answer 502.
+keepalive = 75
+# The workers' heartbeat files: both deployments keep /tmp writable under a read-only root (a task
+# volume on ECS, a tmpfs in docker-compose.yml).
+worker_tmp_dir = "/tmp"
 # Access log to stdout, errors to stderr (12-factor logs).
 accesslog = "-"
 errorlog = "-"

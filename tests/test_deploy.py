@@ -358,6 +358,21 @@ def test_the_load_balancer_sends_traffic_only_to_ready_tasks(template):
     assert target_group["HealthCheckPath"] == "/readyz"
 
 
+def load_balancer_attributes(template: dict[str, Any]) -> dict[str, Any]:
+    [balancer] = resources(template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    return {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
+
+
+def test_gunicorn_keeps_idle_connections_open_longer_than_the_load_balancer(template):
+    # Else gunicorn may close a connection the load balancer is about to reuse: a 502.
+    import run_server
+
+    idle = int(load_balancer_attributes(template)["idle_timeout.timeout_seconds"])  # AWS's: 60
+    gunicorn = run_server.Gunicorn(lambda: None, {}).cfg  # server/gunicorn.conf.py applied
+
+    assert gunicorn.keepalive > idle
+
+
 def test_a_failed_deploy_of_the_api_is_rolled_back(template):
     service = template["Resources"]["ServerService"]["Properties"]
     breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
