@@ -353,9 +353,18 @@ def test_the_api_tasks_use_the_read_only_role_and_the_generator_its_own(template
     }
 
 
-def test_the_load_balancer_sends_traffic_only_to_ready_tasks(template):
+def test_the_load_balancer_checks_a_path_that_answers_while_the_store_is_down(template):
+    # Readiness depends on DynamoDB: as the health check, a brown-out would replace every task.
+    from server import create_app
+    from server.settings import Settings
+    from tests.fakes import DownStore
+
     [target_group] = resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
-    assert target_group["HealthCheckPath"] == "/readyz"
+    app = create_app(DownStore(), Settings(api_key=API_KEY))  # the check sends no key
+
+    answer = app.test_client().get(target_group["HealthCheckPath"])
+
+    assert answer.status_code == int(target_group["Matcher"]["HttpCode"])
 
 
 def load_balancer_attributes(template: dict[str, Any]) -> dict[str, Any]:
