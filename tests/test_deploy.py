@@ -7,6 +7,7 @@ dependencies, so `make install` provides them. No Docker engine or AWS account i
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -219,8 +220,6 @@ def test_the_image_runs_as_an_unprivileged_user_and_serves_by_default():
 
 def our_imports(path: Path, ours: set[str]) -> set[str]:
     """Return the top-level names of ours that a file imports, at any depth of its code."""
-    import ast
-
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -259,6 +258,27 @@ def test_the_image_holds_every_package_its_two_programs_import():
 
 # -- infra/similar-users.yaml -------------------------------------------------------------------
 
+IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/similar-users:1a2b3c4"
+SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:similar-users/api-key-AbCdEf"
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+# What a deployer gives (the parameters without a default), and AWS's pseudo parameters.
+GIVEN = {
+    "ImageUri": IMAGE,
+    "VpcId": "vpc-0123456789abcdef0",
+    "PublicSubnetIds": "subnet-0a,subnet-0b",
+    "PrivateSubnetIds": "subnet-0c,subnet-0d",
+    "AllowedCidr": "203.0.113.0/24",
+    "ApiKeySecretArn": SECRET,
+}
+PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::StackName": "similar-users",
+}
+LISTENER = "AWS::ElasticLoadBalancingV2::Listener"
+NO_VALUE = object()  # AWS::NoValue: the property or list item is left out
+
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
@@ -276,13 +296,81 @@ def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def resolve(value: Any, parameters: dict[str, str]) -> Any:
-    """Resolve Ref and Fn::Sub of parameters to their defaults; leave anything else as is."""
-    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
-        return parameters[value["Ref"]]
-    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
-        return re.sub(r"\$\{(\w+)\}", lambda m: parameters[m.group(1)], value["Fn::Sub"])
-    return value
+def stack_values(template: dict[str, Any], **chosen: str) -> dict[str, str]:
+    """Return every parameter's value in a stack deployed with GIVEN and `chosen`, and AWS's."""
+    parameters = template["Parameters"]
+    assert set(chosen) <= set(parameters), f"no such parameter: {set(chosen) - set(parameters)}"
+    values = {name: str(p["Default"]) for name, p in parameters.items() if "Default" in p}
+    values |= {name: value for name, value in GIVEN.items() if name in parameters} | chosen
+    assert set(values) == set(parameters), f"no value for {set(parameters) - set(values)}"
+    return PSEUDO | values
+
+
+def evaluate(node: Any, template: dict[str, Any], values: dict[str, str]) -> Any:
+    """Evaluate the intrinsic functions in `node` for parameter `values`; GetAtt stays as it is."""
+    if isinstance(node, list):
+        items = [evaluate(item, template, values) for item in node]
+        return [item for item in items if item is not NO_VALUE]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        [(function, argument)] = node.items()
+        if function == "Ref":
+            return NO_VALUE if argument == "AWS::NoValue" else values.get(argument, node)
+        if function in ("Condition", "Fn::If"):
+            name, *branches = [argument] if function == "Condition" else argument
+            holds = bool(evaluate(template["Conditions"][name], template, values))
+            return (
+                holds if not branches else evaluate(branches[0 if holds else 1], template, values)
+            )
+        if function == "Fn::Sub":
+            text, names = (argument, {}) if isinstance(argument, str) else argument
+            known = values | evaluate(names, template, values)
+            return re.sub(r"\$\{([\w:]+)\}", lambda m: str(known.get(m[1], m[0])), text)
+        operations = {
+            "Fn::Equals": lambda a, b: str(a) == str(b),
+            "Fn::Not": lambda a: not a,
+            "Fn::And": lambda *a: all(a),
+            "Fn::Or": lambda *a: any(a),
+            "Fn::Split": lambda separator, text: text.split(separator),
+            "Fn::Select": lambda index, items: items[int(index)],
+            "Fn::Join": lambda separator, items: separator.join(items),
+        }
+        if function in operations:
+            return operations[function](*evaluate(argument, template, values))
+    evaluated = {key: evaluate(value, template, values) for key, value in node.items()}
+    return {key: value for key, value in evaluated.items() if value is not NO_VALUE}
+
+
+def created(template: dict[str, Any], values: dict[str, str], kind: str) -> dict[str, Any]:
+    """Return the properties of each resource of `kind` a stack with `values` creates."""
+    return {
+        name: evaluate(resource["Properties"], template, values)
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == kind
+        and (
+            "Condition" not in resource
+            or evaluate({"Condition": resource["Condition"]}, template, values)
+        )
+    }
+
+
+def refusals(template: dict[str, Any], values: dict[str, str]) -> list[str]:
+    """Return why CloudFormation refuses a stack with `values`: its rules' broken assertions."""
+    broken = []
+    for rule in template.get("Rules", {}).values():
+        if evaluate(rule.get("RuleCondition", True), template, values):
+            broken += [
+                assertion["AssertDescription"]
+                for assertion in rule["Assertions"]
+                if not evaluate(assertion["Assert"], template, values)
+            ]
+    return broken
+
+
+def accepts(parameter: dict[str, Any], value: str) -> bool:
+    """Say whether a parameter's AllowedPattern (a Java regex, here plain enough) takes `value`."""
+    return re.fullmatch(parameter["AllowedPattern"], value) is not None
 
 
 def test_cfn_lint_finds_no_error_in_the_template():
@@ -293,16 +381,16 @@ def test_cfn_lint_finds_no_error_in_the_template():
 
 
 def test_the_template_creates_the_tables_the_code_creates(template):
-    defaults = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+    values = stack_values(template)
     in_template = {
-        resolve(table["TableName"], defaults): {
+        table["TableName"]: {
             "KeySchema": table["KeySchema"],
             "AttributeDefinitions": sorted(
                 table["AttributeDefinitions"], key=lambda a: a["AttributeName"]
             ),
             "BillingMode": table["BillingMode"],
         }
-        for table in resources(template, "AWS::DynamoDB::Table").values()
+        for table in created(template, values, "AWS::DynamoDB::Table").values()
     }
     in_code = {
         table["TableName"]: {
@@ -312,7 +400,7 @@ def test_the_template_creates_the_tables_the_code_creates(template):
             ),
             "BillingMode": table["BillingMode"],
         }
-        for table in table_definitions(defaults["TablePrefix"])
+        for table in table_definitions(values["TablePrefix"])
     }
     assert json.loads(json.dumps(in_template)) == in_code
 
@@ -342,6 +430,115 @@ def test_the_server_may_only_read_the_stores_two_tables(template):
         assert set(as_list(statement["Action"])) <= READ_ACTIONS
         # !GetAtt Table.Arn reads as {"Fn::GetAtt": ["Table", "Arn"]}
         assert {r["Fn::GetAtt"][0] for r in as_list(statement["Resource"])} <= tables
+
+
+def server_container(template: dict[str, Any]) -> dict[str, Any]:
+    [server] = resources(template, "AWS::ECS::TaskDefinition")["ServerTaskDefinition"][
+        "ContainerDefinitions"
+    ]
+    return server
+
+
+def test_the_api_tasks_environment_is_a_configuration_the_server_accepts(template):
+    import run_server
+
+    values = stack_values(template)
+    server = evaluate(server_container(template), template, values)
+    env = {item["Name"]: str(item["Value"]) for item in server["Environment"]}
+
+    config = run_server.config_from_env(env)  # raises ConfigError on a bad or renamed setting
+
+    assert config.settings.result_cache_mb == float(values["ServerResultCacheMB"])
+    assert config.settings.default_model == values["DefaultModel"]
+
+
+def test_the_api_tasks_take_their_api_key_from_the_secret_every_stack_names(template):
+    import run_server
+
+    assert "Default" not in template["Parameters"]["ApiKeySecretArn"]
+    assert accepts(template["Parameters"]["ApiKeySecretArn"], SECRET)
+    server = evaluate(server_container(template), template, stack_values(template))
+    [secret] = server["Secrets"]
+    assert secret["ValueFrom"] == SECRET
+    env = {item["Name"]: str(item["Value"]) for item in server["Environment"]}
+    assert secret["Name"] not in env
+
+    config = run_server.config_from_env(env | {secret["Name"]: API_KEY})
+
+    assert config.settings.api_key == API_KEY
+
+
+def test_only_the_execution_role_may_read_a_secret_and_only_the_api_keys(template):
+    grants = [
+        (name, as_list(statement["Action"]), as_list(statement["Resource"]))
+        for name, role in resources(template, "AWS::IAM::Role").items()
+        for statement in policy_statements(role)
+        if any(action.startswith("secretsmanager:") for action in as_list(statement["Action"]))
+    ]
+    assert grants == [
+        ("ExecutionRole", ["secretsmanager:GetSecretValue"], [{"Ref": "ApiKeySecretArn"}])
+    ]
+    definition = resources(template, "AWS::ECS::TaskDefinition")["ServerTaskDefinition"]
+    assert definition["ExecutionRoleArn"] == {"Fn::GetAtt": ["ExecutionRole", "Arn"]}
+
+
+@pytest.mark.parametrize(
+    ("chosen", "refused"),
+    [
+        ({}, True),  # the defaults
+        ({"AllowPlainHttp": "true"}, False),
+        ({"CertificateArn": CERTIFICATE}, False),
+        ({"CertificateArn": CERTIFICATE, "AllowPlainHttp": "true"}, False),
+    ],
+)
+def test_a_stack_without_a_certificate_is_refused_unless_plain_http_is_chosen(
+    template, chosen, refused
+):
+    broken = refusals(template, stack_values(template, **chosen))
+    assert bool(broken) == refused
+    assert all("CertificateArn" in why and "AllowPlainHttp=true" in why for why in broken)
+
+
+def test_with_a_certificate_the_api_is_served_over_https_and_http_only_redirects(template):
+    values = stack_values(template, CertificateArn=CERTIFICATE)
+    listeners = {int(x["Port"]): x for x in created(template, values, LISTENER).values()}
+    assert set(listeners) == {80, 443}
+    https = listeners[443]
+    assert https["Protocol"] == "HTTPS" and https["Certificates"] == [
+        {"CertificateArn": CERTIFICATE}
+    ]
+    assert [action["Type"] for action in https["DefaultActions"]] == ["forward"]
+    [redirect] = listeners[80]["DefaultActions"]
+    assert redirect["Type"] == "redirect"
+    assert (redirect["RedirectConfig"]["Protocol"], redirect["RedirectConfig"]["Port"]) == (
+        "HTTPS",
+        "443",
+    )
+
+
+@pytest.mark.parametrize(("allow_plain_http", "forwarding"), [("true", [80]), ("false", [])])
+def test_without_a_certificate_plain_http_reaches_the_api_only_when_chosen(
+    template, allow_plain_http, forwarding
+):
+    # The stack is refused without the choice (test above); the listener does not forward either.
+    values = stack_values(template, AllowPlainHttp=allow_plain_http)
+    listeners = created(template, values, LISTENER).values()
+    assert [
+        int(listener["Port"])
+        for listener in listeners
+        if any(action["Type"] == "forward" for action in listener["DefaultActions"])
+    ] == forwarding
+
+
+def test_only_the_allowed_cidr_which_every_stack_names_may_reach_the_load_balancer(template):
+    assert "Default" not in template["Parameters"]["AllowedCidr"]
+    values = stack_values(template, CertificateArn=CERTIFICATE)
+    [group] = [
+        g
+        for g in created(template, values, "AWS::EC2::SecurityGroup").values()
+        if g["GroupDescription"].endswith("load balancer")
+    ]
+    assert {rule["CidrIp"] for rule in group["SecurityGroupIngress"]} == {GIVEN["AllowedCidr"]}
 
 
 def test_the_api_tasks_use_the_read_only_role_and_the_generator_its_own(template):
@@ -409,19 +606,3 @@ def test_every_architecture_diagram_is_rendered_next_to_its_source(source):
 def test_there_are_diagrams_of_the_local_and_the_aws_deployment():
     names = {p.stem for p in (ROOT / "images").glob("architecture-*.dot")}
     assert {"architecture-local", "architecture-aws"} <= names
-
-
-def test_the_api_tasks_environment_is_a_configuration_the_server_accepts(template):
-    import run_server
-
-    defaults = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
-    defaults["AWS::Region"] = "eu-west-1"
-    [server] = resources(template, "AWS::ECS::TaskDefinition")["ServerTaskDefinition"][
-        "ContainerDefinitions"
-    ]
-    env = {item["Name"]: str(resolve(item["Value"], defaults)) for item in server["Environment"]}
-
-    config = run_server.config_from_env(env)  # raises ConfigError on a bad or renamed setting
-
-    assert config.settings.result_cache_mb == float(defaults["ServerResultCacheMB"])
-    assert config.settings.default_model == defaults["DefaultModel"]
