@@ -432,6 +432,155 @@ def test_the_server_may_only_read_the_stores_two_tables(template):
         assert {r["Fn::GetAtt"][0] for r in as_list(statement["Resource"])} <= tables
 
 
+# How IAM authorises each kind of item of a TransactWriteItems (it has no action of its own).
+TRANSACT_ITEM_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+
+
+def store_calls() -> dict[str, set[str]]:
+    """Return the DynamoDB actions DynamoStore calls, by the attribute naming their table.
+
+    Read from store/dynamo.py: each `self._call(operation, ...)` and `self._pages(operation, ...)`,
+    each item of a `transact_write_items`, the tables a `batch_write_item` writes, and waiters
+    (which poll DescribeTable). A table that is a parameter of its method is followed to the
+    method's callers; a table given any other way (e.g. from `table_definitions`), or none, is
+    "*": every table.
+    """
+    source = ast.parse((ROOT / "store" / "dynamo.py").read_text())
+    [store] = [n for n in source.body if isinstance(n, ast.ClassDef) and n.name == "DynamoStore"]
+    methods = [f for f in store.body if isinstance(f, ast.FunctionDef)]
+    forwarders = {"_call", "_pages"}  # they pass their callers' operation on
+
+    def calls_of(name: str) -> list[tuple[ast.FunctionDef, ast.Call]]:
+        return [
+            (method, node)
+            for method in methods
+            for node in ast.walk(method)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == name
+        ]
+
+    def tables(expression: ast.expr | None, method: ast.FunctionDef) -> set[str]:
+        parameters = [a.arg for a in method.args.args][1:]  # after self
+        match expression:
+            case ast.Attribute(value=ast.Name(id="self"), attr=attribute):
+                return {attribute}
+            case ast.Name(id=name) if name in parameters:
+                found: set[str] = set()
+                for caller, call in calls_of(method.name):
+                    given = {k.arg: k.value for k in call.keywords}
+                    found |= tables(given.get(name, call.args[parameters.index(name)]), caller)
+                return found
+        return {"*"}
+
+    actions: dict[str, set[str]] = {"*": set()}
+
+    def grant(action: str, table: ast.expr | None, method: ast.FunctionDef) -> None:
+        for attribute in tables(table, method):
+            actions.setdefault(attribute, set()).add(action)
+
+    for method, call in calls_of("_call") + calls_of("_pages"):
+        if not isinstance(call.func.value, ast.Name) or call.func.value.id != "self":
+            continue
+        [operation, *_] = call.args
+        if not isinstance(operation, ast.Constant):
+            assert method.name in forwarders, f"{method.name} calls an operation it does not name"
+            continue
+        keywords = {k.arg: k.value for k in call.keywords}
+        if operation.value == "transact_write_items":
+            for item in keywords["TransactItems"].elts:
+                [(kind, body)] = zip(item.keys, item.values, strict=True)
+                fields = dict(zip([k.value for k in body.keys], body.values, strict=True))
+                grant(TRANSACT_ITEM_ACTIONS[kind.value], fields["TableName"], method)
+        elif operation.value == "batch_write_item":
+            for table in keywords["RequestItems"].keys:
+                grant("dynamodb:BatchWriteItem", table, method)
+        else:
+            action = "dynamodb:" + operation.value.title().replace("_", "")
+            grant(action, keywords.get("TableName"), method)
+    for method, _ in calls_of("get_waiter"):
+        grant("dynamodb:DescribeTable", None, method)
+    return actions
+
+
+def test_the_generator_may_do_on_each_table_exactly_what_the_store_calls(template):
+    from store.dynamo import DynamoStore
+
+    values = stack_values(template)
+    names = {
+        table["TableName"]: name
+        for name, table in created(template, values, "AWS::DynamoDB::Table").items()
+    }
+    store = DynamoStore(client=None, table_prefix=values["TablePrefix"])
+    calls = store_calls()
+    every_table = calls.pop("*")
+    needed = {
+        names[getattr(store, attribute)]: actions | every_table
+        for attribute, actions in calls.items()
+    }
+    for name in set(names.values()) - set(needed):
+        needed[name] = set(every_table)
+    for actions in needed.values():
+        actions.discard(
+            "dynamodb:CreateTable"
+        )  # the template owns the tables: DescribeTable finds them
+
+    granted: dict[str, set[str]] = {}
+    for statement in policy_statements(template["Resources"]["GeneratorTaskRole"]["Properties"]):
+        dynamodb = {a for a in as_list(statement["Action"]) if a.startswith("dynamodb:")}
+        for resource in as_list(statement["Resource"]) if dynamodb else []:
+            granted.setdefault(resource["Fn::GetAtt"][0], set()).update(dynamodb)
+    assert granted == needed
+
+
+def test_no_role_may_act_on_every_resource_but_to_log_in_to_ecr(template):
+    for name, role in resources(template, "AWS::IAM::Role").items():
+        for statement in policy_statements(role):
+            if "*" in as_list(statement["Resource"]):
+                # GetAuthorizationToken has no resource to scope it to
+                assert as_list(statement["Action"]) == ["ecr:GetAuthorizationToken"], name
+
+
+@pytest.mark.parametrize(
+    ("image", "repository"),
+    [
+        (IMAGE, "arn:aws:ecr:eu-west-1:123456789012:repository/similar-users"),
+        (
+            "210987654321.dkr.ecr.us-east-2.amazonaws.com/team/similar-users@sha256:" + "0f" * 32,
+            "arn:aws:ecr:us-east-2:210987654321:repository/team/similar-users",
+        ),
+    ],
+)
+def test_the_tasks_may_pull_from_the_images_repository_only(template, image, repository):
+    assert accepts(template["Parameters"]["ImageUri"], image)
+    values = stack_values(template, ImageUri=image)
+    role = evaluate(template["Resources"]["ExecutionRole"]["Properties"], template, values)
+    pulls: dict[str, list[Any]] = {}
+    for statement in policy_statements(role):
+        for action in as_list(statement["Action"]):
+            if action.startswith("ecr:") and action != "ecr:GetAuthorizationToken":
+                pulls[action] = as_list(statement["Resource"])
+    assert "ecr:BatchGetImage" in pulls
+    assert all(resource == [repository] for resource in pulls.values()), pulls
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "python:3.11",
+        "docker.io/library/python:3.11",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/similar-users",  # no tag: whatever is latest
+    ],
+)
+def test_the_image_must_be_a_tagged_or_pinned_image_in_ecr(template, image):
+    assert not accepts(template["Parameters"]["ImageUri"], image)
+
+
 def server_container(template: dict[str, Any]) -> dict[str, Any]:
     [server] = resources(template, "AWS::ECS::TaskDefinition")["ServerTaskDefinition"][
         "ContainerDefinitions"
@@ -577,6 +726,38 @@ def test_gunicorn_keeps_idle_connections_open_longer_than_the_load_balancer(temp
     gunicorn = run_server.Gunicorn(lambda: None, {}).cfg  # server/gunicorn.conf.py applied
 
     assert gunicorn.keepalive > idle
+
+
+def test_the_load_balancer_logs_to_a_private_bucket_and_is_protected_from_deletion(template):
+    attributes = load_balancer_attributes(template)
+    assert attributes["deletion_protection.enabled"] == "true"
+    assert attributes["access_logs.s3.enabled"] == "true"
+    name = attributes["access_logs.s3.bucket"]["Ref"]
+    bucket = template["Resources"][name]["Properties"]
+    [encryption] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    # SSE-S3 is the only encryption load balancer log delivery supports
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert any("ExpirationInDays" in rule for rule in bucket["LifecycleConfiguration"]["Rules"])
+    [policy] = [
+        p
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Bucket"] == {"Ref": name}
+    ]
+    allowed = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert [(s["Principal"], s["Action"]) for s in allowed] == [
+        ({"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}, "s3:PutObject")
+    ]
+    # ELB writes a test object when logging is turned on: the policy must exist by then.
+    [balancer] = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"
+    ]
+    assert any(
+        template["Resources"][d]["Type"] == "AWS::S3::BucketPolicy"
+        for d in as_list(balancer.get("DependsOn", []))
+    )
 
 
 def test_a_failed_deploy_of_the_api_is_rolled_back(template):
