@@ -27,7 +27,7 @@ def create_app(
     settings: Settings | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Flask:
-    """Return the API answering from `store`; `clock` (seconds) times the run pointers' cache."""
+    """Return the API answering from `store`; `clock` (seconds) times its caches."""
     settings = settings or Settings()
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -37,6 +37,8 @@ def create_app(
         settings.pointer_cache_seconds,
         clock=clock,
         cache_bytes=int(settings.result_cache_mb * 2**20),
+        ready_ttl=settings.readiness_cache_seconds,
+        max_stale=settings.stale_if_error_seconds,
     )
     register_security(app, settings.api_key, settings.cors_origins)
     app.register_blueprint(blueprint(runs, settings, document(settings)))

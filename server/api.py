@@ -30,7 +30,8 @@ def lookup(query: Query, runs: CurrentRuns) -> dict[str, Any]:
         raise UnknownModel(query.model_handle, sorted(runs.all()))
     found = runs.neighbour_list(run, query.user_handle)
     if found is None and not just_read:
-        # The cached run may have been deleted by cleanup after two quick publishes: re-read.
+        # The cached run may have been deleted by cleanup after two quick publishes: re-read
+        # (at most once a second per model, however many unknown users are asked for).
         newer, _ = runs.run(query.model_handle, fresh=True)
         if newer is not None and newer.run_id != run.run_id:
             run, found = newer, runs.neighbour_list(newer, query.user_handle)
@@ -116,7 +117,7 @@ def blueprint(runs: CurrentRuns, settings: Settings, openapi: dict[str, Any]) ->
 
     @api.get("/readyz")
     def readyz() -> Response:
-        current = runs.all(fresh=True)
+        current = runs.ready()
         if not current:
             raise NotReady("The store answers but no model has a published run yet.")
         return jsonify({"status": "ready", "models": sorted(current)})

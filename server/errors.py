@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from store import StoreUnavailableError
+from store import StoreError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +156,14 @@ def register_error_handlers(app: Flask, retry_after_seconds: int) -> None:
             headers.setdefault("Retry-After", str(retry_after_seconds))
         return problem(error.status, error.slug, error.title, error.detail, headers, **error.extra)
 
-    @app.errorhandler(StoreUnavailableError)
-    def store_unavailable(error: StoreUnavailableError) -> Response:
-        log.warning("store unavailable: %s", error)
+    @app.errorhandler(StoreError)
+    def store_error(error: StoreError) -> Response:
+        # Every store failure is a 503: unreachable or slow, refusing a read (e.g. a role without
+        # access), or answering something other than what was asked.
+        if isinstance(error, StoreUnavailableError):
+            log.warning("store unavailable: %s", error)
+        else:
+            log.error("store error: %s", error)
         return problem(*STORE_UNAVAILABLE, {"Retry-After": str(retry_after_seconds)})
 
     @app.errorhandler(HTTPException)

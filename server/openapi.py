@@ -106,7 +106,8 @@ def _document(settings: Settings) -> dict[str, Any]:
         "users with little in common with anyone may have fewer (possibly none).",
     }
     unavailable = _problem(
-        "The store could not be reached in time, or (readiness) has no published run yet.",
+        "The store could not be reached in time, refused the read or answered something else "
+        "than what was asked, or (readiness) has no published run yet.",
         retry_after=True,
     )
     internal = _problem("Unexpected server error; details are only in the server's log.")
@@ -127,7 +128,10 @@ def _document(settings: Settings) -> dict[str, Any]:
             "title": "similar-users",
             "version": _api_version(),
             "description": "Who is most like this user? Ranked similar users with cosine "
-            "scores, read from the current published run of a similarity model.\n\n"
+            "scores, read from the current published run of a similarity model. While the "
+            "store cannot be reached, a list a process has cached from a model's run last read "
+            f"is still answered, for up to {settings.stale_if_error_seconds:g} s after that "
+            "read; other lists are a 503.\n\n"
             "Every error is `application/problem+json` (RFC 9457) with `type`, `title`, "
             "`status` and `detail`. Besides the answers listed per operation, any route "
             "answers 405 (with `Allow`) to a method it does not support, an unknown path "
@@ -196,6 +200,9 @@ def _document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "operationId": "readyz",
                     "summary": "Say whether the store answers and has a published run",
+                    "description": f"Each process asks the store at most once per "
+                    f"{settings.readiness_cache_seconds:g} s and answers every probe in between "
+                    "with what it said, a 503 included.",
                     "responses": {
                         "200": _json(_ref("Ready"), "Ready to answer."),
                         "500": internal,

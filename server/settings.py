@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from server.cache import RESULT_CACHE_MB
+from server.cache import READY_SECONDS, RESULT_CACHE_MB, STALE_IF_ERROR_SECONDS
 from server.default_model import AUTO
 from server.query import MODEL_HANDLE_PATTERN, TOP_N_MAX, is_model_handle
 from server.security import API_KEY_MIN_LENGTH, is_api_key, is_origin
@@ -22,6 +22,9 @@ class Settings:
     default_model: model used when a request names none; `auto`, the best measured current run.
     default_top_n: similar users returned when a request does not say how many.
     pointer_cache_seconds: how long each process reuses a model's run pointer (and /models).
+    readiness_cache_seconds: how long each process reuses what the store said to /readyz.
+    stale_if_error_seconds: while the store cannot be reached, how long after it was last read
+        a model's run still answers the lists cached from it (0: a 503 once the pointer expires).
     result_cache_mb: memory (MB) each process gives to cached neighbour lists (0: none); always
         correct, since a run's lists never change and a new run is a new cache key.
     max_body_bytes: larger request bodies are refused with 413.
@@ -34,6 +37,8 @@ class Settings:
     default_model: str = AUTO
     default_top_n: int = 5
     pointer_cache_seconds: float = 5.0
+    readiness_cache_seconds: float = READY_SECONDS
+    stale_if_error_seconds: float = STALE_IF_ERROR_SECONDS
     result_cache_mb: float = RESULT_CACHE_MB
     max_body_bytes: int = 4096
     retry_after_seconds: int = 5
@@ -47,8 +52,9 @@ class Settings:
             )
         if not 1 <= self.default_top_n <= TOP_N_MAX:
             raise ValueError(f"default_top_n must be between 1 and {TOP_N_MAX}")
-        if self.pointer_cache_seconds < 0:
-            raise ValueError("pointer_cache_seconds must not be negative")
+        for name in ("pointer_cache_seconds", "readiness_cache_seconds", "stale_if_error_seconds"):
+            if not 0 <= getattr(self, name) < math.inf:  # nan too
+                raise ValueError(f"{name} must be a finite number, not negative")
         if not 0 <= self.result_cache_mb < math.inf:  # nan too
             raise ValueError("result_cache_mb must be a finite number, not negative")
         if self.max_body_bytes < 64:

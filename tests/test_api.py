@@ -254,11 +254,13 @@ def test_the_run_pointer_is_read_once_per_cache_period():
 def test_a_cached_run_that_cleanup_deleted_is_replaced_by_the_current_one():
     store = CountingStore()
     first = publish_lists(store, INTERESTS)
-    client = make_client(store, pointer_cache_seconds=60)
+    clock = Clock()
+    client = make_client(store, clock, pointer_cache_seconds=60)
     client.get("/similar-users/110")  # caches the first run, and 110's list in it
     publish_lists(store, INTERESTS)
     third = publish_lists(store, {110: [(42, 0.9)], 7: [(42, 0.5)]})
     store.delete_run(first)
+    clock.now += 1  # a pointer is read again at most once a second
 
     cached = client.get("/similar-users/110").json
     not_cached = client.get("/similar-users/7").json  # not found in the deleted run: re-read
@@ -469,15 +471,24 @@ def test_an_unreachable_store_is_503_with_retry_after(call):
     assert response.headers["Retry-After"] == "7"
 
 
-def cached_then_down(pointer_cache_seconds: float, clock: Clock | None = None) -> FlaskClient:
+def cached_then_down(
+    pointer_cache_seconds: float, clock: Clock | None = None, **settings: Any
+) -> FlaskClient:
     """Return a client that has answered user 110 once, its store now down."""
+    return warmed_then_down(pointer_cache_seconds, clock, **settings)[0]
+
+
+def warmed_then_down(
+    pointer_cache_seconds: float, clock: Clock | None = None, **settings: Any
+) -> tuple[FlaskClient, DownStore]:
+    """Return a client that has answered user 110 once, and its store, now down."""
     flaky = DownStore()
     publish_lists(flaky, INTERESTS)
-    client = make_client(flaky, clock, pointer_cache_seconds=pointer_cache_seconds)
+    client = make_client(flaky, clock, pointer_cache_seconds=pointer_cache_seconds, **settings)
     flaky.up = True
     assert client.get("/similar-users/110").status_code == 200
     flaky.up = False
-    return client
+    return client, flaky
 
 
 def test_a_store_that_goes_down_after_the_pointer_was_cached_is_503():
@@ -490,12 +501,60 @@ def test_a_store_that_goes_down_after_the_pointer_was_cached_is_503():
     assert similar(answer.json) == [(5182, 0.4331), (7, 0.2), (9, 0.2)]
 
 
-def test_once_the_cached_pointer_expires_a_down_store_is_503_even_for_cached_lists():
+@pytest.mark.parametrize("query", ["", "?model_handle=interests"], ids=["default", "named"])
+def test_once_the_cached_pointer_expires_a_down_store_still_answers_cached_lists(query):
+    # Stale-if-error: the run last read answers what is cached from it; the rest needs the store.
     clock = Clock()
-    client = cached_then_down(pointer_cache_seconds=60, clock=clock)
+    client = cached_then_down(pointer_cache_seconds=5, clock=clock, retry_after_seconds=7)
+    clock.now += 60
+
+    cached = client.get(f"/similar-users/110{query}")
+    not_cached = client.get(f"/similar-users/7{query}")
+    ready = client.get("/readyz")
+
+    assert cached.status_code == 200
+    assert similar(cached.json) == INTERESTS[110]
+    assert not_cached.status_code == 503
+    assert not_cached.headers["Retry-After"] == "7"
+    assert ready.status_code == 503  # readiness is the store's own answer, never a cached one
+
+
+def test_a_down_store_answers_cached_lists_for_stale_if_error_seconds_after_its_last_read():
+    clock = Clock()
+    client = cached_then_down(pointer_cache_seconds=5, clock=clock, stale_if_error_seconds=600)
+
+    clock.now += 599
+    within = client.get("/similar-users/110").status_code
+    clock.now += 1
+    after = client.get("/similar-users/110").status_code
+
+    assert (within, after) == (200, 503)
+
+
+def test_with_no_stale_if_error_a_down_store_is_503_once_the_pointer_expires():
+    clock = Clock()
+    client = cached_then_down(pointer_cache_seconds=60, clock=clock, stale_if_error_seconds=0)
     clock.now += 60
 
     assert client.get("/similar-users/110").status_code == 503
+
+
+def test_a_store_back_after_an_outage_is_read_again_without_a_restart():
+    clock = Clock()
+    client, store = warmed_then_down(pointer_cache_seconds=5, clock=clock)
+    clock.now += 60
+    assert client.get("/similar-users/110").status_code == 200  # stale
+    assert client.get("/similar-users/7").status_code == 503
+
+    store.up = True
+    newer = publish_lists(store, {110: [(42, 0.9)], 7: [(42, 0.5)]})
+    clock.now += 1  # the store is asked again at most once a second while it fails
+    after = [client.get(f"/similar-users/{user}") for user in (110, 7)]
+
+    assert [a.status_code for a in after] == [200, 200]
+    assert {a.json["data"]["run_id"] for a in after} == {newer.run_id}
+    assert [similar(a.json) for a in after] == [[(42, 0.9)], [(42, 0.5)]]
+    assert client.get("/readyz").status_code == 200
 
 
 @pytest.mark.parametrize("call", STORE_READS, ids=str)
@@ -566,6 +625,10 @@ def test_each_kind_of_problem_has_its_own_title(client):
         {"default_top_n": 0},
         {"default_top_n": 1001},
         {"pointer_cache_seconds": -1},
+        {"pointer_cache_seconds": float("nan")},
+        {"readiness_cache_seconds": -1},
+        {"stale_if_error_seconds": -1},
+        {"stale_if_error_seconds": float("inf")},
         {"max_body_bytes": 10},
         {"retry_after_seconds": 0},
     ],
