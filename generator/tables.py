@@ -4,7 +4,10 @@ This is the project's only CSV reader. A file is read in chunks of plain strings
 checked with vectorised tests and converted to compact types (int64 handles, category tags and ids,
 datetime64[ns] dates, float64 amounts) before the chunks are joined, so memory follows the compact
 size of a table rather than the size of its text. A row is left out only for a reason that names a
-column, and the report says which lines of the file those rows were on (the header is line 1).
+column (or the row), and the report says which lines of the file those rows were on (the header is
+line 1). Damage confined to a row leaves out that row; a file is refused only as a whole: no header,
+a missing column, a quote never closed, mostly bytes that are not UTF-8, or more rows left out than
+`Limits` allows. No row is ever held longer than `Limits.max_row_bytes`.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ from __future__ import annotations
 import gzip
 import logging
 import re
+import secrets
 import time
 import warnings
 import zlib
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -30,9 +36,14 @@ from similarity.models import SIGNALS
 __all__ = [
     "MAX_AMOUNT",
     "MAX_LINES_KEPT",
+    "MAX_REJECTED_SHARE",
+    "MAX_ROW_BYTES",
+    "MAX_TAGS_PER_COURSE",
+    "REJECTED_ROWS_TOLERATED",
     "SCHEMAS",
     "TABLE_NAMES",
     "Column",
+    "Limits",
     "LoadReport",
     "RejectedRows",
     "TableError",
@@ -121,6 +132,22 @@ def models_fed(name: str) -> str:
 MAX_AMOUNT = 1e12
 # A table where every row is bad must not turn into a list of millions of Python ints.
 MAX_LINES_KEPT = 10_000
+# The longest row read, in bytes with its line break. A real row is under 200 bytes; a longer one
+# (a lost line break, a binary blob, a quote opened by mistake) is left out unread, so a 1 GB line
+# costs 1 MiB of memory rather than several GB.
+MAX_ROW_BYTES = 1 << 20
+# The most tags one course keeps: the real export's maximum is 15. Each tag of a course becomes a
+# feature of every user who viewed it, so thousands of tags on one course would multiply the
+# course_tags model's matrix; tags beyond the first 100 (in file order) are rejected rows.
+MAX_TAGS_PER_COURSE = 100
+# A file whose rejected rows pass both limits is refused rather than half used: more than 10% of
+# its rows, and more than 100 rows. Below 100 the damage is small whatever its share.
+MAX_REJECTED_SHARE = 0.10
+REJECTED_ROWS_TOLERATED = 100
+# A file where more than half of the rows hold bytes that are not UTF-8 is in another encoding.
+_MAX_UNDECODABLE_SHARE = 0.5
+_NOT_UTF8 = "holds bytes that are not UTF-8"
+_TOO_LONG = "the row is longer than {limit:,} bytes"
 _LINES_SHOWN = 10
 _INT64_MAX = str(np.iinfo(np.int64).max)
 # Bytes that are not UTF-8 are decoded with "surrogateescape" into these code points, so that they
@@ -131,7 +158,6 @@ _PLAIN_NUMBER = re.compile(r"[0-9.eE+-]*")
 # (header = 1, blank lines included), not the line breaks inside quoted fields.
 _SKIPPED_LINE = re.compile(r"Skipping line (\d+): expected \d+ fields, saw \d+")
 _TOO_MANY_FIELDS = "the row has more fields than the header"
-_SHIFTED_HEADER = "Length of header or names does not match length of data"
 # What a damaged or truncated (possibly gzipped) file raises while it is being read.
 _UNREADABLE = (OSError, EOFError, zlib.error)
 _READ_OPTIONS: dict[str, Any] = {
@@ -145,7 +171,33 @@ _READ_OPTIONS: dict[str, Any] = {
     # Never let pandas turn the first column into an index when a row has one field too many.
     "index_col": False,
     "engine": "c",
+    # Bytes come from _Rows, never from a path: compression is undone before pandas sees them.
+    "compression": None,
 }
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one export file; passing one leaves out rows or refuses the file, saying which.
+
+    `max_row_bytes`: a longer row is a rejected row (a longer header refuses the file).
+    `max_tags_per_course`: a course's tags beyond these (in file order) are rejected rows.
+    `max_rejected_share`, `rejected_rows_tolerated`: a file is refused when its rejected rows are
+    more than this share of its rows and more than this many.
+    """
+
+    max_row_bytes: int = MAX_ROW_BYTES
+    max_tags_per_course: int = MAX_TAGS_PER_COURSE
+    max_rejected_share: float = MAX_REJECTED_SHARE
+    rejected_rows_tolerated: int = REJECTED_ROWS_TOLERATED
+
+    def __post_init__(self) -> None:
+        if self.max_row_bytes < 1 or self.max_tags_per_course < 1:
+            raise ValueError("max_row_bytes and max_tags_per_course must be at least 1")
+        if not 0 <= self.max_rejected_share <= 1 or self.rejected_rows_tolerated < 0:
+            raise ValueError(
+                "max_rejected_share must be from 0 to 1 and rejected_rows_tolerated at least 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -237,7 +289,9 @@ class Tables:
     report: LoadReport
 
 
-def load_tables(data_dir: Path, chunk_rows: int = 1_000_000) -> Tables:
+def load_tables(
+    data_dir: Path, chunk_rows: int = 1_000_000, limits: Limits | None = None
+) -> Tables:
     """Read every export in `data_dir`; raise TableError if there is none or one is unusable."""
     if not data_dir.is_dir():
         raise TableError(f"{data_dir}: no such directory")
@@ -257,59 +311,77 @@ def load_tables(data_dir: Path, chunk_rows: int = 1_000_000) -> Tables:
             report.missing.append(name)
             frames[name] = None
             continue
-        read = read_table(path, name, chunk_rows)
+        read = read_table(path, name, chunk_rows, limits)
         report.add(name, read)
         frames[name] = read.frame
     return Tables(**frames, report=report)
 
 
-def read_table(path: Path, name: str, chunk_rows: int = 1_000_000) -> TableRead:
+def read_table(
+    path: Path, name: str, chunk_rows: int = 1_000_000, limits: Limits | None = None
+) -> TableRead:
     """Read the export `path` as table `name` (a key of SCHEMAS), `chunk_rows` rows at a time."""
     if name not in SCHEMAS:
         raise ValueError(f"unknown table {name!r}; expected one of {', '.join(TABLE_NAMES)}")
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    limits = limits or Limits()
     started = time.perf_counter()
     schema = SCHEMAS[name]
     file = path.name
-    positions = _locate_columns(_read_header(path, file), schema, file)
+    positions = _locate_columns(_read_header(path, file, limits.max_row_bytes), schema, file)
     lines = _LineCounter()
     pieces: list[dict[str, Any]] = []
-    rejected: dict[str, list[IntArray]] = {}
+    # course_tags is capped per course once duplicates are known, so its rows keep their lines.
+    capped = name == "course_tags"
+    kept_lines: list[IntArray] = []
+    rejected = _Rejected()
+    too_long = _TOO_LONG.format(limit=limits.max_row_bytes)
+    first_undecodable: str | None = None
     rows_read = untagged = 0
-    for chunk, skipped in _chunks(path, file, chunk_rows, len(positions.header)):
-        lines.start(chunk)
-        if skipped:
-            rejected.setdefault(_TOO_MANY_FIELDS, []).append(lines.skip(skipped))
-            rows_read += len(skipped)
-        if chunk is None:
-            continue
-        _check_encoding(chunk, positions.header, file, lines)
-        converted = _convert_chunk(chunk, positions, schema)
-        blank = _blank_rows(chunk, converted.problem_rows)
-        for reason, rows in converted.problems.items():
-            rows = np.setdiff1d(rows, blank, assume_unique=True)
-            if len(rows):
-                rejected.setdefault(reason, []).append(lines.lines(rows))
-        keep = np.ones(len(chunk), dtype=np.bool_)
-        keep[converted.problem_rows] = False
-        keep[converted.untagged_rows] = False
-        pieces.append({c: values[keep] for c, values in converted.values.items()})
-        rows_read += len(chunk) - len(blank)
-        untagged += len(converted.untagged_rows)
-        lines.advance()
+    with _open_rows(path, file, limits.max_row_bytes) as stream:
+        for chunk, skipped in _chunks(stream, file, chunk_rows, len(positions.header)):
+            standins, breaks = stream.standins(chunk)
+            lines.start(chunk, standins, breaks)
+            if skipped:
+                rejected.add(_TOO_MANY_FIELDS, lines.skip(skipped))
+                rows_read += len(skipped)
+            if chunk is None:
+                continue
+            early = {too_long: standins} if len(standins) else {}
+            converted = _convert_chunk(chunk, positions, schema, early)
+            if first_undecodable is None:
+                first_undecodable = _first_undecodable(chunk, converted, positions, lines)
+            blank = _blank_rows(chunk, converted.problem_rows)
+            for reason, rows in converted.problems.items():
+                rejected.add(reason, lines.lines(np.setdiff1d(rows, blank, assume_unique=True)))
+            keep = np.ones(len(chunk), dtype=np.bool_)
+            keep[converted.problem_rows] = False
+            keep[converted.untagged_rows] = False
+            pieces.append({c: values[keep] for c, values in converted.values.items()})
+            if capped:
+                kept_lines.append(lines.lines(np.flatnonzero(keep)))
+            rows_read += len(chunk) - len(blank)
+            untagged += len(converted.untagged_rows)
+            lines.advance()
+        if stream.unclosed is not None:
+            raise TableError(_unclosed_message(file, stream.unclosed, positions.header))
     frame = _join(pieces, schema)
     duplicated = frame.duplicated().to_numpy()
     duplicates = int(duplicated.sum())
     if duplicates:
         frame = frame.loc[~duplicated].reset_index(drop=True)
+    if capped:
+        line_of = np.concatenate(kept_lines) if kept_lines else np.empty(0, dtype=np.int64)
+        frame = _cap_tags(frame, line_of[~duplicated], limits.max_tags_per_course, rejected)
     frame = _drop_unused_categories(frame)
+    _check_rejected_share(file, rows_read, rejected, limits, first_undecodable)
     read = TableRead(
         frame=frame,
         file=file,
         rows_read=rows_read,
         duplicates=duplicates,
-        rejected=_rejected_rows(file, rejected),
+        rejected=rejected.rows(file),
         courses_without_tags=untagged,
         seconds=time.perf_counter() - started,
     )
@@ -325,6 +397,37 @@ def read_table(path: Path, name: str, chunk_rows: int = 1_000_000) -> TableRead:
     return read
 
 
+def _cap_tags(frame: pd.DataFrame, lines: IntArray, most: int, rejected: _Rejected) -> pd.DataFrame:
+    """Keep each course's first `most` tags (in file order); reject the rows of the others."""
+    rank = frame.groupby("course_id", observed=True, sort=False).cumcount().to_numpy()
+    over = rank >= most
+    if not over.any():
+        return frame
+    rejected.add(f"course_id has more than {most:,} tags", lines[over])
+    return frame.loc[~over].reset_index(drop=True)
+
+
+def _check_rejected_share(
+    file: str, rows: int, rejected: _Rejected, limits: Limits, first_undecodable: str | None
+) -> None:
+    """Refuse a file mostly in another encoding, or with more rejected rows than `limits` allow."""
+    undecodable = sum(n for reason, n in rejected.counts.items() if reason.endswith(_NOT_UTF8))
+    if undecodable > _MAX_UNDECODABLE_SHARE * rows:
+        raise TableError(
+            f"{file}: {undecodable:,} of {rows:,} rows hold bytes that are not UTF-8 "
+            f"(first {first_undecodable}); the file is in another encoding: export it as UTF-8"
+        )
+    count = rejected.total()
+    if count > limits.rejected_rows_tolerated and count > limits.max_rejected_share * rows:
+        reason, lines = rejected.first()
+        raise TableError(
+            f"{file}: {count:,} of {rows:,} rows rejected ({count / rows:.1%}), more than "
+            f"MAX_REJECTED_SHARE ({limits.max_rejected_share:.0%}) allows once more than "
+            f"{limits.rejected_rows_tolerated:,} rows are; the first at line {lines[0]} "
+            f"({reason}); the export looks damaged, so the file is not used"
+        )
+
+
 def _find_file(data_dir: Path, name: str) -> Path | None:
     """Return the export of table `name` in `data_dir`, plain or gzipped, or None."""
     found = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.csv.gz") if p.is_file()]
@@ -334,17 +437,32 @@ def _find_file(data_dir: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
-def _read_header(path: Path, file: str) -> list[str]:
+def _read_header(path: Path, file: str, max_row_bytes: int) -> list[str]:
     """Return the column names of the header line exactly as written."""
     try:
-        first = pd.read_csv(path, header=None, nrows=1, on_bad_lines="skip", **_READ_OPTIONS)
-    except pd.errors.EmptyDataError as error:
-        raise TableError(f"{file}: the file is empty (no header line)") from error
+        with _open_rows(path, file, max_row_bytes) as stream:
+            try:
+                first = pd.read_csv(
+                    cast(IO[bytes], stream),
+                    header=None,
+                    nrows=1,
+                    on_bad_lines="skip",
+                    **_READ_OPTIONS,
+                )
+            except pd.errors.EmptyDataError as error:
+                if stream.unclosed is not None:
+                    raise TableError(_unclosed_message(file, stream.unclosed, [])) from error
+                raise TableError(f"{file}: the file is empty (no header line)") from error
     except pd.errors.ParserError as error:
         raise TableError(f"{file}: line 1 cannot be read as CSV ({error})") from error
     except _UNREADABLE as error:
         raise TableError(f"{file}: cannot be read ({error})") from error
     names = [str(value) for value in first.iloc[0]] if len(first) else []
+    if names and names[0] == stream.marker:
+        raise TableError(
+            f"{file}: line 1 (the header) is longer than {max_row_bytes:,} bytes "
+            "(MAX_ROW_BYTES); not a CSV export"
+        )
     for name in names:
         if _UNDECODABLE.search(name):
             raise TableError(
@@ -390,18 +508,29 @@ def _locate_columns(header: list[str], schema: Sequence[Column], file: str) -> _
 
 
 def _chunks(
-    path: Path, file: str, chunk_rows: int, width: int
+    stream: _Rows, file: str, chunk_rows: int, width: int
 ) -> Iterator[tuple[pd.DataFrame | None, list[int]]]:
     """Yield chunks of string columns 0..width-1, each with the parser lines skipped before it."""
     try:
+        # The header is read as a row of `width` named columns, so that a first row with more
+        # fields than the header is skipped like any other instead of shifting every row.
         with pd.read_csv(
-            path, chunksize=chunk_rows, on_bad_lines="warn", **_READ_OPTIONS
+            cast(IO[bytes], stream),
+            header=None,
+            names=range(width),
+            chunksize=chunk_rows,
+            on_bad_lines="warn",
+            **_READ_OPTIONS,
         ) as reader:
+            header = True
             while True:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", pd.errors.ParserWarning)
                     chunk: pd.DataFrame | None = next(reader, None)
-                skipped = _skipped_lines(caught, file)
+                skipped = _skipped_lines(caught)
+                if chunk is not None and header:
+                    chunk = chunk.iloc[1:].reset_index(drop=True)
+                    header = False
                 if chunk is None:
                     if skipped:
                         yield None, skipped
@@ -409,62 +538,235 @@ def _chunks(
                 chunk.columns = pd.RangeIndex(width)
                 yield chunk, skipped
     except pd.errors.ParserError as error:
-        raise TableError(f"{file}: cannot be read as CSV{_parser_problem(path, error)}") from error
+        raise TableError(f"{file}: cannot be read as CSV ({error})") from error
     except _UNREADABLE as error:
         raise TableError(f"{file}: cannot be read ({error})") from error
 
 
-def _parser_problem(path: Path, error: pd.errors.ParserError) -> str:
-    """Return where and why the CSV parser gave up, as the end of a message."""
-    if "EOF inside string" in str(error):
-        opened = _unclosed_quote(path)
-        if opened is not None:
-            line, position, header = opened
-            column = _shown(header[position]) if position < len(header) else f"#{position + 1}"
-            return f": line {line}, column {column}: a quoted value is never closed"
-    return f" ({error})"
+# The CSV grammar of pandas' C parser as set up here (comma, '"' quotes doubled inside a quoted
+# value, any of \r\n, \n, \r ends a row), for bytes: a quote opens a quoted value only at the
+# start of a field; after the closing quote, everything up to the next comma or line break
+# belongs to the value (quotes included). Possessive repeats: a match never backtracks.
+_QUOTED = rb'"[^"]*+(?:""[^"]*+)*+"[^,\n\r]*+'
+_PLAIN = rb'[^,\n\r"][^,\n\r]*+'
+_FIELD = rb"(?:" + _QUOTED + rb"|" + _PLAIN + rb")?+"
+_RECORD = _FIELD + rb"(?:," + _FIELD + rb")*+"
+_BREAK = rb"(?:\r\n|\n|\r)"
+_ROW = re.compile(_RECORD + _BREAK)
+_ROWS = re.compile(rb"(?:" + _RECORD + _BREAK + rb")*+")
+_LAST_ROW = re.compile(_RECORD)  # a last row without a line break
+_FIELD_AND_COMMA = re.compile(_FIELD + rb",")
+_FIELDS = re.compile(rb"(?:" + _FIELD + rb",)*+")
+_QUOTED_REST = re.compile(rb'[^"]*+(?:""[^"]*+)*+')
+_PLAIN_REST = re.compile(rb"[^,\n\r]*+")
+_BOM = b"\xef\xbb\xbf"
+_QUOTE, _COMMA, _LF = ord('"'), ord(","), ord("\n")
+# Where a row being skipped stands: at the start of a field, in an unquoted value (or after a
+# quoted one's closing quote), in a quoted value, just after a quote inside a quoted value
+# (closing, unless another quote follows), or just after a \r that ended the row.
+_START, _PLAIN_VALUE, _IN_QUOTES, _QUOTE_SEEN, _CR = range(5)
 
 
-def _unclosed_quote(path: Path) -> tuple[int, int, list[str]] | None:
-    """Return the line and field where a quote that is never closed opens, and the header fields.
+def _row_end(data: bytes, pos: int, state: int) -> tuple[int | None, int]:
+    """Return where the row being read ends in `data` (past its line break), or None, and the
+    state at that point. Each step is a C-speed regex or one byte, whatever the row holds."""
+    size = len(data)
+    while pos < size:
+        if state == _IN_QUOTES:
+            pos = _match(_QUOTED_REST, data, pos)
+            if pos == size:
+                break
+            pos, state = pos + 1, _QUOTE_SEEN
+        elif state == _QUOTE_SEEN:
+            if data[pos] == _QUOTE:  # a doubled quote: still inside the value
+                pos, state = pos + 1, _IN_QUOTES
+            else:
+                state = _PLAIN_VALUE
+        elif state == _START:
+            pos = _match(_FIELDS, data, pos)
+            if pos == size:
+                break
+            if data[pos] == _QUOTE:
+                pos, state = pos + 1, _IN_QUOTES
+            else:
+                state = _PLAIN_VALUE
+        elif state == _PLAIN_VALUE:
+            pos = _match(_PLAIN_REST, data, pos)
+            if pos == size:
+                break
+            if data[pos] == _COMMA:
+                pos, state = pos + 1, _START
+            elif data[pos] == _LF:
+                return pos + 1, _START
+            else:  # \r: the row ends, and so does a \n right after it
+                pos, state = pos + 1, _CR
+        else:  # _CR
+            return (pos + 1 if data[pos] == _LF else pos), _START
+    return None, state
 
-    Only called once parsing has failed, so a plain scan is fine: a line without quotes costs one
-    C-speed count, and only lines that leave a quote open are looked at character by character.
+
+def _match(pattern: re.Pattern[bytes], data: bytes, pos: int, stop: int | None = None) -> int:
+    """Return where `pattern`, which matches the empty string too, stops matching at `pos`."""
+    found = pattern.match(data, pos, len(data) if stop is None else stop)
+    assert found is not None  # every pattern used here matches the empty string
+    return found.end()
+
+
+@dataclass
+class _Skip:
+    """A row too long to hold, being read past: its first line, line breaks so far, state."""
+
+    line: int
+    breaks: int
+    state: int
+
+
+class _Rows:
+    """The bytes of an export as pandas reads them, with every row longer than `limit` bytes
+    replaced by a one-field stand-in row, so no row longer than that is ever held in memory.
+
+    Rows are cut by the grammar pandas follows, so a stand-in takes the place of exactly one row;
+    `standins` finds them in a parsed chunk with the line breaks each row held. A quoted value
+    never closed ends the bytes early (pandas would read the rest of the file into it), and
+    `unclosed` then says on which line and in which field it opens.
     """
-    opened: tuple[int, int] | None = None
-    header: list[str] = []
-    opener: Any = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as handle:
-        for number, text in enumerate(handle, start=1):
-            if number == 1:
-                header = text.rstrip("\r\n").split(",")
-            if text.count('"') % 2 == 0:
-                continue  # the line leaves the quoting state as it found it
-            if opened is not None:
-                opened = None  # it closes the quote left open by an earlier line
-                continue
-            field, quoted = 0, False
-            for char in text:
-                if char == '"':
-                    quoted = not quoted
-                elif char == "," and not quoted:
-                    field += 1
-            opened = (number, field)
-    return None if opened is None else (*opened, header)
+
+    def __init__(self, raw: IO[bytes], limit: int) -> None:
+        self.raw = raw
+        self.limit = limit
+        # A row that starts in one block and ends in it is at most a block long; only the row
+        # carried over from the block before can be longer, and that one is checked (_feed).
+        self.block = limit
+        self.marker = "\ue000" + secrets.token_hex(16)  # no export holds this by chance
+        self.breaks: deque[int] = deque()  # line breaks inside each replaced row, in order
+        self.unclosed: tuple[int, int | None] | None = None  # (line, field) of the opening
+        self.lines = 0  # line breaks before the bytes not yet delivered or skipped
+        self.pending = b""  # the start of a row not yet complete
+        self.skipping: _Skip | None = None
+        self.out = b""
+        self.at = 0
+        self.started = False
+        self.ended = False
+
+    def read(self, size: int = -1) -> bytes:
+        """Return up to `size` bytes (all if negative), b"" only at the end."""
+        while self.at >= len(self.out) and not self.ended:
+            self.out, self.at = self._next(), 0
+        if size < 0:
+            size = len(self.out) - self.at
+        piece = self.out[self.at : self.at + size]
+        self.at += len(piece)
+        return piece
+
+    def standins(self, chunk: pd.DataFrame | None) -> tuple[IntArray, IntArray]:
+        """Return the positions of the chunk's stand-in rows and the line breaks each held."""
+        none = np.empty(0, dtype=np.int64)
+        if chunk is None or not self.breaks:
+            return none, none
+        rows = np.flatnonzero(chunk[0].to_numpy(dtype=object) == self.marker)
+        breaks = np.asarray([self.breaks.popleft() for _ in rows], dtype=np.int64)
+        return rows, breaks
+
+    def _next(self) -> bytes:
+        """Return the next bytes to deliver (maybe none yet), reading one more block."""
+        block = self.raw.read(self.block)
+        final = not block
+        if not self.started:
+            self.started = True
+            if block.startswith(_BOM):  # pandas drops it; the first field starts after it
+                return _BOM + self._feed(block[len(_BOM) :], final)
+        if self.skipping is None:
+            return self._feed(self.pending + block, final)
+        skip = self.skipping
+        end, skip.state = _row_end(block, 0, skip.state)
+        part = block if end is None else block[:end]
+        skip.breaks += part.count(b"\n")
+        if end is None and not final:
+            return b""
+        self.skipping = None
+        if end is None and skip.state in (_IN_QUOTES,):
+            self.unclosed, self.ended = (skip.line, None), True
+            return b""
+        standin = self._stand_in(skip.breaks, part.endswith(b"\n"))
+        if end is None:
+            self.ended = True
+            return standin
+        return standin + self._feed(block[end:], final)
+
+    def _feed(self, data: bytes, final: bool) -> bytes:
+        """Deliver the complete rows at the start of `data`; hold or skip the rest."""
+        # A \r at the end may be the first half of \r\n: it waits for the next block.
+        stop = len(data) - (not final and data.endswith(b"\r"))
+        out = []
+        first = _ROW.match(data, 0, stop)
+        start = 0
+        if first is not None and first.end() > self.limit:
+            row = data[: first.end()]
+            out.append(self._stand_in(row.count(b"\n"), row.endswith(b"\n")))
+            start = first.end()
+        if data.find(b'"', start, stop) < 0:  # without quotes, every line break ends a row
+            last = max(data.rfind(b"\n", start, stop), data.rfind(b"\r", start, stop))
+            end = last + 1 if last >= 0 else start
+        else:
+            end = _match(_ROWS, data, start, stop)
+        out.append(data[start:end])
+        self.lines += data.count(b"\n", start, end)
+        tail = data[end:]
+        self.pending = b""
+        if final:
+            self.ended = True
+            if tail and _LAST_ROW.fullmatch(tail) is None:
+                self.unclosed = self._opening(tail)
+            elif len(tail) > self.limit:
+                out.append(self._stand_in(tail.count(b"\n"), False))
+            else:
+                out.append(tail)
+        elif len(tail) > self.limit:
+            _, state = _row_end(tail, 0, _START)
+            self.skipping = _Skip(line=self.lines + 1, breaks=tail.count(b"\n"), state=state)
+        else:
+            self.pending = tail
+        return b"".join(out)
+
+    def _stand_in(self, breaks: int, ends_with_break: bool) -> bytes:
+        """Return the stand-in for a row that held `breaks` line breaks, its own one included."""
+        self.breaks.append(breaks - ends_with_break)
+        self.lines += breaks
+        return self.marker.encode() + b"\n"
+
+    def _opening(self, row: bytes) -> tuple[int, int]:
+        """Return the line and field where the quote left open in `row` (a last row) opens."""
+        at = _match(_FIELDS, row, 0)
+        fields = len(_FIELD_AND_COMMA.findall(row, 0, at))
+        return self.lines + 1 + row.count(b"\n", 0, at), fields
 
 
-def _skipped_lines(caught: list[warnings.WarningMessage], file: str) -> list[int]:
+@contextmanager
+def _open_rows(path: Path, file: str, limit: int) -> Iterator[_Rows]:
+    """Open the export `path` (gzipped if it ends in .gz) as rows of at most `limit` bytes."""
+    opener: Any = gzip.open if file.endswith(".gz") else open
+    with opener(path, "rb") as raw:
+        yield _Rows(raw, limit)
+
+
+def _unclosed_message(file: str, where: tuple[int, int | None], header: list[str]) -> str:
+    """Say where a quoted value that is never closed opens."""
+    line, position = where
+    if position is None:
+        column = ""  # the row was too long to be held, so where in it is not known
+    elif position < len(header):
+        column = f", column {_shown(header[position])}"
+    else:
+        column = f", column #{position + 1}"
+    return f"{file}: line {line}{column}: a quoted value is never closed"
+
+
+def _skipped_lines(caught: list[warnings.WarningMessage]) -> list[int]:
     """Return the parser's numbers of lines it skipped; pass on every other warning."""
     skipped: list[int] = []
     for warning in caught:
         text = str(warning.message)
         if issubclass(warning.category, pd.errors.ParserWarning):
-            if _SHIFTED_HEADER in text:
-                # pandas then cuts every row to the header's width, so no row can be trusted.
-                raise TableError(
-                    f"{file}: line 2 has more fields than the header (line 1); "
-                    "check the delimiter and quoting"
-                )
             found = [int(m.group(1)) for m in _SKIPPED_LINE.finditer(text)]
             if found:
                 skipped.extend(found)
@@ -488,9 +790,14 @@ class _LineCounter:
         # breaks inside the current chunk's rows before each position (one more entry than rows)
         self.before: IntArray = np.zeros(1, dtype=np.int64)
 
-    def start(self, chunk: pd.DataFrame | None) -> None:
-        """Get ready to number the rows of `chunk`, the next one the parser delivered."""
+    def start(self, chunk: pd.DataFrame | None, rows: IntArray, breaks: IntArray) -> None:
+        """Get ready to number the rows of `chunk`, the next one the parser delivered.
+
+        The rows at positions `rows` stand for rows of the file that held `breaks` line breaks
+        the parser never saw (rows too long to read).
+        """
         counts = _breaks(chunk) if chunk is not None else np.empty(0, dtype=np.int64)
+        counts[rows] += breaks
         self.before = np.concatenate(([0], np.cumsum(counts)))
 
     def skip(self, numbers: list[int]) -> IntArray:
@@ -530,24 +837,28 @@ def _joined(values: pd.Series) -> str:
     return "".join(values.to_numpy(dtype=object))
 
 
-def _check_encoding(chunk: pd.DataFrame, header: list[str], file: str, lines: _LineCounter) -> None:
-    """Raise TableError at the earliest value holding bytes that are not UTF-8."""
-    # A file in another encoding is wrong as a whole, so it stops the run instead of losing rows.
-    first: tuple[int, int] | None = None  # (row, column position)
-    for position in range(chunk.shape[1]):
-        values = chunk[position]
-        if _joined(values).isascii():
-            continue
-        bad = values.str.contains(_UNDECODABLE, regex=True).to_numpy(dtype=np.bool_)
-        if bad.any() and (first is None or int(np.argmax(bad)) < first[0]):
-            first = (int(np.argmax(bad)), position)
-    if first is not None:
-        row, position = first
-        line = int(lines.lines(np.asarray([row], dtype=np.int64))[0])
-        raise TableError(
-            f"{file}: line {line}, column {_shown(header[position])}: bytes that are not UTF-8 "
-            f"({_raw_bytes(str(chunk[position].iloc[row]))!r}); export the file as UTF-8"
-        )
+def _undecodable(values: pd.Series) -> BoolArray | None:
+    """Return which values hold bytes that are not UTF-8, or None if none does."""
+    if _joined(values).isascii():
+        return None
+    bad = values.str.contains(_UNDECODABLE, regex=True).to_numpy(dtype=np.bool_)
+    return bad if bad.any() else None
+
+
+def _first_undecodable(
+    chunk: pd.DataFrame, converted: _Converted, positions: _Positions, lines: _LineCounter
+) -> str | None:
+    """Say where the chunk's first row left out for bytes that are not UTF-8 is, and what."""
+    first: tuple[int, str] | None = None
+    for reason, rows in converted.problems.items():
+        if reason.endswith(_NOT_UTF8) and (first is None or rows[0] < first[0]):
+            first = (int(rows[0]), reason.removesuffix(f" {_NOT_UTF8}"))
+    if first is None:
+        return None
+    row, name = first
+    line = int(lines.lines(np.asarray([row], dtype=np.int64))[0])
+    value = str(chunk[positions.of[name]].iloc[row])
+    return f"at line {line}, column {_shown(name)}: {_raw_bytes(value)!r}"
 
 
 @dataclass
@@ -570,11 +881,20 @@ class _Column:
 
 
 def _convert_chunk(
-    chunk: pd.DataFrame, positions: _Positions, schema: Sequence[Column]
+    chunk: pd.DataFrame,
+    positions: _Positions,
+    schema: Sequence[Column],
+    early: Mapping[str, IntArray],
 ) -> _Converted:
-    """Convert and check every known column; a row is reported once, for its first problem."""
+    """Convert and check every known column; a row is reported once, for its first problem.
+
+    `early` holds rows already known bad (reason → row positions), reported before any other.
+    """
     converted = _Converted()
     taken = np.zeros(len(chunk), dtype=np.bool_)
+    for reason, rows in early.items():
+        converted.problems[reason] = rows
+        taken[rows] = True
     for column in schema:
         if column.name not in positions.of:
             converted.values[column.name] = _absent(column, len(chunk))
@@ -582,19 +902,24 @@ def _convert_chunk(
         raw = chunk[positions.of[column.name]]
         result = _CONVERTERS[column.kind](raw, column)
         converted.values[column.name] = result.values
+        problems = result.problems
+        undecodable = _undecodable(raw)
+        if undecodable is not None:
+            # Bytes that are not UTF-8 come first: the value is not what the export held.
+            problems = {f"{column.name} {_NOT_UTF8}": undecodable, **problems}
         if column.empty_means_untagged:
             fresh = result.empty & ~taken
+            if undecodable is not None:
+                fresh &= ~undecodable
             converted.untagged_rows = np.flatnonzero(fresh)
             taken |= fresh
-        for reason, mask in result.problems.items():
+        for reason, mask in problems.items():
             fresh = mask & ~taken
             if fresh.any():
                 converted.problems[reason] = np.flatnonzero(fresh)
                 taken |= fresh
-    problems = list(converted.problems.values())
-    converted.problem_rows = (
-        np.sort(np.concatenate(problems)) if problems else converted.problem_rows
-    )
+    found = list(converted.problems.values())
+    converted.problem_rows = np.sort(np.concatenate(found)) if found else converted.problem_rows
     return converted
 
 
@@ -793,20 +1118,42 @@ def _drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _rejected_rows(file: str, rejected: dict[str, list[IntArray]]) -> tuple[RejectedRows, ...]:
-    """Return one RejectedRows per reason, in order of the first line each reason was found on."""
-    found = []
-    for reason, parts in rejected.items():
-        lines = np.sort(np.concatenate(parts))
-        found.append(
+class _Rejected:
+    """Rejected rows by reason: how many, and the first MAX_LINES_KEPT lines, in bounded memory."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.lines: dict[str, IntArray] = {}
+
+    def add(self, reason: str, lines: IntArray) -> None:
+        """Record rows left out for `reason`, at `lines`."""
+        if not len(lines):
+            return
+        self.counts[reason] = self.counts.get(reason, 0) + len(lines)
+        held = self.lines.get(reason)
+        joined = np.sort(lines if held is None else np.concatenate((held, lines)))
+        self.lines[reason] = joined[:MAX_LINES_KEPT]
+
+    def total(self) -> int:
+        """Return how many rows were left out."""
+        return sum(self.counts.values())
+
+    def first(self) -> tuple[str, IntArray]:
+        """Return the reason found on the earliest line, and its lines."""
+        return min(self.lines.items(), key=lambda item: int(item[1][0]))
+
+    def rows(self, file: str) -> tuple[RejectedRows, ...]:
+        """Return one RejectedRows per reason, in order of the first line each was found on."""
+        found = [
             RejectedRows(
                 file=file,
                 reason=reason,
-                lines=tuple(int(line) for line in lines[:MAX_LINES_KEPT]),
-                count=len(lines),
+                lines=tuple(int(line) for line in lines),
+                count=self.counts[reason],
             )
-        )
-    return tuple(sorted(found, key=lambda rows: rows.lines[0]))
+            for reason, lines in self.lines.items()
+        ]
+        return tuple(sorted(found, key=lambda rows: rows.lines[0]))
 
 
 def _line_list(rows: RejectedRows) -> str:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import gzip
 import logging
+import tempfile
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from generator.tables import (
     MAX_LINES_KEPT,
+    MAX_ROW_BYTES,
+    Limits,
     LoadReport,
     RejectedRows,
     TableError,
@@ -405,9 +411,17 @@ def test_numbers_may_be_written_with_decimals_or_exponents(tmp_path: Path) -> No
     assert not np.signbit(read.frame["view_time_seconds"]).any()
 
 
-def test_the_lines_kept_for_one_reason_are_capped_but_counted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk_rows", [1_000, 1_000_000])
+def test_the_lines_kept_for_one_reason_are_capped_but_counted(
+    tmp_path: Path, chunk_rows: int
+) -> None:
     rows = ["x,python,2017-06-27"] * (MAX_LINES_KEPT + 5)
-    read = read_table(export(tmp_path, "user_interests", *rows), "user_interests")
+    read = read_table(
+        export(tmp_path, "user_interests", *rows),
+        "user_interests",
+        chunk_rows=chunk_rows,
+        limits=Limits(max_rejected_share=1.0),
+    )
     (rejected,) = read.rejected
     assert rejected.count == MAX_LINES_KEPT + 5
     assert rejected.lines == tuple(range(2, MAX_LINES_KEPT + 2))
@@ -478,6 +492,95 @@ def test_rows_read_are_kept_duplicated_rejected_or_without_tags(tmp_path: Path) 
     read = read_table(path, "course_tags")
     assert (read.rows_read, len(read.frame), read.duplicates) == (5, 2, 1)
     assert (read.rows_rejected, read.courses_without_tags) == (1, 1)
+
+
+def test_a_course_keeps_its_first_tags_up_to_the_limit_and_the_others_are_rejected_rows(
+    tmp_path: Path,
+) -> None:
+    rows = ["a,t1", "b,x", "a,t2", "a,T1", "a,t3", "a,t4", "b,y", "a,", "a,t5"]
+    path = export(tmp_path, "course_tags", *rows)  # lines 2 to 10
+    read = read_table(path, "course_tags", limits=Limits(max_tags_per_course=3))
+    pairs = read.frame.astype(str).to_numpy().tolist()
+    assert pairs == [["a", "t1"], ["b", "x"], ["a", "t2"], ["a", "t3"], ["b", "y"]]
+    assert rejected_as_tuples(read.rejected) == [("course_id has more than 3 tags", (7, 10))]
+    assert (read.duplicates, read.courses_without_tags) == (1, 1)
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 1_000_000])
+def test_by_default_a_course_keeps_100_tags(tmp_path: Path, chunk_rows: int) -> None:
+    rows = [f"big,tag-{i}" for i in range(130)] + [f"small-{i},tag-{i}" for i in range(900)]
+    path = export(tmp_path, "course_tags", *rows)
+    read = read_table(path, "course_tags", chunk_rows=chunk_rows)
+    tags = read.frame.groupby("course_id", observed=True).size()
+    assert (tags["big"], tags.drop("big").max()) == (100, 1)
+    assert rejected_as_tuples(read.rejected) == [
+        ("course_id has more than 100 tags", tuple(range(102, 132)))
+    ]
+
+
+def test_a_course_with_thousands_of_tags_in_a_small_file_is_refused_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    path = export(tmp_path, "course_tags", *[f"big,tag-{i}" for i in range(5_000)])
+    with pytest.raises(TableError) as error:
+        read_table(path, "course_tags")
+    assert str(error.value).startswith(
+        "course_tags.csv: 4,900 of 5,000 rows rejected (98.0%), more than MAX_REJECTED_SHARE"
+    )
+    assert "line 102 (course_id has more than 100 tags)" in str(error.value)
+
+
+# --- when rejected rows refuse a file --------------------------------------------------------
+
+SHARE = Limits(max_rejected_share=0.25, rejected_rows_tolerated=2)
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "refused"),
+    [
+        pytest.param(7, 3, True, id="30%-of-10"),
+        pytest.param(9, 3, False, id="25%-is-not-more"),
+        pytest.param(0, 2, False, id="2-are-tolerated"),
+    ],
+)
+def test_a_file_is_refused_when_its_rejected_rows_pass_both_limits(
+    tmp_path: Path, good: int, bad: int, refused: bool
+) -> None:
+    rows = [f"{i},python,2017-06-27" for i in range(good)] + ["x,python,2017-06-27"] * bad
+    path = export(tmp_path, "user_interests", *rows)
+    if not refused:
+        assert read_table(path, "user_interests", limits=SHARE).rows_rejected == bad
+        return
+    with pytest.raises(TableError) as error:
+        read_table(path, "user_interests", limits=SHARE)
+    assert str(error.value) == (
+        "user_interests.csv: 3 of 10 rows rejected (30.0%), more than MAX_REJECTED_SHARE (25%) "
+        "allows once more than 2 rows are; the first at line 9 (user_handle is not an integer); "
+        "the export looks damaged, so the file is not used"
+    )
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "refused"),
+    [(899, 101, True), (900, 100, False), (919, 101, False), (0, 100, False)],
+)
+def test_by_default_more_than_100_rejected_rows_and_10_percent_refuse_a_file(
+    tmp_path: Path, good: int, bad: int, refused: bool
+) -> None:
+    rows = ["x,python,2017-06-27"] * bad + [f"{i},python,2017-06-27" for i in range(good)]
+    export(tmp_path, "user_interests", *rows)
+    if refused:
+        with pytest.raises(TableError, match=r"^user_interests\.csv: 101 of 1,000 rows rejected"):
+            load_tables(tmp_path)
+    else:
+        assert load_tables(tmp_path).report.rows_kept["user_interests"] == good
+
+
+def test_limits_out_of_range_are_refused() -> None:
+    with pytest.raises(ValueError, match="max_rejected_share"):
+        Limits(max_rejected_share=1.5)
+    with pytest.raises(ValueError, match="max_row_bytes"):
+        Limits(max_row_bytes=0)
 
 
 # --- files: missing, empty, encodings, line endings, gzip ------------------------------------
@@ -602,16 +705,41 @@ def test_a_damaged_gzip_file_is_refused_naming_it(tmp_path: Path, content: bytes
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 1_000_000])
-def test_bytes_that_are_not_utf8_stop_the_load_naming_file_line_and_column(
+def test_a_value_with_bytes_that_are_not_utf8_is_a_rejected_row_naming_line_and_column(
     tmp_path: Path, chunk_rows: int
 ) -> None:
     path = tmp_path / "course_tags.csv"
-    path.write_bytes(b'course_id,course_tags\na,python\n"b\nc",go\nd,caf\xe9\ne,\xff\n')
+    path.write_bytes(b'course_id,course_tags\na,python\n"b\nc",go\nd,caf\xe9\n\xff,e\nf,ok\n')
+    read = read_table(path, "course_tags", chunk_rows=chunk_rows)
+    assert read.frame["course_id"].astype(str).tolist() == ["a", "b\nc", "f"]
+    assert rejected_as_tuples(read.rejected) == [
+        ("course_tags holds bytes that are not UTF-8", (5,)),
+        ("course_id holds bytes that are not UTF-8", (6,)),
+    ]
+
+
+def test_bytes_that_are_not_utf8_in_a_column_not_read_keep_the_row(tmp_path: Path) -> None:
+    path = tmp_path / "course_tags.csv"
+    path.write_bytes(b"source,course_id,course_tags\nw\xe9b,a,python\n")
+    read = read_table(path, "course_tags")
+    assert read.frame["course_id"].tolist() == ["a"]
+    assert read.rejected == ()
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 1_000_000])
+def test_a_file_mostly_not_utf8_is_refused_naming_the_first_bad_value(
+    tmp_path: Path, chunk_rows: int
+) -> None:
+    path = tmp_path / "course_tags.csv"
+    path.write_bytes(b"course_id,course_tags\na,python\nb,caf\xe9\nc,na\xefve\n")
     with pytest.raises(TableError) as error:
         read_table(path, "course_tags", chunk_rows=chunk_rows)
     message = str(error.value)
-    assert message.startswith("course_tags.csv: line 5, column 'course_tags': bytes that are not")
-    assert r"b'caf\xe9'" in message
+    assert message.startswith(
+        "course_tags.csv: 2 of 3 rows hold bytes that are not UTF-8 "
+        "(first at line 3, column 'course_tags': b'caf\\xe9')"
+    )
+    assert "export it as UTF-8" in message
 
 
 def test_a_header_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
@@ -627,16 +755,215 @@ def test_utf8_text_is_kept(tmp_path: Path) -> None:
     assert (row["course_id"], row["course_tags"]) == ("café-für-alle", "données")
 
 
-def test_a_first_data_row_longer_than_the_header_is_refused(tmp_path: Path) -> None:
-    path = export(tmp_path, "course_tags", "a,python,extra", "b,go")
-    with pytest.raises(TableError, match="line 2 has more fields than the header"):
-        read_table(path, "course_tags")
+@pytest.mark.parametrize("chunk_rows", [1, 1_000_000])
+def test_a_first_data_row_longer_than_the_header_is_a_rejected_row(
+    tmp_path: Path, chunk_rows: int
+) -> None:
+    path = export(tmp_path, "course_tags", "a,python,extra", "b,go", "c,java,extra")
+    read = read_table(path, "course_tags", chunk_rows=chunk_rows)
+    assert read.frame["course_id"].tolist() == ["b"]
+    assert rejected_as_tuples(read.rejected) == [
+        ("the row has more fields than the header", (2, 4))
+    ]
 
 
-def test_an_unclosed_quote_is_refused(tmp_path: Path) -> None:
+def test_an_unclosed_quote_is_refused_naming_its_line_and_column(tmp_path: Path) -> None:
     path = export(tmp_path, "course_tags", "a,python", 'b,"go')
-    with pytest.raises(TableError, match=r"^course_tags\.csv: cannot be read as CSV"):
+    with pytest.raises(
+        TableError,
+        match=r"^course_tags\.csv: line 3, column 'course_tags': a quoted value is never",
+    ):
         read_table(path, "course_tags")
+
+
+def test_an_unclosed_quote_is_refused_without_reading_the_rest_of_the_file_into_it(
+    tmp_path: Path,
+) -> None:
+    path = export(tmp_path, "course_tags", "a,python", 'b,"go', *["c,java"] * 50)
+    with pytest.raises(TableError, match=r"^course_tags\.csv: line 3: a quoted value is never"):
+        read_table(path, "course_tags", limits=Limits(max_row_bytes=64))
+
+
+# --- rows too long to read -------------------------------------------------------------------
+
+LIMIT = 64  # bytes in a row, its line break included
+LONG = "x" * LIMIT
+
+
+def long_rows_file() -> tuple[str, list[int], list[int]]:
+    """Return an interests export with rows longer than LIMIT, the handles kept, the lines left."""
+    rows = [
+        ("1,python,2017-06-27", True),
+        (f"2,{LONG},2017-06-27", False),  # one long line
+        ('3,"c#",2017-06-27', True),
+        (f'4,"{LONG[:20]}\n{LONG[:20]}\n{LONG[:20]}\n""{LONG[:20]}",2017-06-27', False),  # lines
+        ('5,"a\nb",2017-06-27', True),  # a short row across lines
+        (f"6,{LONG[: LIMIT - len('6,,2017-06-27') - 1]},2017-06-27", True),  # exactly LIMIT bytes
+        (f"7,{LONG[: LIMIT - len('7,,2017-06-27')]},2017-06-27", False),  # one byte more
+        (f'8,"{LONG}\r\n",2017-06-27', False),
+        ("9,go,2017-06-27", True),
+        (f"10,{LONG}", False),  # the last row, without a line break
+    ]
+    text, line, kept, rejected = "user_handle,interest_tag,date_followed\n", 2, [], []
+    for number, (row, fits) in enumerate(rows, start=1):
+        (kept if fits else rejected).append(number if fits else line)
+        text += row + ("\n" if number < len(rows) else "")
+        line += 1 + row.count("\n")
+    return text, kept, rejected
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 1_000_000])
+def test_a_row_longer_than_the_limit_is_a_rejected_row_and_later_lines_stay_exact(
+    tmp_path: Path, chunk_rows: int
+) -> None:
+    text, kept, rejected = long_rows_file()
+    path = write(tmp_path, "user_interests.csv", text)
+    read = read_table(
+        path, "user_interests", chunk_rows=chunk_rows, limits=Limits(max_row_bytes=LIMIT)
+    )
+    assert read.frame["user_handle"].tolist() == kept
+    assert rejected_as_tuples(read.rejected) == [
+        (f"the row is longer than {LIMIT} bytes", tuple(rejected))
+    ]
+    assert read.rows_read == len(kept) + len(rejected)
+
+
+def test_a_row_longer_than_the_limit_is_rejected_in_a_gzipped_export_too(tmp_path: Path) -> None:
+    text, kept, rejected = long_rows_file()
+    path = tmp_path / "user_interests.csv.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    read = read_table(path, "user_interests", limits=Limits(max_row_bytes=LIMIT))
+    assert read.frame["user_handle"].tolist() == kept
+    assert [r.lines for r in read.rejected] == [tuple(rejected)]
+
+
+def test_a_header_longer_than_the_limit_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "course_tags.csv", "course_id,course_tags," + LONG + "\na,b\n")
+    with pytest.raises(
+        TableError, match=rf"^course_tags\.csv: line 1 \(the header\) is longer than {LIMIT} bytes"
+    ):
+        read_table(path, "course_tags", limits=Limits(max_row_bytes=LIMIT))
+
+
+def written(tag: str, plain: bool) -> str:
+    """Write a tag as CSV does, or bare when it can be (a quote inside a bare value is literal)."""
+    if plain and not any(c in tag for c in ",\n\r") and not tag.startswith('"'):
+        return tag
+    return '"' + tag.replace('"', '""') + '"'
+
+
+tags = st.text(alphabet=st.sampled_from('ab-,"\n\r x'), min_size=1, max_size=90).filter(
+    lambda tag: tag.strip() != ""
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    rows=st.lists(st.tuples(tags, st.booleans()), min_size=1, max_size=12),
+    limit=st.integers(48, 120),
+    crlf=st.booleans(),
+    final_break=st.booleans(),
+    chunk_rows=st.integers(1, 5),
+)
+def test_rows_longer_than_the_limit_are_rejected_at_their_line_whatever_their_quoting(
+    rows: list[tuple[str, bool]], limit: int, crlf: bool, final_break: bool, chunk_rows: int
+) -> None:
+    newline = "\r\n" if crlf else "\n"
+    text = "user_handle,interest_tag,date_followed" + newline
+    line, kept, rejected = 2, [], []
+    for handle, (tag, plain) in enumerate(rows):
+        row = f"{handle},{written(tag, plain)},2017-06-27"
+        ending = newline if final_break or handle < len(rows) - 1 else ""
+        if len((row + ending).encode()) > limit:
+            rejected.append(line)
+        else:
+            kept.append((handle, tag.strip().lower()))
+        text += row + ending
+        line += (row + ending).count("\n")
+    with tempfile.TemporaryDirectory() as folder:
+        path = write(Path(folder), "user_interests.csv", text)
+        read = read_table(
+            path, "user_interests", chunk_rows=chunk_rows, limits=Limits(max_row_bytes=limit)
+        )
+    frame = read.frame
+    assert list(zip(frame["user_handle"], frame["interest_tag"].astype(str), strict=True)) == kept
+    assert {r.reason: r.lines for r in read.rejected} == (
+        {f"the row is longer than {limit} bytes": tuple(rejected)} if rejected else {}
+    )
+
+
+@pytest.mark.parametrize("quotes", range(1, 2 * LIMIT, 7))
+def test_a_long_row_is_read_past_whole_even_when_its_doubled_quotes_straddle_blocks(
+    tmp_path: Path, quotes: int
+) -> None:
+    # Rows are read past a block of LIMIT bytes at a time: a "" cut in two must stay one quote.
+    # Handles of 1, 2 and 3 digits put the pairs at odd and even offsets from the blocks.
+    value = written('"' * quotes + "a,\nb", plain=False)
+    text = "".join(
+        f"{handle},{value},2017-06-27\n{handle + 1},go,2017-06-27\n" for handle in (1, 10, 100)
+    )
+    path = write(tmp_path, "user_interests.csv", "user_handle,interest_tag,date_followed\n" + text)
+    read = read_table(path, "user_interests", limits=Limits(max_row_bytes=LIMIT))
+    fits = {h: len(f"{h},{value},2017-06-27\n") <= LIMIT for h in (1, 10, 100)}
+    assert read.frame["user_handle"].tolist() == [
+        handle for h in (1, 10, 100) for handle in ((h, h + 1) if fits[h] else (h + 1,))
+    ]
+    long = tuple(line for h, line in zip((1, 10, 100), (2, 5, 8), strict=True) if not fits[h])
+    assert [r.lines for r in read.rejected] == ([long] if long else [])
+
+
+@pytest.mark.parametrize("length", [LIMIT + 1, 2 * LIMIT, 3 * LIMIT + 5])
+@pytest.mark.parametrize("line_break", ["\r\n", "\n", "\r"])
+def test_long_rows_ending_at_every_offset_of_a_block_keep_later_lines_exact(
+    tmp_path: Path, length: int, line_break: str
+) -> None:
+    # A padding row of every length puts the long row's line break at every offset of a block,
+    # a \r\n cut in two included.
+    for padding in range(1, LIMIT - 20):
+        row = f"2,{'x' * (length - len('2,,2017-06-27') - len(line_break))},2017-06-27"
+        text = line_break.join(
+            [
+                "user_handle,interest_tag,date_followed",
+                f"1,{'p' * padding},2017-06-27",
+                row,
+                "3,go,2017-06-27",
+                "4,go,never",
+                "",
+            ]
+        )
+        path = write(tmp_path, "user_interests.csv", text)
+        read = read_table(path, "user_interests", limits=Limits(max_row_bytes=LIMIT))
+        assert read.frame["user_handle"].tolist() == [1, 3], padding
+        assert rejected_as_tuples(read.rejected) == [
+            (f"the row is longer than {LIMIT} bytes", (3,)),
+            ("date_followed is not a date", (5,)),
+        ], padding
+
+
+@pytest.mark.slow
+def test_rows_of_many_megabytes_are_rejected_rows_never_held_in_memory(tmp_path: Path) -> None:
+    size = 16 * MAX_ROW_BYTES
+    breaks = size // 4
+    path = tmp_path / "user_interests.csv"
+    with path.open("w") as out:
+        out.write("user_handle,interest_tag,date_followed\n1,python,2017-06-27\n")
+        out.write("9" * size + ",python,2017-06-27\n")  # line 3: one line of 16 MiB
+        out.write('2,"' + "abc\n" * breaks + '",2017-06-27\n')  # lines 4 to 4 + breaks
+        out.write("3,go,never\n4,go,2017-06-27\n")
+
+    tracemalloc.start()
+    try:
+        read = read_table(path, "user_interests")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert read.frame["user_handle"].tolist() == [1, 4]
+    assert rejected_as_tuples(read.rejected) == [
+        (f"the row is longer than {MAX_ROW_BYTES:,} bytes", (3, 4)),
+        ("date_followed is not a date", (5 + breaks,)),
+    ]
+    assert peak < size / 2  # a few blocks of MAX_ROW_BYTES, never a whole row
 
 
 # --- the report ------------------------------------------------------------------------------
