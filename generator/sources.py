@@ -4,7 +4,8 @@
 directly under the prefix (`user_interests.csv`, ..., plain or `.csv.gz`) so that `load_tables`
 reads them like any folder; anything else is taken as a local folder and returned unchanged. The
 S3 client comes from `connect_s3`, called only for an s3:// URI, so the entry point (or a test)
-decides where S3 is and who asks (run_generator.py makes it from its settings).
+decides where S3 is and who asks (run_generator.py makes it from its settings). Nothing is
+downloaded unless every export file fits in the free space of the destination's disk.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -32,6 +34,13 @@ EXPORT_FILES: frozenset[str] = frozenset(
 _DENIED = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
+class DiskUsage(Protocol):
+    """What `shutil.disk_usage` tells of a disk: here only its free bytes."""
+
+    @property
+    def free(self) -> int: ...
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """Return the bucket and the key prefix (empty, or ending in '/') of an s3:// URI."""
     if not uri.startswith(S3_SCHEME):
@@ -44,10 +53,16 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def fetch_export(uri: str, dest: Path, connect_s3: Callable[[], Any]) -> Path:
+def fetch_export(
+    uri: str,
+    dest: Path,
+    connect_s3: Callable[[], Any],
+    disk_usage: Callable[[Path], DiskUsage] = shutil.disk_usage,
+) -> Path:
     """Return a local folder holding the export at `uri`, downloading an s3:// one into `dest`.
 
     `connect_s3` returns the S3 client to download with; it is called only for an s3:// URI.
+    `disk_usage` tells the free space of the disk holding `dest`, checked before any download.
     """
     if not uri.startswith(S3_SCHEME):
         return Path(uri)
@@ -63,10 +78,15 @@ def fetch_export(uri: str, dest: Path, connect_s3: Callable[[], Any]) -> Path:
                 "directly under the prefix)"
             )
         dest.mkdir(parents=True, exist_ok=True)
+        _check_space(bucket, keys, dest, disk_usage(dest).free)
         total = 0
         for key, size in keys:
             target = dest / key[len(prefix) :]
-            client.download_file(bucket, key, str(target))
+            try:
+                client.download_file(bucket, key, str(target))
+            except OSError as error:  # the disk filled up meanwhile, or cannot be written
+                message = f"s3://{bucket}/{key}: cannot be saved to {target}: {error}"
+                raise TableError(message) from error
             total += size
             log.info("downloaded s3://%s/%s (%s bytes)", bucket, key, f"{size:,}")
     except ClientError as error:
@@ -81,6 +101,19 @@ def fetch_export(uri: str, dest: Path, connect_s3: Callable[[], Any]) -> Path:
         time.monotonic() - started,
     )
     return dest
+
+
+def _check_space(bucket: str, keys: list[tuple[str, int]], dest: Path, free: int) -> None:
+    """Refuse an export whose files (key, bytes) do not all fit in the `free` bytes of `dest`."""
+    needed = 0
+    for key, size in keys:
+        needed += size
+        if needed > free:
+            raise TableError(
+                f"s3://{bucket}/{key}: the object is {size:,} bytes; with the export files before "
+                f"it, {needed:,} bytes are needed in {dest}, where {free:,} bytes are free; "
+                "nothing was downloaded (free space there, or give the generator a larger disk)"
+            )
 
 
 def _export_keys(client: Any, bucket: str, prefix: str) -> list[tuple[str, int]]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import socket
 from pathlib import Path
+from typing import NamedTuple
 
 import boto3
 import pytest
@@ -39,6 +41,25 @@ def put(s3, key: str, body: bytes = INTERESTS) -> None:
 def fetch(s3, uri: str, dest: Path) -> Path:
     """Fetch an export through the given S3 client."""
     return fetch_export(uri, dest, connect_s3=lambda: s3)
+
+
+class Usage(NamedTuple):
+    """A disk as shutil.disk_usage describes it."""
+
+    total: int
+    used: int
+    free: int
+
+
+def disk_with(free: int, asked: list[Path] | None = None):
+    """Return a disk_usage that says `free` bytes are free, noting which paths it was asked of."""
+
+    def usage(path: Path) -> Usage:
+        if asked is not None:
+            asked.append(path)
+        return Usage(total=10 * free + 1, used=9 * free + 1, free=free)
+
+    return usage
 
 
 def test_a_local_folder_is_returned_unchanged_without_asking_for_s3(tmp_path):
@@ -148,3 +169,70 @@ def test_an_unreachable_s3_is_an_error_naming_the_uri(tmp_path):
     )
     with pytest.raises(TableError, match=rf"s3://{BUCKET}/x: cannot read the export from S3"):
         fetch(nowhere, f"s3://{BUCKET}/x", tmp_path)
+
+
+def test_an_export_larger_than_the_free_disk_is_refused_naming_the_object_before_any_download(
+    s3, tmp_path
+):
+    put(s3, "exports/user_interests.csv")  # 86 bytes
+    put(s3, "exports/user_course_views.csv", VIEWS)  # 113 bytes, sorted first
+    asked: list[Path] = []
+
+    with pytest.raises(TableError) as refused:
+        fetch_export(
+            f"s3://{BUCKET}/exports/",
+            tmp_path / "export",
+            connect_s3=lambda: s3,
+            disk_usage=disk_with(len(VIEWS) + len(INTERESTS) - 1, asked),
+        )
+
+    assert str(refused.value) == (
+        f"s3://{BUCKET}/exports/user_interests.csv: the object is {len(INTERESTS)} bytes; with "
+        f"the export files before it, {len(VIEWS) + len(INTERESTS)} bytes are needed in "
+        f"{tmp_path / 'export'}, where {len(VIEWS) + len(INTERESTS) - 1} bytes are free; "
+        "nothing was downloaded (free space there, or give the generator a larger disk)"
+    )
+    assert asked == [tmp_path / "export"]
+    assert list((tmp_path / "export").iterdir()) == []
+
+
+def test_an_export_that_just_fits_the_free_disk_is_downloaded(s3, tmp_path):
+    put(s3, "exports/user_interests.csv")
+    put(s3, "exports/user_course_views.csv", VIEWS)
+
+    found = fetch_export(
+        f"s3://{BUCKET}/exports/",
+        tmp_path / "export",
+        connect_s3=lambda: s3,
+        disk_usage=disk_with(len(VIEWS) + len(INTERESTS)),
+    )
+
+    assert sorted(p.name for p in found.iterdir()) == [
+        "user_course_views.csv",
+        "user_interests.csv",
+    ]
+
+
+class DiskFillsUp:
+    """An S3 client whose downloads fail as on a disk that filled up after the check."""
+
+    def __init__(self, s3) -> None:
+        self.s3 = s3
+
+    def __getattr__(self, name: str):
+        return getattr(self.s3, name)
+
+    def download_file(self, bucket: str, key: str, filename: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+
+def test_a_disk_that_fills_up_during_the_download_is_an_error_naming_the_object(s3, tmp_path):
+    put(s3, "exports/user_interests.csv")
+
+    with pytest.raises(TableError) as refused:
+        fetch(DiskFillsUp(s3), f"s3://{BUCKET}/exports/", tmp_path)
+
+    assert str(refused.value).startswith(
+        f"s3://{BUCKET}/exports/user_interests.csv: cannot be saved to "
+        f"{tmp_path / 'user_interests.csv'}: [Errno {errno.ENOSPC}] No space left on device"
+    )
