@@ -26,6 +26,7 @@ from store import (
     NeighbourList,
     NeighbourStore,
     Run,
+    StoreError,
     new_run_id,
     runs_to_delete,
 )
@@ -289,11 +290,7 @@ def publish_model(
 
     written = store.write_lists(run, reported(neighbour_lists(found, index, has_evidence)))
     published = store.publish(run, expected_users=users)
-    stale = runs_to_delete(
-        store.runs(model.handle), published.run_id, abandoned_after=abandoned_after
-    )
-    for old in stale:
-        store.delete_run(old)
+    deleted = clean_up(store, model.handle, published.run_id, abandoned_after)
     finished = time.monotonic()
     log.info("%s: published run %s (%s lists)", model.handle, run.run_id, f"{written:,}")
     return ModelResult(
@@ -304,12 +301,43 @@ def publish_model(
         features_seconds=features_done - started,
         neighbours_seconds=neighbours_done - features_done,
         publish_seconds=finished - neighbours_done,
-        runs_deleted=len(stale),
+        runs_deleted=deleted,
         search=how["search"],
         recall=how.get("recall_sample"),
         recall_at=how.get("recall_at"),
         quality=run.quality,
     )
+
+
+def clean_up(
+    store: NeighbourStore, model_handle: str, current_run_id: str, abandoned_after: timedelta
+) -> int:
+    """Delete the model's runs that are no longer needed; return how many were deleted.
+
+    The new run is published already: a run that cannot be deleted now is logged and left (it is
+    marked deleting or untouched, never served) for the next run's cleanup, and the job goes on.
+    """
+    deleted = 0
+    try:
+        stale = runs_to_delete(
+            store.runs(model_handle), current_run_id, abandoned_after=abandoned_after
+        )
+    except StoreError as error:
+        log.warning("%s: cleanup skipped, the runs could not be listed: %s", model_handle, error)
+        return 0
+    for old in stale:
+        try:
+            store.delete_run(old)
+        except StoreError as error:
+            log.warning(
+                "%s: run %s could not be deleted (the next run's cleanup tries again): %s",
+                model_handle,
+                old.run_id,
+                error,
+            )
+        else:
+            deleted += 1
+    return deleted
 
 
 def run(

@@ -63,13 +63,17 @@ class IncompleteWriteError(StoreError):
 
 
 class RunStatus:
-    """The life of a run: writing → published (→ rolled_back or retired); a dead writer's stays
-    writing. A retired run was current until an export that cannot build its model replaced it."""
+    """The life of a run: writing → published (→ rolled_back or retired) → deleting; a dead
+    writer's stays writing. A retired run was current until an export that cannot build its model
+    replaced it. A run is marked deleting, only while it is not current, before any of its lists
+    is deleted, and nothing goes back to it after: a cleanup that dies half-way leaves a run that
+    no rollback can land on and that the next cleanup finishes deleting."""
 
     WRITING = "writing"
     PUBLISHED = "published"
     ROLLED_BACK = "rolled_back"
     RETIRED = "retired"
+    DELETING = "deleting"
 
 
 @dataclass(frozen=True)
@@ -145,10 +149,15 @@ class NeighbourStore(Protocol):
         """Return a user's neighbour list in the run, or None if the user has none."""
 
     def delete_run(self, run: Run) -> int:
-        """Delete a run that is not current, with its lists; return how many lists were deleted."""
+        """Delete a run that is not current, with its lists; return how many lists were deleted.
+
+        The run is first marked deleting, atomically with a check that it is not current (else
+        StoreError), so no rollback can go back to it once its lists start to go."""
 
     def rollback(self, model_handle: str) -> Run:
-        """Make the newest earlier published run current again; mark the current one rolled back."""
+        """Make the newest earlier published run current again; mark the current one rolled back.
+
+        Atomically with a check that the run gone back to is still published (not deleting)."""
 
     def retire(self, run: Run) -> bool:
         """Stop serving a model whose current run is `run` (no run is current after); return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,17 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+def _pointer_key(model_handle: str) -> dict[str, Any]:
+    """Return the key of a model's pointer item in the runs table."""
+    return {"model_handle": {"S": model_handle}, "run_id": {"S": POINTER}}
+
+
+def _failed_conditions(error: ClientError) -> list[int]:
+    """Return the positions of a cancelled transaction's items whose condition failed."""
+    reasons = error.response.get("CancellationReasons", [])
+    return [i for i, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"]
 
 
 def no_region(endpoint_url: str | None) -> str:
@@ -235,7 +247,9 @@ class DynamoStore:
 
     def begin_run(self, run: Run) -> None:
         item = run_to_item(replace(run, status=RunStatus.WRITING))
-        item["lists_written"] = {"N": "0"}
+        # How many lists each write_lists call wrote, by a token of the call: setting a call's
+        # count again (botocore retrying an UpdateItem that did apply) cannot double it, as ADD can.
+        item["lists_written"] = {"M": {}}
         try:
             self._call(
                 "put_item",
@@ -264,9 +278,10 @@ class DynamoStore:
             self._call(
                 "update_item",
                 TableName=self.runs_table,
-                Key={"model_handle": {"S": run.model_handle}, "run_id": {"S": run.run_id}},
-                UpdateExpression="ADD lists_written :n",
+                Key=self._run_key(run),
+                UpdateExpression="SET lists_written.#call = :n",
                 ConditionExpression="attribute_exists(run_id)",
+                ExpressionAttributeNames={"#call": secrets.token_hex(8)},
                 ExpressionAttributeValues={":n": {"N": str(written)}},
             )
         except ClientError as error:
@@ -276,13 +291,13 @@ class DynamoStore:
         return written
 
     def publish(self, run: Run, expected_users: int) -> Run:
-        key = {"model_handle": {"S": run.model_handle}, "run_id": {"S": run.run_id}}
+        key = self._run_key(run)
         record = self._call("get_item", TableName=self.runs_table, Key=key, ConsistentRead=True)
         if "Item" not in record:
             raise IncompleteWriteError(
                 f"run {run.run_id} of model {run.model_handle!r} was never begun"
             )
-        written = int(record["Item"]["lists_written"]["N"])
+        written = sum(int(count["N"]) for count in record["Item"]["lists_written"]["M"].values())
         if written != expected_users:
             raise IncompleteWriteError(
                 f"run {run.run_id} of model {run.model_handle!r} holds {written} lists, "
@@ -354,10 +369,7 @@ class DynamoStore:
                     {
                         "Update": {
                             "TableName": self.runs_table,
-                            "Key": {
-                                "model_handle": {"S": model_handle},
-                                "run_id": {"S": current.run_id},
-                            },
+                            "Key": self._run_key(current),
                             "UpdateExpression": "SET #s = :rolled_back",
                             "ExpressionAttributeNames": {"#s": "status"},
                             "ExpressionAttributeValues": {
@@ -365,10 +377,25 @@ class DynamoStore:
                             },
                         }
                     },
+                    {
+                        # Never back onto a run a cleanup has begun to delete.
+                        "ConditionCheck": {
+                            "TableName": self.runs_table,
+                            "Key": self._run_key(target),
+                            "ConditionExpression": "#s = :published",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {":published": {"S": RunStatus.PUBLISHED}},
+                        }
+                    },
                 ],
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "TransactionCanceledException":
+                if _failed_conditions(error) == [2]:
+                    raise StaleRunError(
+                        f"model {model_handle!r}: run {target.run_id}, the one to go back to, "
+                        "began to be deleted during the rollback; nothing changed"
+                    ) from error
                 raise StaleRunError(
                     f"model {model_handle!r}: the current run changed during the rollback"
                 ) from error
@@ -376,7 +403,7 @@ class DynamoStore:
         return target
 
     def retire(self, run: Run) -> bool:
-        pointer_key = {"model_handle": {"S": run.model_handle}, "run_id": {"S": POINTER}}
+        pointer_key = _pointer_key(run.model_handle)
         try:
             self._call(
                 "transact_write_items",
@@ -392,10 +419,7 @@ class DynamoStore:
                     {
                         "Update": {
                             "TableName": self.runs_table,
-                            "Key": {
-                                "model_handle": {"S": run.model_handle},
-                                "run_id": {"S": run.run_id},
-                            },
+                            "Key": self._run_key(run),
                             "UpdateExpression": "SET #s = :retired",
                             "ConditionExpression": "attribute_exists(run_id)",
                             "ExpressionAttributeNames": {"#s": "status"},
@@ -411,7 +435,7 @@ class DynamoStore:
         return True
 
     def current_run(self, model_handle: str) -> Run | None:
-        key = {"model_handle": {"S": model_handle}, "run_id": {"S": POINTER}}
+        key = _pointer_key(model_handle)
         try:
             answer = self._call("get_item", TableName=self.runs_table, Key=key)
         except ClientError as error:
@@ -448,9 +472,8 @@ class DynamoStore:
         return from_item(answer["Item"]) if "Item" in answer else None
 
     def delete_run(self, run: Run) -> int:
-        current = self.current_run(run.model_handle)
-        if current is not None and current.run_id == run.run_id:
-            raise StoreError(f"run {run.run_id} of model {run.model_handle!r} is current")
+        if not self._mark_deleting(run):
+            return 0  # no record: nothing was ever written under it, or it is deleted already
 
         def keys() -> Iterator[dict[str, Any]]:
             for shard in range(run.shards):
@@ -476,12 +499,52 @@ class DynamoStore:
                 yield batch
 
         self._parallel(delete, counted(_batches(keys(), BATCH_SIZE)))
-        self._call(
-            "delete_item",
-            TableName=self.runs_table,
-            Key={"model_handle": {"S": run.model_handle}, "run_id": {"S": run.run_id}},
-        )
+        try:
+            self._call("delete_item", TableName=self.runs_table, Key=self._run_key(run))
+        except ClientError as error:
+            raise StoreError(f"cannot delete the record of run {run.run_id}: {error}") from error
         return deleted
+
+    def _mark_deleting(self, run: Run) -> bool:
+        """Mark a run deleting if it is not current (else StoreError); False if it has no record."""
+        pointer_key = _pointer_key(run.model_handle)
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.runs_table,
+                            "Key": pointer_key,
+                            "ConditionExpression": (
+                                "attribute_not_exists(current_run_id) OR current_run_id <> :run"
+                            ),
+                            "ExpressionAttributeValues": {":run": {"S": run.run_id}},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.runs_table,
+                            "Key": self._run_key(run),
+                            "UpdateExpression": "SET #s = :deleting",
+                            "ConditionExpression": "attribute_exists(run_id)",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {":deleting": {"S": RunStatus.DELETING}},
+                        }
+                    },
+                ],
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise StoreError(f"cannot mark run {run.run_id} deleting: {error}") from error
+            if _failed_conditions(error) == [1]:
+                return False
+            raise StoreError(f"run {run.run_id} of model {run.model_handle!r} is current") from None
+        return True
+
+    @staticmethod
+    def _run_key(run: Run) -> dict[str, Any]:
+        return {"model_handle": {"S": run.model_handle}, "run_id": {"S": run.run_id}}
 
     def _pages(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """Yield every item of a paginated query or scan."""

@@ -95,7 +95,7 @@ class MemoryStore:
 
     def delete_run(self, run: Run) -> int:
         key = (run.model_handle, run.run_id)
-        with self._lock:
+        with self._lock:  # marking it deleting and deleting it are one step here
             if self._pointers.get(run.model_handle) == run.run_id:
                 raise StoreError(f"run {run.run_id} of model {run.model_handle!r} is current")
             self._runs.pop(key, None)

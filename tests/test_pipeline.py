@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import pytest
 
 from generator import pipeline
-from store import IncompleteWriteError, NeighbourList, Run
+from store import IncompleteWriteError, NeighbourList, Run, StoreError
 from store.memory import MemoryStore
 from tests.builders import make_tables
 
@@ -113,3 +113,26 @@ def test_a_run_that_dies_while_writing_leaves_the_previous_run_current():
     assert store.current_run("interests") == before
     assert handles(store, "interests", 1) == [2, 3]
     assert len(store.runs("interests")) == 2  # the dead run stays until the next cleanup
+
+
+class CleanupFails(MemoryStore):
+    """An in-memory store whose deletes fail, as a DynamoDB outage during cleanup would."""
+
+    def delete_run(self, run: Run) -> int:
+        raise StoreError(f"DynamoDB refused to delete run {run.run_id}")
+
+
+def test_a_cleanup_failure_is_logged_and_every_model_is_still_published(caplog):
+    store = CleanupFails()
+    first = pipeline.run(TABLES, store, model_handles=["interests"], top_n_stored=3)[0]
+    pipeline.run(TABLES, store, model_handles=["interests"], top_n_stored=3)
+    caplog.set_level(logging.WARNING)
+
+    results = pipeline.run(TABLES, store, model_handles=["interests", "course_views"])
+
+    assert [r.model_handle for r in results] == ["interests", "course_views"]
+    assert store.current_run("interests").run_id == results[0].run_id
+    assert store.current_run("course_views").run_id == results[1].run_id
+    assert results[0].runs_deleted == 0
+    assert f"run {first.run_id} could not be deleted" in caplog.text
+    assert first.run_id in [r.run_id for r in store.runs("interests")]  # left for the next run

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from moto import mock_aws
@@ -31,15 +32,19 @@ def store(request: pytest.FixtureRequest, table_prefix: str) -> Iterator[Neighbo
     if request.param == "memory":
         yield MemoryStore()
     elif request.param == "moto":
-        with mock_aws():
-            # moto intercepts boto3 only, so this store sends every call through boto3.
-            moto_store = DynamoStore.connect(
-                table_prefix=table_prefix, region="us-east-1", fast_path=False
-            )
-            moto_store.ensure_tables()
-            yield moto_store
+        yield from moto_store(table_prefix)
     else:
         yield request.getfixturevalue("local_store")
+
+
+def moto_store(table_prefix: str) -> Iterator[DynamoStore]:
+    """Yield a DynamoStore on moto, which intercepts boto3 only: every call goes through boto3."""
+    with mock_aws():
+        on_moto = DynamoStore.connect(
+            table_prefix=table_prefix, region="us-east-1", fast_path=False
+        )
+        on_moto.ensure_tables()
+        yield on_moto
 
 
 def make_run(model: str = "interests") -> Run:
@@ -246,3 +251,130 @@ def test_a_run_no_longer_current_is_not_retired(store):
         first.run_id: RunStatus.PUBLISHED,
         second.run_id: RunStatus.PUBLISHED,
     }
+
+
+def test_deleting_the_current_run_is_refused_and_leaves_it_published(store):
+    current = publish_lists(store, lists_for(range(1, 4)))
+    with pytest.raises(StoreError, match="is current"):
+        store.delete_run(current)
+    assert [r.status for r in store.runs("interests")] == [RunStatus.PUBLISHED]
+    assert store.get_list(current, 1) is not None
+
+
+# -- crash safety of DynamoDB's multi-request operations, through clients that misbehave --------
+
+
+@pytest.fixture(params=["moto", pytest.param("dynamodb_local", marks=pytest.mark.dynamodb_local)])
+def dynamo(request: pytest.FixtureRequest, table_prefix: str) -> Iterator[DynamoStore]:
+    """A DynamoStore (with no fast path: every call goes through its client)."""
+    if request.param == "moto":
+        yield from moto_store(table_prefix)
+    else:
+        yield request.getfixturevalue("local_store")
+
+
+class Client:
+    """A DynamoDB client passing every call on to a real one, for subclasses to misbehave."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+class DiesWhileDeleting(Client):
+    """Deletes one batch of a run's lists, then the process 'dies' (every later batch fails)."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.deleted_batches = 0
+
+    def batch_write_item(self, **kwargs: Any) -> Any:
+        (requests,) = kwargs["RequestItems"].values()
+        if "DeleteRequest" in requests[0]:
+            if self.deleted_batches >= 1:
+                raise ConnectionAbortedError("the cleanup died")
+            self.deleted_batches += 1
+        return self.client.batch_write_item(**kwargs)
+
+
+class RetriesEveryUpdate(Client):
+    """Applies each UpdateItem twice, as a retry after a lost answer to one that did apply does."""
+
+    def update_item(self, **kwargs: Any) -> Any:
+        self.client.update_item(**kwargs)
+        return self.client.update_item(**kwargs)
+
+
+class DeletesDuringRollback(Client):
+    """Lets `cleanup` begin to delete a run just before a rollback's transaction is sent."""
+
+    def __init__(self, client: Any, cleanup: Callable[[], None]) -> None:
+        super().__init__(client)
+        self.cleanup = cleanup
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        self.cleanup()
+        return self.client.transact_write_items(**kwargs)
+
+
+def on(client: Any, store: DynamoStore) -> DynamoStore:
+    """Return a store on the same tables as `store`, through `client`."""
+    return DynamoStore(client, table_prefix=store.table_prefix, writers=1)
+
+
+def test_a_half_deleted_run_is_never_rolled_back_to_and_the_next_cleanup_finishes_it(dynamo):
+    lists = lists_for(range(1, 80))  # 79 lists: more than one batch of 25 to delete
+    oldest, previous, current = (publish_lists(dynamo, lists) for _ in range(3))
+    dying = on(DiesWhileDeleting(dynamo.client), dynamo)
+
+    with pytest.raises(ConnectionAbortedError):
+        dying.delete_run(oldest)
+
+    statuses = {r.run_id: r.status for r in dynamo.runs("interests")}
+    assert statuses[oldest.run_id] == RunStatus.DELETING
+    assert dynamo.get_list(oldest, 1) is None  # its first batch is gone
+    assert dynamo.rollback("interests").run_id == previous.run_id
+    with pytest.raises(StoreError, match="no earlier published run"):
+        dynamo.rollback("interests")  # not onto the half-deleted run
+    assert dynamo.current_run("interests").run_id == previous.run_id
+
+    assert dynamo.delete_run(oldest) == 79 - 25
+    assert oldest.run_id not in [r.run_id for r in dynamo.runs("interests")]
+    assert current.run_id in [r.run_id for r in dynamo.runs("interests")]
+
+
+def test_a_rollback_onto_a_run_that_begins_to_be_deleted_meanwhile_changes_nothing(dynamo):
+    previous = publish_lists(dynamo, lists_for(range(1, 4)))
+    current = publish_lists(dynamo, lists_for(range(1, 4)))
+    dies = DiesWhileDeleting(dynamo.client)
+    dies.deleted_batches = 1  # it dies before deleting anything: the run is only marked
+    dying = on(dies, dynamo)
+
+    def cleanup() -> None:
+        with pytest.raises(ConnectionAbortedError):
+            dying.delete_run(previous)
+
+    racing = on(DeletesDuringRollback(dynamo.client, cleanup), dynamo)
+    with pytest.raises(StaleRunError, match=f"{previous.run_id}.*began to be deleted"):
+        racing.rollback("interests")
+
+    assert dynamo.current_run("interests").run_id == current.run_id
+    statuses = {r.run_id: r.status for r in dynamo.runs("interests")}
+    assert statuses == {previous.run_id: RunStatus.DELETING, current.run_id: RunStatus.PUBLISHED}
+
+
+def test_a_retried_count_of_written_lists_is_not_counted_twice(dynamo):
+    retried = on(RetriesEveryUpdate(dynamo.client), dynamo)
+    run = make_run()
+    lists = lists_for(range(1, 31))
+    retried.begin_run(run)
+    half = [neighbour_list(u, pairs) for u, pairs in lists.items()]
+    retried.write_lists(run, half[:10])
+    retried.write_lists(run, half[10:])
+
+    published = retried.publish(run, expected_users=30)
+
+    assert dynamo.current_run("interests") == published
+    assert published.user_count == 30
