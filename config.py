@@ -95,6 +95,11 @@ def log_level(env: Mapping[str, str]) -> str:
     return env_choice(env, "LOG_LEVEL", LOG_LEVELS, "INFO")
 
 
+# The AWS SDK's loggers and the HTTP library under it: at DEBUG they write request bodies, signed
+# headers and where (and which) credentials were found, session tokens included.
+AWS_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3")
+
+
 @dataclass(frozen=True)
 class AwsSettings:
     """Where AWS is and who we are there; what is None is left to boto3's usual chain."""
@@ -103,6 +108,9 @@ class AwsSettings:
     dynamodb_endpoint: str | None  # e.g. DynamoDB Local
     s3_endpoint: str | None
     credentials: tuple[str, str, str | None] | None = field(default=None, repr=False)
+    # How much the AWS SDK logs (AWS_LOGGERS): WARNING unless AWS_LOG_LEVEL asks for more, since
+    # below it the SDK logs secrets; never lower than LOG_LEVEL.
+    log_level: str = "WARNING"
 
 
 def aws_settings(env: Mapping[str, str]) -> AwsSettings:
@@ -118,6 +126,7 @@ def aws_settings(env: Mapping[str, str]) -> AwsSettings:
         credentials=(key_id, secret, env_text(env, "AWS_SESSION_TOKEN", "") or None)
         if key_id and secret
         else None,
+        log_level=env_choice(env, "AWS_LOG_LEVEL", LOG_LEVELS, "WARNING"),
     )
 
 
@@ -147,10 +156,12 @@ def positive_int(text: str) -> int:
     return value
 
 
-def configure_logging(level: str) -> None:
-    """Send log records to stderr at the given level; botocore's only from WARNING."""
+def configure_logging(level: str, aws_level: str = "WARNING") -> None:
+    """Send log records to stderr at `level`; the AWS SDK's (AWS_LOGGERS) at `aws_level` or
+    `level`, whichever is higher, so LOG_LEVEL=DEBUG alone never logs the SDK's secrets."""
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    quiet = max(logging.WARNING, logging.getLevelNamesMapping()[level])
-    logging.getLogger("botocore").setLevel(quiet)  # it logs where credentials came from at INFO
+    levels = logging.getLevelNamesMapping()
+    for name in AWS_LOGGERS:
+        logging.getLogger(name).setLevel(max(levels[aws_level], levels[level]))

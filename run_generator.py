@@ -455,7 +455,7 @@ def main(
         print(f"run_generator.py: error: {error}", file=sys.stderr)
         return 2
     args = parser(config).parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, config.aws.log_level)
     from generator.tables import TableError
     from store import StoreConfigError, StoreError
 

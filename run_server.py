@@ -173,7 +173,7 @@ def serve(config: ServerConfig, connect: Connect) -> int:
     }
 
     def app() -> Flask:  # called in each worker after the fork: its own boto3 client
-        configure_logging(config.log_level)
+        configure_logging(config.log_level, config.aws.log_level)
         return create_app(connect(config), config.settings)
 
     Gunicorn(app, options).run()
@@ -286,7 +286,7 @@ def main(
     env = {**from_file, **env}  # variables already set win
     try:
         config = config_from_env(env)
-        configure_logging(config.log_level)
+        configure_logging(config.log_level, config.aws.log_level)
         if command == "serve":
             return serve(config, connect)
         if command == "lookup":

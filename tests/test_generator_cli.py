@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 import pytest
+from moto import mock_aws
 
 import run_generator
 from config import AwsSettings, ConfigError
 from run_generator import GeneratorConfig, config_from_env, parser
 from store import RunStatus, StoreConfigError
+from store.dynamo import DynamoStore
 from store.memory import MemoryStore
 from tests.fakes import FAKE_AWS
 
@@ -204,3 +206,35 @@ def test_a_local_endpoint_without_a_region_is_one_clear_line(capsys, monkeypatch
     assert code == 2
     assert "AWS_DEFAULT_REGION" in err and "http://127.0.0.1:9" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+TOKEN = "SESSION-TOKEN-THAT-MUST-NOT-BE-LOGGED"
+
+
+def generate_on_moto(caplog: pytest.LogCaptureFixture, **env: str) -> str:
+    """Generate into moto at LOG_LEVEL=DEBUG with a session token; return what was logged."""
+    settings = {**FAKE_AWS, "AWS_SESSION_TOKEN": TOKEN, "GENERATOR_THREADS": "1", **env}
+
+    def connect(config: GeneratorConfig) -> DynamoStore:
+        return DynamoStore.connect(
+            region=config.aws.region, credentials=config.aws.credentials, fast_path=False
+        )
+
+    caplog.set_level(logging.DEBUG)
+    with mock_aws():
+        argv = ["generate", "--synthetic-users", "40", "--models", "interests", "--no-evaluate"]
+        assert run_generator.main(argv, env=settings, connect=connect) == 0
+    return caplog.text
+
+
+def test_debug_logging_keeps_the_aws_sdk_quiet_so_no_credential_is_logged(caplog):
+    logged = generate_on_moto(caplog, LOG_LEVEL="DEBUG")
+    assert "interests: published run" in logged
+    assert logging.getLogger("generator").isEnabledFor(logging.DEBUG)
+    assert TOKEN not in logged
+    assert not logging.getLogger("botocore.endpoint").isEnabledFor(logging.DEBUG)
+
+
+def test_the_aws_sdk_logs_at_debug_only_when_its_own_setting_asks(caplog):
+    logged = generate_on_moto(caplog, LOG_LEVEL="DEBUG", AWS_LOG_LEVEL="DEBUG")
+    assert TOKEN in logged  # what the default keeps out
