@@ -4,11 +4,17 @@ Rows are L2-normalised, so cosine similarity is the dot product. Scores are roun
 precision *before* ranking, so that two neighbours whose stored scores are equal are always ordered
 by handle (rows are in handle order), whatever the thread count or the order of float additions.
 
-``sparse_dot_topn`` gives each block of rows its top k (k = n + 2 to start) of the similarity
-row. That is exact unless the cut falls inside a run of equal scores (common: users who follow the
-same single tag all score 1.0), and then the returned subset of the tied users is arbitrary. Such
-rows are asked again with a larger k until the cut is clean (at worst the whole row), in
-sub-blocks whose product stays within a budget. Memory is O(block × k), never users².
+Identical rows (users with the same evidence) have identical lists but for themselves, so each
+group of identical rows is searched once, as one row and as one column that stands for all its
+members: a thousand users who follow only ``javascript`` cost one search and one entry in every
+list's ranking, not a thousand of each. The group's best n + 1 users are then handed to each
+member, without the member.
+
+``sparse_dot_topn`` gives each block of distinct rows its top k (k = n + 2 to start) of the
+distinct rows. That is exact unless the cut falls inside a run of equal scores, and then the
+returned subset of the tied rows is arbitrary. Such rows are asked again with a larger k until the
+cut is clean (at worst the whole row), in sub-blocks whose product stays within a budget. Memory
+is O(block × k), never users².
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ PRODUCT_BUDGET = 2**25
 # In a matrix with negative values, columns filled for at least this share of the rows are
 # multiplied as dense arrays (dense factors), the others as sparse ones (see SignedProducts).
 DENSE_FILL = 0.5
+
+# The sparse product that keeps each row's top k: sparse_dot_topn's, called as
+# ``product(rows, columns, top_n=k, n_threads=threads)``.
+TopK = Callable[..., sp.csr_matrix]
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,25 @@ def _rank(
 
     Returns the kept rows, cols, rounded scores and each entry's rank within its row.
     """
-    units = score_units(scores)
+    return _rank_units(rows, cols, score_units(scores), n)
+
+
+def _rank_units(
+    rows: np.ndarray, cols: np.ndarray, units: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rank as `_rank` does scores already rounded to units of their last decimal."""
+    rows, cols, units = _sorted(rows, cols, units)
+    starts = np.searchsorted(rows, rows, side="left")
+    rank = np.arange(len(rows)) - starts
+    kept = rank < n
+    scores = (units[kept] / 10.0**SCORE_DECIMALS).astype(np.float32)
+    return rows[kept], cols[kept], scores, rank[kept]
+
+
+def _sorted(
+    rows: np.ndarray, cols: np.ndarray, units: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop entries below one unit and sort the rest by row, then score down, then col (int64)."""
     keep = units > 0
     rows, cols, units = rows[keep].astype(np.int64), cols[keep].astype(np.int64), units[keep]
     if (
@@ -97,11 +125,7 @@ def _rank(
     else:
         order = np.lexsort((cols, -units, rows))
         rows, cols, units = rows[order], cols[order], units[order]
-    starts = np.searchsorted(rows, rows, side="left")
-    rank = np.arange(len(rows)) - starts
-    kept = rank < n
-    scores = (units[kept] / 10.0**SCORE_DECIMALS).astype(np.float32)
-    return rows[kept], cols[kept], scores, rank[kept]
+    return rows, cols, units
 
 
 def score_units(scores: np.ndarray) -> np.ndarray:
@@ -110,60 +134,191 @@ def score_units(scores: np.ndarray) -> np.ndarray:
     return units
 
 
+@dataclass(frozen=True)
+class Groups:
+    """The rows of a matrix grouped when identical (same columns, same values, bit for bit).
+
+    Groups are numbered in the order of their lowest row, so ordering groups by number orders
+    them by their lowest handle. ``members[starts[g]:starts[g + 1]]`` are group g's rows, ascending.
+    """
+
+    of: np.ndarray  # row → its group
+    first: np.ndarray  # group → its lowest row
+    starts: np.ndarray  # group → where its members start (one more entry than groups)
+    members: np.ndarray  # the rows of group 0, then of group 1, ...
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Return how many rows each group holds."""
+        return np.diff(self.starts)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """Scramble uint64 values (splitmix64's finaliser), so that sums of them rarely collide."""
+    z = values + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    mixed: np.ndarray = z ^ (z >> np.uint64(31))
+    return mixed
+
+
+def identical_rows(matrix: sp.csr_matrix) -> Groups:
+    """Group the identical rows of a canonical CSR matrix (sorted indices, no duplicates).
+
+    Each row is hashed (a sum of its hashed entries) and checked entry by entry against the lowest
+    row with its hash, so a collision never merges two different rows.
+    """
+    users = matrix.shape[0]
+    nnz = np.diff(matrix.indptr).astype(np.int64)
+    bits = matrix.data.astype(np.float32).view(np.uint32)
+    entries = _mix(matrix.indices.astype(np.uint64) * _GOLDEN ^ bits.astype(np.uint64))
+    sums = np.zeros(users, dtype=np.uint64)
+    filled = nnz > 0
+    if filled.any():
+        sums[filled] = np.add.reduceat(entries, matrix.indptr[:-1][filled])
+    _, lowest, inverse = np.unique(
+        _mix(sums ^ _mix(nnz.astype(np.uint64))), return_index=True, return_inverse=True
+    )
+    like = lowest[inverse.ravel()]  # each row's lowest row of the same hash
+    asked = np.flatnonzero(like != np.arange(users))
+    other = like[asked]
+    same = nnz[asked] == nnz[other]
+    rows, lows, lengths = asked[same], other[same], nnz[asked[same]]
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    a = np.repeat(matrix.indptr[:-1][rows], lengths) + offsets
+    b = np.repeat(matrix.indptr[:-1][lows], lengths) + offsets
+    differ = (matrix.indices[a] != matrix.indices[b]) | (bits[a] != bits[b])
+    collided = np.union1d(asked[~same], rows[np.repeat(np.arange(len(rows)), lengths)[differ]])
+    like[collided] = collided  # never merged: each keeps a group of its own
+    first, of = np.unique(like, return_inverse=True)
+    of = of.ravel()
+    sizes = np.bincount(of, minlength=len(first))
+    return Groups(
+        of=of,
+        first=first,
+        starts=np.concatenate(([0], np.cumsum(sizes))),
+        members=np.argsort(of, kind="stable"),
+    )
+
+
 def _look(
-    block: sp.csr_matrix, ids: np.ndarray, transposed: sp.csr_matrix, n: int, k: int, threads: int
+    block: sp.csr_matrix,
+    transposed: sp.csr_matrix,
+    groups: Groups,
+    m: int,
+    k: int,
+    threads: int,
+    product: TopK,
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
-    """Rank each row's n best others from its top k; also tell which rows were cut inside a tie."""
-    product = sp_matmul_topn(block, transposed, top_n=k, n_threads=threads)
-    per_row = np.diff(product.indptr)
+    """Rank each group's m best users from its top k groups; tell which were cut inside a tie.
+
+    ``block`` holds one row per group asked, ``transposed`` the distinct rows as columns. A group
+    ranked at r among them (best first, ties by lowest row) follows at least one user of each
+    group before it, and every user of the groups scoring higher: it can hold only the m minus
+    those of the m best, so only that many of its members are looked at.
+    """
+    found = product(block, transposed, top_n=k, n_threads=threads)
+    per_row = np.diff(found.indptr)
     local = np.repeat(np.arange(block.shape[0]), per_row)
-    other = product.indices != ids[local]
-    ranked = _rank(local[other], product.indices[other], product.data[other], n)
+    rows, cols, units = _sorted(local, found.indices, score_units(found.data))
+    sizes = groups.sizes[cols]
+    entry = np.arange(len(rows))
+    row_start = np.searchsorted(rows, rows, side="left")
+    run = np.ones(len(rows), dtype=bool)  # where a run of one row's equal scores starts
+    run[1:] = (rows[1:] != rows[:-1]) | (units[1:] != units[:-1])
+    run_start = np.maximum.accumulate(np.where(run, entry, 0))
+    users_before = np.cumsum(sizes) - sizes  # users of the groups before, within the whole block
+    ahead = users_before[run_start] - users_before[row_start] + (entry - run_start)
+    take = np.minimum(np.maximum(m - ahead, 0), sizes)
+    first_member = np.repeat(groups.starts[cols] - np.cumsum(take) + take, take)
+    users = groups.members[first_member + np.arange(int(take.sum()))]
+    ranked = _rank_units(np.repeat(rows, take), users, np.repeat(units, take), m)
     rows, _, scores, rank = ranked
 
-    # A row cut at k whose lowest returned score equals its n-th best is cut inside a tie: users
-    # with that score that were not returned may have lower handles. Every user not returned
-    # scores at most the lowest returned, so a strictly lower one means a clean cut.
+    # A row cut at k whose lowest returned score equals its m-th best user's is cut inside a tie:
+    # groups with that score that were not returned may have lower handles. Every group not
+    # returned scores at most the lowest returned, so a strictly lower one means a clean cut.
     tied = np.zeros(block.shape[0], dtype=bool)
     cut = np.flatnonzero(per_row == k) if k < transposed.shape[1] else np.empty(0, np.int64)
     if len(cut):
-        nth = np.full(block.shape[0], np.iinfo(np.int64).max, dtype=np.int64)  # above any score
-        nth[rows[rank == n - 1]] = score_units(scores[rank == n - 1])
-        returned = product.data[product.indptr[cut][:, None] + np.arange(k)]
-        tied[cut] = score_units(returned.min(axis=1)) >= nth[cut]
+        mth = np.full(block.shape[0], np.iinfo(np.int64).max, dtype=np.int64)  # above any score
+        mth[rows[rank == m - 1]] = score_units(scores[rank == m - 1])
+        returned = found.data[found.indptr[cut][:, None] + np.arange(k)]
+        tied[cut] = score_units(returned.min(axis=1)) >= mth[cut]
     return ranked, tied
 
 
-def _exact_block(
-    block: sp.csr_matrix,
-    ids: np.ndarray,
+def _group_lists(
+    distinct: sp.csr_matrix,
+    asked: np.ndarray,
     transposed: sp.csr_matrix,
-    n: int,
+    groups: Groups,
+    m: int,
     threads: int,
     product_budget: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rank the n best other rows of each row of block (whose own rows are ids), exactly."""
-    users = transposed.shape[1]
-    k = min(users, n + 2)
-    pending = np.arange(block.shape[0])
-    found = []
+    product: TopK,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the m best users (rows, scores; -1 and 0 where none) of each group asked, exactly.
+
+    The users include the group's own members: each member's list is this one without itself.
+    """
+    width = distinct.shape[0]
+    k = min(width, m + 1)
+    found_rows = np.full((len(asked), m), -1, dtype=np.int32)
+    found_scores = np.zeros((len(asked), m), dtype=np.float32)
+    pending = np.arange(len(asked))
+    # The members looked at per group asked: at most m for the first group, m - 1 for the next...
+    expanded = m * (m + 1) // 2
     while len(pending):
-        step = max(1, product_budget // k)
+        step = max(1, product_budget // max(k, expanded))
         still_tied = []
         for start in range(0, len(pending), step):
             part = pending[start : start + step]
-            (rows, cols, scores, rank), tied = _look(
-                block[part], ids[part], transposed, n, k, threads
+            (rows, users, scores, rank), tied = _look(
+                distinct[asked[part]], transposed, groups, m, k, threads, product
             )
             keep = ~tied[rows]
-            found.append((part[rows[keep]], cols[keep], scores[keep], rank[keep]))
+            found_rows[part[rows[keep]], rank[keep]] = users[keep]
+            found_scores[part[rows[keep]], rank[keep]] = scores[keep]
             still_tied.append(part[tied])
         pending = np.concatenate(still_tied)
-        k = min(users, k * GROWTH)
-    if not found:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0, dtype=np.float32), empty
-    return tuple(np.concatenate(p) for p in zip(*found, strict=True))  # type: ignore[return-value]
+        k = min(width, k * GROWTH)
+    return found_rows, found_scores
+
+
+def _exact_top_n(
+    matrix: sp.csr_matrix,
+    n: int,
+    wanted: np.ndarray,
+    block_rows: int,
+    threads: int,
+    progress: Callable[[int], None] | None,
+    product_budget: int,
+    product: TopK,
+) -> Neighbours:
+    """Find the wanted rows' n best others in a non-negative matrix, exactly, a group at a time."""
+    groups = identical_rows(matrix)
+    distinct = matrix if len(groups.first) == matrix.shape[0] else matrix[groups.first]
+    transposed = sp.csr_matrix(distinct.T)
+    result_rows = np.full((len(wanted), n), -1, dtype=np.int32)
+    result_scores = np.zeros((len(wanted), n), dtype=np.float32)
+    for first in range(0, len(wanted), block_rows):
+        ids = wanted[first : first + block_rows]
+        asked, at = np.unique(groups.of[ids], return_inverse=True)
+        rows, scores = _group_lists(
+            distinct, asked, transposed, groups, n + 1, threads, product_budget, product
+        )
+        rows, scores = rows[at.ravel()], scores[at.ravel()]
+        # Each user's list is its group's without the user: a stable sort moves it to the end.
+        order = np.argsort(rows == ids[:, None], axis=1, kind="stable")[:, :n]
+        result_rows[first : first + len(ids)] = np.take_along_axis(rows, order, axis=1)
+        result_scores[first : first + len(ids)] = np.take_along_axis(scores, order, axis=1)
+        if progress is not None:
+            progress(first + len(ids))
+    return Neighbours(result_rows, result_scores)
 
 
 class SignedProducts:
@@ -255,12 +410,14 @@ def top_n(
     progress: Callable[[int], None] | None = None,
     rows: np.ndarray | None = None,
     product_budget: int = PRODUCT_BUDGET,
+    product: TopK = sp_matmul_topn,
 ) -> Neighbours:
     """Find each row's n most similar other rows by cosine (rows must be L2-normalised), exactly.
 
     ``rows`` limits the search to those users (the result then has one row per user asked for).
     ``progress`` is called with the number of users done after each block. ``product_budget``
-    bounds the entries of one sparse product (rows × k), and so the memory of a block.
+    bounds the entries of one sparse product (rows × k), and so the memory of a block;
+    ``product`` is the sparse top-k product itself (what it is asked is the search's work).
 
     A matrix with negative values (dense factors) is searched with whole dense rows of scores
     instead (`_signed_top_n`), with the same ranking; only positive scores are neighbours.
@@ -273,18 +430,10 @@ def top_n(
     wanted = np.arange(users) if rows is None else np.asarray(rows, dtype=np.int64)
     if signed(matrix):
         return _signed_top_n(matrix, n, wanted, block_rows, threads, progress, product_budget)
-    transposed = sp.csr_matrix(matrix.T)
-    result_rows = np.full((len(wanted), n), -1, dtype=np.int32)
-    result_scores = np.zeros((len(wanted), n), dtype=np.float32)
-    for first in range(0, len(wanted), block_rows):
-        ids = wanted[first : first + block_rows]
-        block = matrix[first : first + len(ids)] if rows is None else matrix[ids]
-        found, cols, scores, rank = _exact_block(block, ids, transposed, n, threads, product_budget)
-        result_rows[first + found, rank] = cols
-        result_scores[first + found, rank] = scores
-        if progress is not None:
-            progress(first + len(ids))
-    return Neighbours(result_rows, result_scores)
+    if not matrix.has_canonical_format:
+        matrix = matrix.copy()
+        matrix.sum_duplicates()
+    return _exact_top_n(matrix, n, wanted, block_rows, threads, progress, product_budget, product)
 
 
 def score_keys(scores: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.preprocessing import normalize
+from sparse_dot_topn import sp_matmul_topn
 
-from similarity.neighbours import top_n
+from similarity.neighbours import identical_rows, top_n
 from store import SCORE_DECIMALS
 from tests.builders import tied_matrix
 
@@ -155,6 +158,104 @@ def test_ties_resolved_in_several_rounds_match_brute_force(n):
     expected = brute_force(matrix, n)
     got = as_lists(found.rows, found.scores)
     assert [[c for c, _ in r] for r in got] == [[c for c, _ in r] for r in expected]
+
+
+# -- identical users: one search per group --------------------------------------------------------
+
+
+def crowd(same: int, others: int, seed: int) -> sp.csr_matrix:
+    """`same` users with only feature 0, shuffled among `others` with two features of ten."""
+    rng = np.random.default_rng(seed)
+    dense = np.zeros((same + others, 10), dtype=np.float32)
+    dense[:same, 0] = 1
+    for row in dense[same:]:
+        row[rng.choice(10, size=2, replace=False)] = 1
+    return sp.csr_matrix(normalize(dense[rng.permutation(len(dense))]))
+
+
+def test_a_crowd_of_identical_users_is_searched_once_not_once_per_user():
+    matrix = crowd(2_000, 20, seed=1)
+    users = matrix.shape[0]
+    asked: list[int] = []
+
+    def counting(rows: sp.csr_matrix, columns: sp.csr_matrix, **options: int) -> sp.csr_matrix:
+        asked.append(rows.shape[0] * options["top_n"])
+        return sp_matmul_topn(rows, columns, **options)
+
+    found = top_n(matrix, 5, product=counting)
+
+    crowd_rows = np.flatnonzero(matrix[:, 0].toarray().ravel() == 1)
+    assert found.rows[crowd_rows[0]].tolist() == crowd_rows[1:6].tolist()  # ties by handle
+    assert found.rows[crowd_rows[-1]].tolist() == crowd_rows[:5].tolist()
+    # Each of the 2,000 was cut inside a tie of 1,999 and asked again for its whole row (4M
+    # entries); one search for the crowd and one per other user stay within a few per user.
+    assert sum(asked) < 10 * users
+
+
+def test_users_of_different_identical_groups_tied_at_the_cut_are_ranked_by_handle():
+    # Rows 0 and 3 are alike, so are 1 and 2; row 4 scores the same with all four.
+    matrix = normalize(
+        sp.csr_matrix(
+            np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]], dtype=np.float32)
+        )
+    )
+
+    found = top_n(matrix, 3)
+
+    assert found.rows[4].tolist() == [0, 1, 2]
+    assert found.rows[0].tolist() == [3, 4, -1]
+    assert found.rows[2].tolist() == [1, 4, -1]
+
+
+@pytest.mark.parametrize("n", [1, 4, 60, 500])
+@pytest.mark.parametrize(("block_rows", "product_budget"), [(13, 40), (1000, 2**25)])
+def test_large_groups_of_identical_users_match_brute_force(n, block_rows, product_budget):
+    matrix = tied_matrix(240, 2, seed=n)  # groups of dozens of identical users, and empty rows
+    assert_brute_force(matrix, n, block_rows=block_rows, product_budget=product_budget)
+
+
+def test_identical_users_asked_for_get_the_same_lists_as_in_a_whole_search():
+    matrix = crowd(300, 40, seed=3)
+    asked = np.array([339, 0, 17, 17, 5, 200, 1])
+
+    some, every = top_n(matrix, 6, rows=asked, block_rows=3), top_n(matrix, 6)
+
+    np.testing.assert_array_equal(some.rows, every.rows[asked])
+    np.testing.assert_array_equal(some.scores, every.scores[asked])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 4), st.sampled_from([1.0, 2.0, 0.5])), max_size=3),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_rows_are_grouped_exactly_when_they_are_identical(rows):
+    cells = [dict(row) for row in rows]
+    matrix = sp.csr_matrix(
+        (
+            np.array([v for row in cells for v in row.values()], dtype=np.float32),
+            (
+                np.repeat(np.arange(len(cells)), [len(row) for row in cells]),
+                [c for row in cells for c in row],
+            ),
+        ),
+        shape=(len(cells), 5),
+    )
+    matrix.sum_duplicates()
+
+    groups = identical_rows(matrix)
+
+    keys = [tuple(sorted(row.items())) for row in cells]
+    for a in range(len(cells)):
+        for b in range(len(cells)):
+            assert (groups.of[a] == groups.of[b]) == (keys[a] == keys[b])
+    assert groups.first.tolist() == sorted({keys.index(key) for key in keys})
+    for group, first in enumerate(groups.first):
+        members = groups.members[groups.starts[group] : groups.starts[group + 1]]
+        assert members.tolist() == [r for r in range(len(cells)) if keys[r] == keys[first]]
 
 
 # -- matrices with negative values (dense factors): whole dense rows of scores -------------------
