@@ -41,11 +41,11 @@ from config import (
 )
 from server import Settings, create_app
 from server.api import lookup
-from server.cache import RESULT_CACHE_MB, CurrentRuns
+from server.cache import READY_SECONDS, RESULT_CACHE_MB, STALE_IF_ERROR_SECONDS, CurrentRuns
 from server.default_model import AUTO
 from server.errors import STORE_UNAVAILABLE, ApiError, problem_body
 from server.query import integer_or_text, parse_query
-from store import NeighbourStore, StoreConfigError, StoreUnavailableError
+from store import NeighbourStore, StoreConfigError, StoreError
 
 if TYPE_CHECKING:
     from store.dynamo import DynamoStore
@@ -90,6 +90,12 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
             default_model=env_text(env, "DEFAULT_MODEL", AUTO),
             default_top_n=env_int(env, "DEFAULT_TOP_N", 5, 1, 1000),
             pointer_cache_seconds=env_float(env, "POINTER_CACHE_SECONDS", 5.0, 0, 300),
+            readiness_cache_seconds=env_float(
+                env, "READINESS_CACHE_SECONDS", READY_SECONDS, 0, 300
+            ),
+            stale_if_error_seconds=env_float(
+                env, "STALE_IF_ERROR_SECONDS", STALE_IF_ERROR_SECONDS, 0, 7 * 24 * 3600
+            ),
             result_cache_mb=env_float(env, "RESULT_CACHE_MB", RESULT_CACHE_MB, 0, 1_000_000),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 4096, 64, 1_048_576),
             retry_after_seconds=env_int(env, "RETRY_AFTER_SECONDS", 5, 1, 3600),
@@ -196,7 +202,7 @@ def lookup_command(config: ServerConfig, args: argparse.Namespace, connect: Conn
     except ApiError as error:
         print(json.dumps(error.body(), indent=2), file=sys.stderr)
         return 1
-    except StoreUnavailableError as error:
+    except StoreError as error:
         log.error("%s", error)
         print(json.dumps(problem_body(*STORE_UNAVAILABLE), indent=2), file=sys.stderr)
         return 1

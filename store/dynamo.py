@@ -179,7 +179,9 @@ class DynamoStore:
             return getattr(self.client, operation)(**kwargs)
         except ClientError:
             raise
-        except BotoCoreError as error:
+        except (BotoCoreError, RuntimeError) as error:
+            # RuntimeError: botocore's "refreshed credentials are still expired", and its parser's
+            # RecursionError on an answer nested too deep.
             raise StoreUnavailableError(f"DynamoDB {operation} failed: {error}") from error
 
     def ensure_tables(self) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from store import SCORE_DECIMALS, Neighbour, NeighbourList, Run, shard_of
+from store import SCORE_DECIMALS, Neighbour, NeighbourList, Run, StoreError, shard_of
 
 __all__ = [
     "POINTER",
@@ -52,11 +52,18 @@ def to_item(run: Run, neighbour_list: NeighbourList) -> dict[str, Any]:
     return item
 
 
+# What decoding an item that is not one of ours raises (RecursionError: JSON nested too deep).
+_MALFORMED = (KeyError, TypeError, ValueError, RecursionError)
+
+
 def from_item(item: dict[str, Any]) -> NeighbourList:
-    """Return the neighbour list held by a DynamoDB result item."""
-    pairs = json.loads(item["similar_users"]["S"])
-    neighbours = tuple(Neighbour(int(h), float(s)) for h, s in pairs)
-    return NeighbourList(user_handle=int(item["user_handle"]["N"]), neighbours=neighbours)
+    """Return the neighbour list held by a DynamoDB result item; StoreError if it is malformed."""
+    try:
+        pairs = json.loads(item["similar_users"]["S"])
+        neighbours = tuple(Neighbour(int(h), float(s)) for h, s in pairs)
+        return NeighbourList(user_handle=int(item["user_handle"]["N"]), neighbours=neighbours)
+    except _MALFORMED as error:
+        raise StoreError(f"a result item is malformed ({type(error).__name__})") from None
 
 
 def run_to_item(run: Run) -> dict[str, Any]:
@@ -79,7 +86,14 @@ def run_to_item(run: Run) -> dict[str, Any]:
 
 
 def run_from_item(item: dict[str, Any]) -> Run:
-    """Return the run described by a run record or a pointer item."""
+    """Return the run described by a run record or a pointer item; StoreError if malformed."""
+    try:
+        return _run_from_item(item)
+    except _MALFORMED as error:
+        raise StoreError(f"a run record is malformed ({type(error).__name__})") from None
+
+
+def _run_from_item(item: dict[str, Any]) -> Run:
     run_id = item["current_run_id"]["S"] if "current_run_id" in item else item["run_id"]["S"]
     return Run(
         model_handle=item["model_handle"]["S"],

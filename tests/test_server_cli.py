@@ -9,6 +9,7 @@ import pytest
 
 import run_server
 from config import ConfigError
+from store import StoreError
 from store.memory import MemoryStore
 from tests.fakes import publish_lists
 
@@ -100,3 +101,31 @@ def test_a_local_endpoint_without_a_region_is_one_clear_line(tmp_path: Path, mon
     assert "no AWS region is set for the DynamoDB endpoint http://127.0.0.1:9" in err
     assert "AWS_DEFAULT_REGION" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_outage_settings_are_read_from_the_environment():
+    config = run_server.config_from_env(
+        {"STALE_IF_ERROR_SECONDS": "0", "READINESS_CACHE_SECONDS": "2.5"}
+    )
+    assert (config.settings.stale_if_error_seconds, config.settings.readiness_cache_seconds) == (
+        0,
+        2.5,
+    )
+    with pytest.raises(ConfigError, match="STALE_IF_ERROR_SECONDS must be between"):
+        run_server.config_from_env({"STALE_IF_ERROR_SECONDS": "-1"})
+
+
+class RefusingStore(MemoryStore):
+    """A store that refuses reads, as DynamoDB does when access is denied."""
+
+    def current_run(self, model_handle):
+        raise StoreError("DynamoDB refused a read: AccessDeniedException")
+
+
+def test_lookup_on_a_store_that_refuses_is_a_problem_not_a_traceback(tmp_path, capsys):
+    argv = ["--env-file", str(tmp_path / "absent.env"), "lookup", "--user-handle", "1"]
+    argv += ["--model-handle", "interests"]
+
+    assert run_server.main(argv, env={}, connect=lambda config: RefusingStore()) == 1
+    err = capsys.readouterr().err
+    assert json.loads(err)["status"] == 503 and "Traceback" not in err

@@ -260,7 +260,8 @@ def test_the_store_going_down_is_a_503_and_coming_back_needs_no_restart(stack):
         assert status == 503
         assert int(headers["Retry-After"]) >= 1
         assert body["title"] == "Store unavailable"
-        assert request(stack.port, "GET", "/readyz")[0] == 503
+        # Readiness is cached for about a second: it says 503 once that has lapsed.
+        wait_for(lambda: request(stack.port, "GET", "/readyz")[0] == 503, "/readyz says 503", 10)
     finally:
         stack.dynamodb = local.start(
             stack.dynamodb.port, stack.data_dir, log_path=stack.log_dir / "dynamodb.log"

@@ -1,10 +1,22 @@
-"""The store's pure parts: run ids, shards and which runs cleanup may delete."""
+"""The store's pure parts: run ids, shards, which runs cleanup may delete, and reading items."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from store import Run, RunStatus, new_run_id, rollback_target, runs_to_delete, shard_of
+import pytest
+
+from store import (
+    Run,
+    RunStatus,
+    StoreError,
+    StoreUnavailableError,
+    new_run_id,
+    rollback_target,
+    runs_to_delete,
+    shard_of,
+)
+from store.dynamo import DynamoStore
 
 
 def run(run_id: str, status: str = RunStatus.PUBLISHED) -> Run:
@@ -63,3 +75,52 @@ def test_an_older_run_still_being_written_is_kept_for_a_day_then_deleted_as_aban
     assert deleted == [abandoned]
     later = now + timedelta(hours=24)
     assert runs_to_delete([slower, current], current.run_id, now=later) == [slower]
+
+
+class Answers:
+    """A DynamoDB client whose GetItem answers `item`, or raises `error`."""
+
+    def __init__(self, item: dict | None = None, error: Exception | None = None) -> None:
+        self.item, self.error = item, error
+
+    def get_item(self, **kwargs):
+        if self.error is not None:
+            raise self.error
+        return {"Item": self.item}
+
+
+RUN = Run("interests", new_run_id(), "2026-12-01T00:00:00Z", top_n=3, shards=2)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"pk": {"S": "x"}, "user_handle": {"N": "1"}},  # no list
+        {"user_handle": {"N": "1"}, "similar_users": {"S": "[[2, 0.5"}},  # cut short
+        {"user_handle": {"N": "1"}, "similar_users": {"S": '{"a": 1}'}},  # not pairs
+        {"user_handle": {"N": "1"}, "similar_users": {"S": "[" * 100_000 + "]" * 100_000}},
+        {"user_handle": {"N": "one"}, "similar_users": {"S": "[]"}},
+    ],
+)
+def test_a_malformed_result_item_is_a_store_error(item):
+    with pytest.raises(StoreError, match="malformed"):
+        DynamoStore(Answers(item)).get_list(RUN, 1)
+
+
+def test_a_malformed_pointer_is_a_store_error():
+    with pytest.raises(StoreError, match="malformed"):
+        DynamoStore(Answers({"model_handle": {"S": "interests"}})).current_run("interests")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError(
+            "Credentials were refreshed, but the refreshed credentials are still expired."
+        ),
+        RecursionError("maximum recursion depth exceeded"),
+    ],
+)
+def test_the_sdk_failing_inside_is_the_store_unavailable(error):
+    with pytest.raises(StoreUnavailableError):
+        DynamoStore(Answers(error=error)).get_list(RUN, 1)
