@@ -65,12 +65,14 @@ class GeneratorConfig:
     keep_unbuilt_runs: bool  # keep serving runs of models a new export cannot build
     min_recall: float  # the recall@10 an approximate run must reach to be published
     search_budget_seconds: float  # the longest searching more for it may take, per model
+    max_rejected_share: float  # a file with a larger share of rejected rows is refused
     aws: AwsSettings
 
 
 def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
     """Return the generator's configuration from environment variables; raise ConfigError."""
     from generator.pipeline import APPROXIMATE_ABOVE, MIN_RECALL, SEARCH_BUDGET_SECONDS
+    from generator.tables import MAX_REJECTED_SHARE
     from store import ABANDONED_AFTER
 
     return GeneratorConfig(
@@ -92,6 +94,7 @@ def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
         search_budget_seconds=env_float(
             env, "SEARCH_BUDGET_SECONDS", SEARCH_BUDGET_SECONDS, 0, 7 * 24 * 3600
         ),
+        max_rejected_share=env_float(env, "MAX_REJECTED_SHARE", MAX_REJECTED_SHARE, 0, 1),
         aws=aws_settings(env),
     )
 
@@ -324,7 +327,7 @@ def load_export(
     """Load the export named by --data-dir (a folder or s3://bucket/prefix), or a synthetic one;
     return its tables and its fingerprint."""
     from generator.sources import fetch_export, fingerprint
-    from generator.tables import load_tables
+    from generator.tables import Limits, load_tables
 
     if args.data_dir is None:
         data_dir = scratch
@@ -334,7 +337,7 @@ def load_export(
     else:
         data_dir = fetch_export(args.data_dir, scratch / "export", lambda: s3_client(config))
     started = time.monotonic()
-    tables = load_tables(data_dir)
+    tables = load_tables(data_dir, limits=Limits(max_rejected_share=config.max_rejected_share))
     for line in tables.report.summary():
         log.info("%s", line)
     export = fingerprint(data_dir)

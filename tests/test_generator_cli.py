@@ -101,6 +101,8 @@ def test_settings_are_read_from_the_environment_mapping_alone():
             "KEEP_UNBUILT_RUNS": "Yes",
             "MIN_RECALL": "0.8",
             "SEARCH_BUDGET_SECONDS": "60",
+            "MAX_REJECTED_SHARE": "0.25",
+            "AWS_LOG_LEVEL": "info",
             "AWS_DEFAULT_REGION": "eu-west-1",
             "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8001",
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
@@ -121,11 +123,13 @@ def test_settings_are_read_from_the_environment_mapping_alone():
         keep_unbuilt_runs=True,
         min_recall=0.8,
         search_budget_seconds=60.0,
+        max_rejected_share=0.25,
         aws=AwsSettings(
             region="eu-west-1",
             dynamodb_endpoint="http://127.0.0.1:8001",
             s3_endpoint="http://127.0.0.1:9000",  # the endpoint of every service not named alone
             credentials=("local", "secret", None),
+            log_level="INFO",
         ),
     )
     assert "secret" not in repr(config)
@@ -238,3 +242,18 @@ def test_debug_logging_keeps_the_aws_sdk_quiet_so_no_credential_is_logged(caplog
 def test_the_aws_sdk_logs_at_debug_only_when_its_own_setting_asks(caplog):
     logged = generate_on_moto(caplog, LOG_LEVEL="DEBUG", AWS_LOG_LEVEL="DEBUG")
     assert TOKEN in logged  # what the default keeps out
+
+
+def test_the_share_of_rejected_rows_a_file_may_have_is_a_setting(tmp_path, caplog):
+    assert run(["synthesize", "--users", "40", "--out", str(tmp_path)]) == 0
+    interests = tmp_path / "user_interests.csv"
+    lines = interests.read_text().splitlines()
+    # 60% of the rows are damaged: more than the 10% a file may have by default.
+    damaged = [lines[0], *lines[1:], *(f"not-a-handle,tag{i}" for i in range(len(lines) * 3 // 2))]
+    interests.write_text("\n".join(damaged) + "\n")
+    argv = ["generate", "--data-dir", str(tmp_path), "--models", "interests", "--no-evaluate"]
+
+    assert run(argv) == 1
+    assert "user_interests.csv" in caplog.text and "10%" in caplog.text
+
+    assert run(argv, env={"MAX_REJECTED_SHARE": "0.7"}) == 0
