@@ -1,11 +1,12 @@
 """Approximate top-N neighbours for populations where an exact search (users²) is too much.
 
-An inverted file: users are clustered (faiss spherical k-means) on a low-rank embedding of their
-rows (a truncated SVD), each is filed under its nearest cluster, and each user's neighbours are
-searched with the core's exact sparse kernel among the users filed under its nearest few clusters
-only. Scores are exact; a neighbour filed elsewhere is missed, and `sample_recall` measures how
-often against an exact search of a random sample of users. The embedding only chooses where to
-look, never the ranking: it tells which users are alike well, not how alike (README, "Neighbours").
+An inverted file: users are clustered (faiss spherical k-means) on their rows, or on their rows
+hashed into fewer dimensions when there are many features; each is filed under its nearest
+cluster, and each user's neighbours are searched with the core's exact sparse kernel among the
+users filed under its nearest few clusters only. Scores are exact; a neighbour filed elsewhere is
+missed, and `sample_recall` measures how often against an exact search of a random sample of
+users. The embedding only chooses where to look, never the ranking: it tells which users are alike
+well, not how alike (README, "Neighbours").
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 import faiss
 import numpy as np
 import scipy.sparse as sp
-from sklearn.decomposition import TruncatedSVD
 from sklearn.preprocessing import normalize
 from sparse_dot_topn import sp_matmul_topn
 
@@ -49,19 +49,22 @@ PROBE_STEPS = (4, 8, 12, 16, 24, 32, 48, 64)
 class Approximate:
     """How the approximate search files and searches users; recorded with every run made with it.
 
-    dimensions: size of the SVD embedding users are clustered on (fewer features: used whole).
+    dimensions: users are clustered on their rows whole when there are at most this many
+        features, in the very space their cosines are taken in; with more, on their rows hashed
+        into this many (signed feature hashing, which keeps dot products in expectation). Measured
+        at 100,000 synthetic users, 16 of about 300 clusters probed, recall@10 on rows (or hashed
+        into 1,024) against a 64-dimension truncated SVD, the embedding before: interests 0.96
+        against 0.89, course_tags 0.94 against 0.83, hybrid (7,739 features) 0.91 against 0.82.
     lists: clusters users are filed under (default: about √users).
     probes: nearest clusters searched for each user; None picks the fewest of PROBE_STEPS whose
         recall@10 on ``calibration_users`` sampled users reaches ``target_recall``.
-    fit_users: users sampled to fit the SVD (the k-means sees at most 64 per list).
     """
 
-    dimensions: int = 64
+    dimensions: int = 1024
     lists: int | None = None
     probes: int | None = None
     target_recall: float = 0.93
     calibration_users: int = 500
-    fit_users: int = 100_000
     seed: int = 0
 
     def describe(self) -> dict[str, Any]:
@@ -69,22 +72,34 @@ class Approximate:
         return dataclasses.asdict(self)
 
 
+def embedding_of(matrix: sp.spmatrix, settings: Approximate) -> str:
+    """Say what users are clustered on: ``rows`` (whole) or ``hashed-<dimensions>``."""
+    return "rows" if matrix.shape[1] <= settings.dimensions else f"hashed-{settings.dimensions}"
+
+
 def _embedding(
-    matrix: sp.csr_matrix, fit: np.ndarray, dimensions: int, seed: int
+    matrix: sp.csr_matrix, settings: Approximate
 ) -> Callable[[sp.csr_matrix], np.ndarray]:
     """Return what maps rows to unit-length dense vectors whose dot products approximate cosine.
 
-    A truncated SVD fitted on the ``fit`` rows; a matrix with few features is used whole.
+    The rows themselves if there are few features (`embedding_of`), else the rows with each
+    feature added, with a random sign, into one of ``settings.dimensions`` buckets.
     """
-    if matrix.shape[1] <= dimensions or len(fit) <= dimensions:
+    if embedding_of(matrix, settings) == "rows":
         return lambda rows: np.ascontiguousarray(rows.toarray(), dtype=np.float32)
-    svd = TruncatedSVD(dimensions, algorithm="randomized", random_state=seed)
-    svd.fit(matrix[fit])
-    basis = np.ascontiguousarray(svd.components_.T, dtype=np.float32)  # features × dimensions
+    rng = np.random.default_rng(settings.seed)
+    features = matrix.shape[1]
+    hashing = sp.csr_matrix(
+        (
+            rng.choice(np.array([-1.0, 1.0], dtype=np.float32), features),
+            (np.arange(features), rng.integers(0, settings.dimensions, features)),
+        ),
+        shape=(features, settings.dimensions),
+    )
 
     def project(rows: sp.csr_matrix) -> np.ndarray:
-        projected = np.asarray(rows @ basis, dtype=np.float32)
-        return np.ascontiguousarray(normalize(projected, copy=False))
+        hashed = np.ascontiguousarray((rows @ hashing).toarray(), dtype=np.float32)
+        return np.ascontiguousarray(normalize(hashed, copy=False))
 
     return project
 
@@ -95,9 +110,9 @@ def _nearest_clusters(
     """Cluster the users' embeddings; return each user's nearest clusters, nearest first."""
     rng = np.random.default_rng(settings.seed)
     lists = min(settings.lists or max(1, round(np.sqrt(len(present)))), len(present))
-    fit = np.sort(rng.choice(present, min(len(present), settings.fit_users), replace=False))
-    project = _embedding(matrix, fit, settings.dimensions, settings.seed)
-    train = rng.choice(fit, min(len(fit), max(lists, TRAIN_PER_LIST * lists)), replace=False)
+    project = _embedding(matrix, settings)
+    # The k-means is trained on a sample: at most TRAIN_PER_LIST users per list.
+    train = rng.choice(present, min(len(present), TRAIN_PER_LIST * lists), replace=False)
     vectors = project(matrix[np.sort(train)])
     kmeans = faiss.Kmeans(vectors.shape[1], lists, niter=20, spherical=True, seed=settings.seed)
     kmeans.cp.min_points_per_centroid = 1  # few users per cluster is fine: only the split matters
@@ -218,13 +233,15 @@ def approximate_top_n(
 ) -> tuple[Neighbours, dict[str, Any]]:
     """Find each row's n most similar other rows approximately, with exact scores.
 
-    An inverted file: users are clustered on a low-rank embedding of their rows (faiss k-means on
-    a truncated SVD), each user is filed under its nearest cluster, and each user's neighbours
-    are searched, with the exact sparse cosine, among the users filed under its nearest few
-    clusters. Work is about users² × probes / clusters instead of users²; a neighbour filed under
-    a cluster that was not probed is missed (`sample_recall` measures how often).
+    An inverted file: users are clustered (faiss k-means) on their rows, or on their rows hashed
+    into ``settings.dimensions`` when there are more features; each user is filed under
+    its nearest cluster, and each user's neighbours are searched, with the exact sparse cosine,
+    among the users filed under its nearest few clusters. Work is about users² × probes / clusters
+    instead of users²; a neighbour filed under a cluster that was not probed is missed
+    (`sample_recall` measures how often).
 
-    Returns the neighbours and what the search did (clusters, probes, calibration recall).
+    Returns the neighbours and what the search did (clusters, embedding, probes, calibration
+    recall).
     ``progress`` is called after each cluster with the share of the work done, counted in users
     with evidence (so it ends at their number).
     """
@@ -244,11 +261,15 @@ def approximate_top_n(
     started = time.perf_counter()
     nearest = _nearest_clusters(matrix, present, settings, block_rows)
     filing = _Filing(present, nearest)
-    done: dict[str, Any] = {"clusters": filing.clusters}
+    done: dict[str, Any] = {
+        "clusters": filing.clusters,
+        "embedding": embedding_of(matrix, settings),
+    }
     log.info(
-        "filed %s users under %s clusters in %.1f s",
+        "filed %s users under %s clusters (on %s) in %.1f s",
         f"{len(present):,}",
         filing.clusters,
+        done["embedding"],
         time.perf_counter() - started,
     )
     if settings.probes is None and len(present) > settings.calibration_users:

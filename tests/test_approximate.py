@@ -14,6 +14,7 @@ from generator.approximate import (
     PROBE_STEPS,
     Approximate,
     approximate_top_n,
+    embedding_of,
     recall_at,
     sample_recall,
 )
@@ -40,22 +41,25 @@ def grouped_matrix(groups: int, per_group: int, features: int, seed: int) -> sp.
 
 
 @pytest.mark.parametrize("make", [grouped_matrix, tied_matrix])
-def test_searching_every_cluster_finds_the_exact_best_scores_ties_included(make):
+@pytest.mark.parametrize("dimensions", [4, 1024])  # on hashed rows, or on the rows whole
+def test_searching_every_cluster_finds_the_exact_best_scores_ties_included(make, dimensions):
     matrix = make(300, 8, seed=3) if make is tied_matrix else make(6, 50, 12, seed=3)
-    settings = Approximate(dimensions=4, lists=5, probes=5)
+    settings = Approximate(dimensions=dimensions, lists=5, probes=5)
 
     found, done = approximate_top_n(matrix, 7, settings)
 
     exact = top_n(matrix, 7)
     assert done["probes"] == done["clusters"] == 5
+    assert done["embedding"] == ("rows" if dimensions > 4 else "hashed-4")
     np.testing.assert_array_equal(found.scores, exact.scores)
     assert recall_at(exact, found, 7) == 1.0
 
 
-def test_users_in_separate_groups_are_found_by_probing_their_own_cluster_only():
+def test_users_in_separate_groups_are_found_by_probing_a_few_clusters_of_a_dozen():
     matrix = grouped_matrix(groups=6, per_group=40, features=10, seed=1)
 
-    found, _ = approximate_top_n(matrix, 5, Approximate(dimensions=8, lists=6, probes=1))
+    # About two clusters per group; a user's neighbours share a feature, so sit near it.
+    found, _ = approximate_top_n(matrix, 5, Approximate(lists=12, probes=3))
 
     assert recall_at(top_n(matrix, 5), found, 5) == 1.0
 
@@ -85,9 +89,16 @@ def test_users_without_evidence_get_no_neighbours_and_are_nobody_s_neighbour():
     assert not np.isin([0, 45], found.rows).any()
 
 
+def test_users_are_clustered_on_their_rows_up_to_dimensions_features_and_hashed_above():
+    matrix = grouped_matrix(groups=4, per_group=20, features=10, seed=7)  # 40 features
+
+    assert embedding_of(matrix, Approximate(dimensions=40)) == "rows"
+    assert embedding_of(matrix, Approximate(dimensions=39)) == "hashed-39"
+
+
 def test_unset_probes_are_the_fewest_steps_that_reach_the_target_recall_on_a_sample():
     matrix = grouped_matrix(groups=12, per_group=60, features=10, seed=5)
-    settings = Approximate(dimensions=12, lists=24, target_recall=0.99, calibration_users=200)
+    settings = Approximate(lists=24, target_recall=0.99, calibration_users=200)
 
     _, done = approximate_top_n(matrix, 5, settings)
 
@@ -98,7 +109,7 @@ def test_unset_probes_are_the_fewest_steps_that_reach_the_target_recall_on_a_sam
 
 def test_a_target_any_search_reaches_settles_on_the_fewest_probes():
     matrix = grouped_matrix(groups=12, per_group=60, features=10, seed=5)
-    settings = Approximate(dimensions=12, lists=24, target_recall=0.0, calibration_users=200)
+    settings = Approximate(lists=24, target_recall=0.0, calibration_users=200)
 
     _, done = approximate_top_n(matrix, 5, settings)
 
