@@ -103,6 +103,10 @@ def stages(users: int, models: list[str], approximate: bool | None, publish: str
                 if result.search == "exact"
                 else (result.recall if result.recall_at == 10 else None),
             }
+            if result.recall_by_activity:
+                line["recall_at_10_by_activity"] = [
+                    [*d["features"], d["recall"]] for d in result.recall_by_activity
+                ]
             if result.search == "approximate" and users == 1_000_000:
                 line |= {"baseline": "target", "baseline_seconds": NEIGHBOURS_TARGET_1M}
             else:

@@ -60,6 +60,8 @@ class ModelResult:
     search: str = "exact"
     recall: float | None = None  # of an approximate run against exact, on a sample of users
     recall_at: int | None = None  # ... of the best this many (10, or fewer when fewer are stored)
+    # ... per decile of the sampled users' activity: {"features": [low, high], "users", "recall"}
+    recall_by_activity: list[dict[str, Any]] | None = None
     quality: dict[str, Any] | None = None  # the run's evaluation on the export's hold-out
 
 
@@ -305,6 +307,7 @@ def publish_model(
         search=how["search"],
         recall=how.get("recall_sample"),
         recall_at=how.get("recall_at"),
+        recall_by_activity=how.get("recall_by_activity"),
         quality=run.quality,
     )
 

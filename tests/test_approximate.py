@@ -224,6 +224,9 @@ def test_an_approximate_run_records_how_it_was_made_and_its_measured_recall():
     assert result.search == run.settings["search"] == "approximate"
     assert result.recall == run.settings["recall_sample"]
     assert result.recall_at == run.settings["recall_at"] == 5  # n is 5: recall of the best 5
+    assert result.recall_by_activity == run.settings["recall_by_activity"]
+    assert sum(d["users"] for d in result.recall_by_activity) == 80
+    assert run.settings["approximate"]["embedding"] == "rows"
     # 80 users are too few to calibrate on, so every cluster is probed: nothing can be missed.
     assert result.recall == 1.0
     assert run.settings["recall_sample_users"] == 80
