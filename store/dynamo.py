@@ -368,17 +368,7 @@ class DynamoStore:
                             "ExpressionAttributeValues": {":current": {"S": current.run_id}},
                         }
                     },
-                    {
-                        "Update": {
-                            "TableName": self.runs_table,
-                            "Key": self._run_key(current),
-                            "UpdateExpression": "SET #s = :rolled_back",
-                            "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": {
-                                ":rolled_back": {"S": RunStatus.ROLLED_BACK}
-                            },
-                        }
-                    },
+                    self._status_update(current, RunStatus.ROLLED_BACK),
                     {
                         # Never back onto a run a cleanup has begun to delete.
                         "ConditionCheck": {
@@ -418,16 +408,7 @@ class DynamoStore:
                             "ExpressionAttributeValues": {":run": {"S": run.run_id}},
                         }
                     },
-                    {
-                        "Update": {
-                            "TableName": self.runs_table,
-                            "Key": self._run_key(run),
-                            "UpdateExpression": "SET #s = :retired",
-                            "ConditionExpression": "attribute_exists(run_id)",
-                            "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": {":retired": {"S": RunStatus.RETIRED}},
-                        }
-                    },
+                    self._status_update(run, RunStatus.RETIRED),
                 ],
             )
         except ClientError as error:
@@ -524,16 +505,7 @@ class DynamoStore:
                             "ExpressionAttributeValues": {":run": {"S": run.run_id}},
                         }
                     },
-                    {
-                        "Update": {
-                            "TableName": self.runs_table,
-                            "Key": self._run_key(run),
-                            "UpdateExpression": "SET #s = :deleting",
-                            "ConditionExpression": "attribute_exists(run_id)",
-                            "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": {":deleting": {"S": RunStatus.DELETING}},
-                        }
-                    },
+                    self._status_update(run, RunStatus.DELETING),
                 ],
             )
         except ClientError as error:
@@ -543,6 +515,19 @@ class DynamoStore:
                 return False
             raise StoreError(f"run {run.run_id} of model {run.model_handle!r} is current") from None
         return True
+
+    def _status_update(self, run: Run, status: str) -> dict[str, Any]:
+        """Return the transaction item that sets the status of a run whose record exists."""
+        return {
+            "Update": {
+                "TableName": self.runs_table,
+                "Key": self._run_key(run),
+                "UpdateExpression": "SET #s = :status",
+                "ConditionExpression": "attribute_exists(run_id)",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {":status": {"S": status}},
+            }
+        }
 
     @staticmethod
     def _run_key(run: Run) -> dict[str, Any]:

@@ -445,10 +445,10 @@ def store_calls() -> dict[str, set[str]]:
     """Return the DynamoDB actions DynamoStore calls, by the attribute naming their table.
 
     Read from store/dynamo.py: each `self._call(operation, ...)` and `self._pages(operation, ...)`,
-    each item of a `transact_write_items`, the tables a `batch_write_item` writes, and waiters
-    (which poll DescribeTable). A table that is a parameter of its method is followed to the
-    method's callers; a table given any other way (e.g. from `table_definitions`), or none, is
-    "*": every table.
+    each item of a `transact_write_items` (written there, or returned by a store method), the
+    tables a `batch_write_item` writes, and waiters (which poll DescribeTable). A table that is a
+    parameter of its method is followed to the method's callers; a table given any other way
+    (e.g. from `table_definitions`), or none, is "*": every table.
     """
     source = ast.parse((ROOT / "store" / "dynamo.py").read_text())
     [store] = [n for n in source.body if isinstance(n, ast.ClassDef) and n.name == "DynamoStore"]
@@ -478,6 +478,13 @@ def store_calls() -> dict[str, set[str]]:
                 return found
         return {"*"}
 
+    def returned(name: str) -> ast.Dict:
+        """Return the dictionary a store method returns (one that builds a transaction item)."""
+        [method] = [m for m in methods if m.name == name]
+        [result] = [n.value for n in ast.walk(method) if isinstance(n, ast.Return)]
+        assert isinstance(result, ast.Dict), f"{name} must return a dictionary literal"
+        return result
+
     actions: dict[str, set[str]] = {"*": set()}
 
     def grant(action: str, table: ast.expr | None, method: ast.FunctionDef) -> None:
@@ -494,6 +501,8 @@ def store_calls() -> dict[str, set[str]]:
         keywords = {k.arg: k.value for k in call.keywords}
         if operation.value == "transact_write_items":
             for item in keywords["TransactItems"].elts:
+                if isinstance(item, ast.Call):  # a method of the store that builds the item
+                    item = returned(item.func.attr)
                 [(kind, body)] = zip(item.keys, item.values, strict=True)
                 fields = dict(zip([k.value for k in body.keys], body.values, strict=True))
                 grant(TRANSACT_ITEM_ACTIONS[kind.value], fields["TableName"], method)
