@@ -27,7 +27,20 @@ def factorize(
     iterations: int = 15,
     seed: int = 0,
 ) -> np.ndarray:
-    """Return the user factors (users × factors, float32) of weighted evidence (users × items).
+    """Return the user factors (users × factors, float32) of weighted evidence (users × items)."""
+    return fit(values, method, factors, regularization, alpha, iterations, seed)[0]
+
+
+def fit(
+    values: sp.csr_matrix,
+    method: str = "als",
+    factors: int = 64,
+    regularization: float = 0.01,
+    alpha: float = 1.0,
+    iterations: int = 15,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the user factors and the item factors (items × factors) of weighted evidence.
 
     ``als``: implicit's alternating least squares for implicit feedback, the values being the
     confidences (times ``alpha``), ``regularization`` and ``iterations`` as implicit takes them.
@@ -42,13 +55,47 @@ def factorize(
     values = sp.csr_matrix(values, dtype=np.float32, copy=True)
     values.sum_duplicates()  # canonical: sorted columns in each row, so sums run in one order
     if values.nnz == 0:
-        return np.zeros((values.shape[0], factors), dtype=np.float32)
+        empty = np.zeros((values.shape[0], factors), dtype=np.float32)
+        return empty, np.zeros((values.shape[1], factors), dtype=np.float32)
     if method == "als":
-        found = _als(values, factors, regularization, alpha, iterations, seed)
+        found, items = _als(values, factors, regularization, alpha, iterations, seed)
     else:
-        found = _svd(values, factors, iterations, seed)
+        found, items = _svd(values, factors, iterations, seed)
     found[np.diff(values.indptr) == 0] = 0.0
-    return found
+    return found, items
+
+
+def fold_in(
+    values: sp.csr_matrix,
+    items: np.ndarray,
+    method: str = "als",
+    regularization: float = 0.01,
+    alpha: float = 1.0,
+    **_: Any,
+) -> np.ndarray:
+    """Return the factors of new users (rows of weighted evidence) against fitted item factors.
+
+    ``als``: each user's least-squares solution given the items, as implicit's
+    ``recalculate_user`` computes it, (YᵀY + λI + Yᵀ(Cᵤ − I)Y) xᵤ = YᵀCᵤpᵤ with Cᵤ = alpha ×
+    values; ``svd``: the rows projected on the components. Users without evidence get zeros.
+    """
+    values = sp.csr_matrix(values, dtype=np.float64)
+    items = np.asarray(items, dtype=np.float64)
+    if method == "svd":
+        found = np.asarray(values @ items)
+    else:
+        gram = items.T @ items + regularization * np.eye(items.shape[1])
+        found = np.zeros((values.shape[0], items.shape[1]))
+        for user in range(values.shape[0]):
+            cols = values.indices[values.indptr[user] : values.indptr[user + 1]]
+            confidence = alpha * values.data[values.indptr[user] : values.indptr[user + 1]]
+            if len(cols):
+                chosen = items[cols]
+                a = gram + (chosen.T * (np.abs(confidence) - 1.0)) @ chosen
+                b = (np.maximum(confidence, 0.0)[:, None] * chosen).sum(axis=0)
+                found[user] = np.linalg.solve(a, b)
+    found[np.diff(values.indptr) == 0] = 0.0
+    return found.astype(np.float32)
 
 
 def _als(
@@ -58,8 +105,8 @@ def _als(
     alpha: float,
     iterations: int,
     seed: int,
-) -> np.ndarray:
-    """Fit implicit's CPU ALS; return its user factors."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit implicit's CPU ALS; return its user and item factors."""
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
@@ -74,18 +121,27 @@ def _als(
             random_state=seed,
         )
         model.fit(values, show_progress=False)
-    return np.ascontiguousarray(model.user_factors, dtype=np.float32)
+    return (
+        np.ascontiguousarray(model.user_factors, dtype=np.float32),
+        np.ascontiguousarray(model.item_factors, dtype=np.float32),
+    )
 
 
-def _svd(values: sp.csr_matrix, factors: int, iterations: int, seed: int) -> np.ndarray:
-    """Fit scikit-learn's randomized truncated SVD; return each user's projection."""
+def _svd(
+    values: sp.csr_matrix, factors: int, iterations: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit scikit-learn's randomized truncated SVD; return each user's projection and the
+    components as item factors (so that a user's factors are their row times them)."""
     from sklearn.decomposition import TruncatedSVD
 
     found = np.zeros((values.shape[0], factors), dtype=np.float32)
+    items = np.zeros((values.shape[1], factors), dtype=np.float32)
     if values.shape[1] <= factors:  # no fewer factors than items: the rows keep every direction
         found[:, : values.shape[1]] = values.toarray()
-        return found
+        items[:, : values.shape[1]] = np.eye(values.shape[1], dtype=np.float32)
+        return found, items
     rank = min(factors, values.shape[0])
     svd = TruncatedSVD(rank, algorithm="randomized", n_iter=iterations, random_state=seed)
     found[:, :rank] = svd.fit_transform(values)
-    return found
+    items[:, :rank] = svd.components_.T
+    return found, items

@@ -91,10 +91,31 @@ def interest_counts(interests: pd.DataFrame, index: UserIndex) -> FeatureMatrix:
     return _matrix(index, interests["user_handle"], interests["interest_tag"], ones)
 
 
-def course_view_seconds(course_views: pd.DataFrame, index: UserIndex) -> FeatureMatrix:
-    """Total the seconds each user spent on each course."""
-    seconds = course_views["view_time_seconds"].to_numpy(dtype=np.float64)
-    return _matrix(index, course_views["user_handle"], course_views["course_id"], seconds)
+def latest_assessments(assessments: pd.DataFrame) -> pd.DataFrame:
+    """Return each user's latest score per assessment tag (a retake replaces the earlier one)."""
+    return assessments.sort_values("user_assessment_date", kind="stable").drop_duplicates(
+        ["user_handle", "assessment_tag"], keep="last"
+    )
+
+
+def assessment_norms(latest: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """Return the tags of the latest scores, sorted, with each tag's mean and spread (std).
+
+    A spread of 0 (one taker, or all scored the same) means a score on that tag is no evidence.
+    """
+    by_tag = latest.groupby("assessment_tag", observed=True, sort=True)["user_assessment_score"]
+    mean, spread = by_tag.mean(), by_tag.std(ddof=0).fillna(0.0)
+    return (
+        pd.Index(mean.index.astype(str)),
+        mean.to_numpy(dtype=np.float64),
+        spread.to_numpy(dtype=np.float64),
+    )
+
+
+def standardised(scores: np.ndarray, mean: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Return scores as z-scores against their tags' mean and spread (0 where no spread)."""
+    safe = np.where(spread > 0, spread, 1.0)
+    return np.where(spread > 0, (scores - mean) / safe, 0.0)
 
 
 def assessment_scores(assessments: pd.DataFrame, index: UserIndex) -> FeatureMatrix:
@@ -104,29 +125,43 @@ def assessment_scores(assessments: pd.DataFrame, index: UserIndex) -> FeatureMat
     matrix could not tell from "not taken". A tag taken by one user, or by users who all scored the
     same, carries no evidence (z = 0).
     """
-    latest = assessments.sort_values("user_assessment_date", kind="stable").drop_duplicates(
-        ["user_handle", "assessment_tag"], keep="last"
-    )
-    by_tag = latest.groupby("assessment_tag", observed=True)["user_assessment_score"]
-    spread = by_tag.transform("std", ddof=0).replace(0, np.nan)
-    z = ((latest["user_assessment_score"] - by_tag.transform("mean")) / spread).fillna(0)
-    return _matrix(index, latest["user_handle"], latest["assessment_tag"], z.to_numpy())
+    latest = latest_assessments(assessments)
+    tags, mean, spread = assessment_norms(latest)
+    tag = tags.get_indexer(pd.Index(latest["assessment_tag"].astype(str)))
+    scores = latest["user_assessment_score"].to_numpy(dtype=np.float64)
+    z = standardised(scores, mean[tag], spread[tag])
+    return _matrix(index, latest["user_handle"], latest["assessment_tag"], z)
 
 
-def course_tag_seconds(
-    course_views: pd.DataFrame, course_tags: pd.DataFrame, index: UserIndex
-) -> FeatureMatrix:
-    """Spread each user's seconds on a course evenly over the course's tags."""
-    per_course = course_view_seconds(course_views, index)
-    tags = course_tags[course_tags["course_id"].isin(per_course.features)]
-    course_rows = per_course.features.get_indexer(pd.Index(tags["course_id"]))
+def course_view_seconds(course_views: pd.DataFrame, index: UserIndex) -> FeatureMatrix:
+    """Total the seconds each user spent on each course."""
+    seconds = course_views["view_time_seconds"].to_numpy(dtype=np.float64)
+    return _matrix(index, course_views["user_handle"], course_views["course_id"], seconds)
+
+
+def typical_seconds(views: FeatureMatrix) -> np.ndarray:
+    """Return the median of each course's users' total seconds on it (0 for a course nobody saw),
+    what a profile naming a course without saying how long it was viewed counts as."""
+    by_course = sp.csc_matrix(views.values)
+    typical = np.zeros(by_course.shape[1], dtype=np.float64)
+    for course in range(by_course.shape[1]):
+        seen = by_course.data[by_course.indptr[course] : by_course.indptr[course + 1]]
+        if len(seen):
+            typical[course] = float(np.median(seen))
+    return typical
+
+
+def course_tag_shares(courses: pd.Index, course_tags: pd.DataFrame) -> FeatureMatrix:
+    """Return each course's tags (courses × tags), a course's share spread evenly over its tags."""
+    tags = course_tags[course_tags["course_id"].isin(courses)]
+    course_rows = courses.get_indexer(pd.Index(tags["course_id"]))
     tag_codes, tag_names = pd.factorize(tags["course_tags"], sort=True)
-    tags_per_course = np.bincount(course_rows, minlength=len(per_course.features))
+    tags_per_course = np.bincount(course_rows, minlength=len(courses))
     share = 1.0 / tags_per_course[course_rows]
     spread = sp.csr_matrix(
         (share.astype(np.float32), (course_rows, tag_codes)),
-        shape=(len(per_course.features), len(tag_names)),
+        shape=(len(courses), len(tag_names)),
         dtype=np.float32,
     )
     spread.sum_duplicates()
-    return FeatureMatrix(sp.csr_matrix(per_course.values @ spread), pd.Index(tag_names))
+    return FeatureMatrix(spread, pd.Index(tag_names))

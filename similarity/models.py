@@ -15,33 +15,123 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from similarity import factors, features
 from similarity.features import FeatureMatrix, Tables, UserIndex
-from similarity.weighting import combine, unit_rows, weigh
-
-Builder = Callable[[Tables, UserIndex, Mapping[str, Any]], sp.csr_matrix]
-
-
-def _signal(build: Callable[[Tables, UserIndex], FeatureMatrix]) -> Builder:
-    """Return a builder that weighs one feature matrix by the model's settings."""
-
-    def weighted(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> sp.csr_matrix:
-        return weigh(build(tables, index).values, **settings)
-
-    return weighted
+from similarity.space import Block, ModelSpace
+from similarity.weighting import combine, statistics, unit_rows, weigh
 
 
-def _course_factors(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> sp.csr_matrix:
-    """Factorize the weighted course views; return the user factors (dense values, as CSR)."""
+@dataclass(frozen=True)
+class Fitted:
+    """A model built on tables: weighted users × columns (any scale) and the blocks that made it."""
+
+    values: sp.csr_matrix
+    blocks: tuple[Block, ...]
+
+
+Builder = Callable[[Tables, UserIndex, Mapping[str, Any]], Fitted]
+
+
+def _names(index: pd.Index) -> np.ndarray:
+    return np.asarray(index.astype(str), dtype=str)
+
+
+def _weighed(
+    handle: str,
+    kind: str,
+    label: str,
+    raw: FeatureMatrix,
+    settings: Mapping[str, Any],
+    **arrays: np.ndarray,
+) -> Fitted:
+    """Weigh raw evidence whose columns are a profile's inputs; keep what the weighting learned."""
+    learned = statistics(raw.values, **settings)
+    block = Block(
+        handle=handle,
+        kind=kind,
+        label=label,
+        settings=dict(settings),
+        inputs=_names(raw.features),
+        features=_names(raw.features),
+        users=learned.users,
+        average_length=learned.average_length,
+        arrays={"df": learned.df, **arrays},
+    )
+    return Fitted(weigh(raw.values, **settings, learned=learned), (block,))
+
+
+def _interests(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
+    raw = features.interest_counts(tables.user_interests, index)  # type: ignore[arg-type]
+    return _weighed("interests", "interests", "interest", raw, settings)
+
+
+def _course_views(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
+    raw = features.course_view_seconds(tables.user_course_views, index)  # type: ignore[arg-type]
+    typical = features.typical_seconds(raw)
+    return _weighed("course_views", "courses", "course", raw, settings, typical=typical)
+
+
+def _assessments(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
+    scores = tables.user_assessment_scores
+    raw = features.assessment_scores(scores, index)  # type: ignore[arg-type]
+    tags, mean, spread = features.assessment_norms(features.latest_assessments(scores))  # type: ignore[arg-type]
+    at = tags.get_indexer(pd.Index(raw.features.astype(str)))
+    return _weighed(
+        "assessments", "assessments", "assessment", raw, settings, mean=mean[at], spread=spread[at]
+    )
+
+
+def _course_tags(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
+    views = features.course_view_seconds(tables.user_course_views, index)  # type: ignore[arg-type]
+    shares = features.course_tag_shares(views.features, tables.course_tags)  # type: ignore[arg-type]
+    tagged = sp.csr_matrix(views.values @ shares.values)  # seconds spread over the course's tags
+    learned = statistics(tagged, **settings)
+    block = Block(
+        handle="course_tags",
+        kind="courses",
+        label="course_tag",
+        settings=dict(settings),
+        inputs=_names(views.features),
+        features=_names(shares.features),
+        users=learned.users,
+        average_length=learned.average_length,
+        arrays={
+            "df": learned.df,
+            "typical": features.typical_seconds(views),
+            "shares.data": shares.values.data,
+            "shares.indices": shares.values.indices,
+            "shares.indptr": shares.values.indptr,
+        },
+    )
+    return Fitted(weigh(tagged, **settings, learned=learned), (block,))
+
+
+def _course_factors(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
+    """Factorize the weighted course views; the user factors are the rows (dense, as CSR)."""
     fitting = {key: value for key, value in settings.items() if key in factors.SETTINGS}
     weighting = {key: value for key, value in settings.items() if key not in factors.SETTINGS}
     views = features.course_view_seconds(tables.user_course_views, index)  # type: ignore[arg-type]
     # Columns by course name: the fit's random start must not depend on the order in which an
     # export happened to list its courses.
     by_name = np.argsort(views.features.astype(str).to_numpy())
-    return sp.csr_matrix(factors.factorize(weigh(views.values[:, by_name], **weighting), **fitting))
+    raw = FeatureMatrix(sp.csr_matrix(views.values[:, by_name]), views.features[by_name])
+    learned = statistics(raw.values, **weighting)
+    users, items = factors.fit(weigh(raw.values, **weighting, learned=learned), **fitting)
+    block = Block(
+        handle="course_factors",
+        kind="courses",
+        label="factor",
+        settings=dict(settings),
+        inputs=_names(raw.features),
+        features=np.asarray([f"factor {i + 1}" for i in range(items.shape[1])], dtype=str),
+        users=learned.users,
+        average_length=learned.average_length,
+        arrays={"df": learned.df, "typical": features.typical_seconds(raw), "items": items},
+    )
+    return Fitted(sp.csr_matrix(users), (block,))
 
 
 @dataclass(frozen=True)
@@ -82,7 +172,18 @@ class Model:
 
     def matrix(self, tables: Tables, index: UserIndex) -> sp.csr_matrix:
         """Return the model's L2-normalised users×features matrix (float32, CSR)."""
-        return unit_rows(self.build(tables, index, self.settings))
+        return unit_rows(self.build(tables, index, self.settings).values)
+
+    def space(self, tables: Tables, index: UserIndex) -> ModelSpace:
+        """Return the model's space: its unit matrix and what places a profile in it."""
+        fitted = self.build(tables, index, self.settings)
+        return ModelSpace(
+            model_handle=self.handle,
+            settings=dict(self.settings),
+            handles=index.handles,
+            matrix=unit_rows(fitted.values),
+            blocks=fitted.blocks,
+        )
 
     def with_settings(self, settings: Mapping[str, Any]) -> Model:
         """Return the same model with other settings (how variants are tried)."""
@@ -95,30 +196,28 @@ SIGNALS: dict[str, Model] = {
         Model(
             handle="interests",
             needs=("user_interests",),
-            build=_signal(lambda t, i: features.interest_counts(t.user_interests, i)),  # type: ignore[arg-type]
+            build=_interests,
             description="interest tags followed, TF-IDF over whole tags",
             settings={"tf": "sublinear", "idf": 1.0},
         ),
         Model(
             handle="course_views",
             needs=("user_course_views",),
-            build=_signal(lambda t, i: features.course_view_seconds(t.user_course_views, i)),  # type: ignore[arg-type]
+            build=_course_views,
             description="courses viewed, popular courses down-weighted (IDF)",
             settings={"tf": "binary", "idf": 1.0},
         ),
         Model(
             handle="assessments",
             needs=("user_assessment_scores",),
-            build=_signal(lambda t, i: features.assessment_scores(t.user_assessment_scores, i)),  # type: ignore[arg-type]
+            build=_assessments,
             description="assessment scores standardised per tag, above-average evidence only",
             settings={"tf": "raw", "positive": True},
         ),
         Model(
             handle="course_tags",
             needs=("user_course_views", "course_tags"),
-            build=_signal(
-                lambda t, i: features.course_tag_seconds(t.user_course_views, t.course_tags, i)  # type: ignore[arg-type]
-            ),
+            build=_course_tags,
             description="seconds viewed spread over each course's tags, BM25-saturated, TF-IDF",
             settings={"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 1.0},
         ),
@@ -142,15 +241,21 @@ SIGNALS: dict[str, Model] = {
 }
 
 
-def _hybrid(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> sp.csr_matrix:
+def _hybrid(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
     """Join the blocks of the weighted signal models whose tables are present."""
     weights: Mapping[str, float] = settings["weights"]
-    blocks = {
-        handle: SIGNALS[handle].matrix(tables, index)
+    fitted = {
+        handle: SIGNALS[handle].build(tables, index, SIGNALS[handle].settings)
         for handle, weight in weights.items()
         if weight > 0 and SIGNALS[handle].available(tables)
     }
-    return combine(blocks, weights)
+    values = combine({h: unit_rows(f.values) for h, f in fitted.items()}, weights)
+    blocks, offset = [], 0
+    for handle, part in fitted.items():
+        (block,) = part.blocks
+        blocks.append(dataclasses.replace(block, weight=float(weights[handle]), offset=offset))
+        offset += block.width
+    return Fitted(values, tuple(blocks))
 
 
 HYBRID = Model(

@@ -8,6 +8,8 @@ product of the rows `unit_rows` returns.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,14 +18,51 @@ from sklearn.preprocessing import normalize
 TERM_WEIGHTS = ("raw", "binary", "log1p", "sublinear", "bm25")
 
 
+@dataclass(frozen=True)
+class Statistics:
+    """What a weighting learns from all users, so that a newcomer is weighed the same way.
+
+    users: rows weighed; df: users with evidence in each feature (after ``positive``);
+    average_length: the mean amount per user with any evidence (BM25's length norm).
+    """
+
+    users: int
+    df: np.ndarray  # int64, one per feature
+    average_length: float
+
+
+def statistics(
+    values: sp.csr_matrix, unit: float = 1.0, positive: bool = False, **_: Any
+) -> Statistics:
+    """Return what `weigh` learns from raw evidence (users × features) under these settings."""
+    kept = _evidence(values, positive)
+    length = np.asarray(kept.sum(axis=1)).ravel() / unit
+    present = length > 0
+    return Statistics(
+        users=kept.shape[0],
+        df=np.bincount(kept.indices, minlength=kept.shape[1]).astype(np.int64),
+        average_length=float(length[present].mean()) if present.any() else 1.0,
+    )
+
+
+def _evidence(values: sp.spmatrix, positive: bool) -> sp.csr_matrix:
+    """Return the evidence a weighting reads: float64, negatives dropped if asked, no zeros."""
+    kept = sp.csr_matrix(values, dtype=np.float64, copy=True)
+    if positive:
+        np.maximum(kept.data, 0, out=kept.data)
+    kept.eliminate_zeros()
+    return kept
+
+
 def weigh(
-    values: sp.csr_matrix,
+    values: sp.spmatrix,
     tf: str = "log1p",
     idf: float = 0.0,
     unit: float = 1.0,
     k1: float = 1.2,
     b: float = 0.75,
     positive: bool = False,
+    learned: Statistics | None = None,
 ) -> sp.csr_matrix:
     """Weight raw evidence per user (rows) and feature (columns): a term weight times IDF**idf.
 
@@ -31,13 +70,14 @@ def weigh(
     a count); ``bm25`` (amount / unit saturated by k1, longer rows damped by b). ``idf`` is the
     power of the smoothed IDF, log((1 + users) / (1 + users with the feature)) + 1: 0 turns it
     off, 1 is TF-IDF, more damps popular features harder. ``positive`` drops negative evidence.
+    ``learned``: the statistics (IDF, BM25's average length) of the users the model was built
+    on, to weigh other rows (a newcomer's profile) as those users were; default: of ``values``.
     """
     if tf not in TERM_WEIGHTS:
         raise ValueError(f"unknown term weighting {tf!r}; known: {', '.join(TERM_WEIGHTS)}")
-    weighted = sp.csr_matrix(values, dtype=np.float64, copy=True)
-    if positive:
-        np.maximum(weighted.data, 0, out=weighted.data)
-    weighted.eliminate_zeros()
+    if learned is None:
+        learned = statistics(values, unit=unit, positive=positive)
+    weighted = _evidence(values, positive)
     data = weighted.data
     if tf == "binary":
         data[:] = 1.0
@@ -47,15 +87,16 @@ def weigh(
         data[:] = 1.0 + np.log(np.maximum(data, 1.0))
     elif tf == "bm25":
         amount = data / unit
-        length = np.asarray(sp.csr_matrix((amount, weighted.indices, weighted.indptr)).sum(axis=1))
-        length = length.ravel()
-        average = length[length > 0].mean() if (length > 0).any() else 1.0
-        row_length = np.repeat(length, np.diff(weighted.indptr))
+        length = np.asarray(
+            sp.csr_matrix((amount, weighted.indices, weighted.indptr), shape=weighted.shape).sum(
+                axis=1
+            )
+        )
+        row_length = np.repeat(length.ravel(), np.diff(weighted.indptr))
+        average = learned.average_length
         data[:] = amount * (k1 + 1) / (amount + k1 * (1 - b + b * row_length / average))
     if idf:
-        users = weighted.shape[0]
-        df = np.bincount(weighted.indices, minlength=weighted.shape[1])
-        weights = (np.log((1.0 + users) / (1.0 + df)) + 1.0) ** idf
+        weights = (np.log((1.0 + learned.users) / (1.0 + learned.df)) + 1.0) ** idf
         data *= weights[weighted.indices]
     return weighted
 
