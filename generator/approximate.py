@@ -23,9 +23,9 @@ from typing import Any
 import faiss
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 from sparse_dot_topn import sp_matmul_topn
 
+from similarity.clusters import Clusters, Hashing, embed
 from similarity.neighbours import (
     PRODUCT_BUDGET,
     Neighbours,
@@ -77,43 +77,25 @@ def embedding_of(matrix: sp.spmatrix, settings: Approximate) -> str:
     return "rows" if matrix.shape[1] <= settings.dimensions else f"hashed-{settings.dimensions}"
 
 
-def _embedding(
-    matrix: sp.csr_matrix, settings: Approximate
-) -> Callable[[sp.csr_matrix], np.ndarray]:
-    """Return what maps rows to unit-length dense vectors whose dot products approximate cosine.
-
-    The rows themselves if there are few features (`embedding_of`), else the rows with each
-    feature added, with a random sign, into one of ``settings.dimensions`` buckets.
-    """
+def hashing_of(matrix: sp.spmatrix, settings: Approximate) -> Hashing | None:
+    """Return the hashing users are clustered through, or None when they are clustered on their
+    rows whole (`embedding_of`)."""
     if embedding_of(matrix, settings) == "rows":
-        return lambda rows: np.ascontiguousarray(rows.toarray(), dtype=np.float32)
-    rng = np.random.default_rng(settings.seed)
-    features = matrix.shape[1]
-    hashing = sp.csr_matrix(
-        (
-            rng.choice(np.array([-1.0, 1.0], dtype=np.float32), features),
-            (np.arange(features), rng.integers(0, settings.dimensions, features)),
-        ),
-        shape=(features, settings.dimensions),
-    )
-
-    def project(rows: sp.csr_matrix) -> np.ndarray:
-        hashed = np.ascontiguousarray((rows @ hashing).toarray(), dtype=np.float32)
-        return np.ascontiguousarray(normalize(hashed, copy=False))
-
-    return project
+        return None
+    return Hashing.random(matrix.shape[1], settings.dimensions, settings.seed)
 
 
 def _nearest_clusters(
     matrix: sp.csr_matrix, present: np.ndarray, settings: Approximate, block_rows: int
-) -> np.ndarray:
-    """Cluster the users' embeddings; return each user's nearest clusters, nearest first."""
+) -> tuple[np.ndarray, np.ndarray, Hashing | None]:
+    """Cluster the users' embeddings; return each user's nearest clusters, nearest first, the
+    centroids and the hashing of the embedding."""
     rng = np.random.default_rng(settings.seed)
     lists = min(settings.lists or max(1, round(np.sqrt(len(present)))), len(present))
-    project = _embedding(matrix, settings)
+    hashing = hashing_of(matrix, settings)
     # The k-means is trained on a sample: at most TRAIN_PER_LIST users per list.
     train = rng.choice(present, min(len(present), TRAIN_PER_LIST * lists), replace=False)
-    vectors = project(matrix[np.sort(train)])
+    vectors = embed(matrix[np.sort(train)], hashing)
     kmeans = faiss.Kmeans(vectors.shape[1], lists, niter=20, spherical=True, seed=settings.seed)
     kmeans.cp.min_points_per_centroid = 1  # few users per cluster is fine: only the split matters
     kmeans.train(vectors)
@@ -123,8 +105,8 @@ def _nearest_clusters(
     nearest = np.empty((len(present), probes), dtype=np.int32)
     for first in range(0, len(present), block_rows):
         ids = present[first : first + block_rows]
-        nearest[first : first + len(ids)] = quantizer.search(project(matrix[ids]), probes)[1]
-    return nearest
+        nearest[first : first + len(ids)] = quantizer.search(embed(matrix[ids], hashing), probes)[1]
+    return nearest, np.ascontiguousarray(kmeans.centroids, dtype=np.float32), hashing
 
 
 def _best_in(
@@ -231,6 +213,20 @@ def approximate_top_n(
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Neighbours, dict[str, Any]]:
+    """Find each row's n most similar other rows approximately (`approximate_search`'s first
+    two results)."""
+    found, done, _ = approximate_search(matrix, n, settings, block_rows, threads, progress)
+    return found, done
+
+
+def approximate_search(
+    matrix: sp.spmatrix,
+    n: int,
+    settings: Approximate | None = None,
+    block_rows: int = 8192,
+    threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Neighbours, dict[str, Any], Clusters | None]:
     """Find each row's n most similar other rows approximately, with exact scores.
 
     An inverted file: users are clustered (faiss k-means) on their rows, or on their rows hashed
@@ -240,8 +236,9 @@ def approximate_top_n(
     instead of users²; a neighbour filed under a cluster that was not probed is missed
     (`sample_recall` measures how often).
 
-    Returns the neighbours and what the search did (clusters, embedding, probes, calibration
-    recall).
+    Returns the neighbours, what the search did (clusters, embedding, probes, calibration
+    recall) and the clusters users were filed under (None when fewer than two have evidence), with
+    which one more user can be searched the same way.
     ``progress`` is called after each cluster with the share of the work done, counted in users
     with evidence (so it ends at their number).
     """
@@ -255,11 +252,11 @@ def approximate_top_n(
     result_scores = np.zeros((users, n), dtype=np.float32)
     present = np.flatnonzero(np.diff(matrix.indptr) > 0)
     if len(present) < 2:
-        return Neighbours(result_rows, result_scores), {"clusters": 0, "probes": 0}
+        return Neighbours(result_rows, result_scores), {"clusters": 0, "probes": 0}, None
 
     faiss.omp_set_num_threads(threads)
     started = time.perf_counter()
-    nearest = _nearest_clusters(matrix, present, settings, block_rows)
+    nearest, centroids, hashing = _nearest_clusters(matrix, present, settings, block_rows)
     filing = _Filing(present, nearest)
     done: dict[str, Any] = {
         "clusters": filing.clusters,
@@ -298,7 +295,17 @@ def approximate_top_n(
         if progress is not None:
             progress(searched_so_far // nearest.shape[1])
     result_rows[present], result_scores[present] = unpack_keys(-np.sort(-best, axis=1))
-    return Neighbours(result_rows, result_scores), done
+    clusters = Clusters(
+        centroids=centroids,
+        order=np.concatenate(filing.members).astype(np.int64),
+        # Clusters past the last one anybody was filed under are empty, but can still be probed.
+        bounds=np.cumsum(
+            [0] + [len(m) for m in filing.members] + [0] * (len(centroids) - filing.clusters)
+        ).astype(np.int64),
+        probes=int(nearest.shape[1]),
+        hashing=hashing,
+    )
+    return Neighbours(result_rows, result_scores), done, clusters
 
 
 def recall_at(exact: Neighbours, found: Neighbours, k: int = 10) -> float:

@@ -351,3 +351,21 @@ def test_models_shows_how_each_run_searched_and_the_recall_it_reached():
     assert described["search"]["recall_sample"] == run.settings["recall_sample"]
     deciles = described["search"]["recall_by_activity"]
     assert sum(d["users"] for d in deciles) == run.settings["recall_sample_users"]
+
+
+@pytest.mark.parametrize("dimensions", [6, 1024])  # hashed, or on the rows whole
+def test_the_clusters_a_search_returns_find_a_users_lists_again_one_query_at_a_time(dimensions):
+    from generator.approximate import approximate_search
+    from similarity.space import ModelSpace
+
+    matrix = grouped_matrix(groups=6, per_group=30, features=10, seed=4)
+    found, done, clusters = approximate_search(
+        matrix, 5, Approximate(dimensions=dimensions, lists=8, probes=2)
+    )
+    assert clusters is not None and clusters.probes == done["probes"] == 2
+    assert (clusters.hashing is None) == (dimensions > 6)
+    space = ModelSpace("m", {}, np.arange(matrix.shape[0]), matrix, (), clusters=clusters)
+    for row in range(0, matrix.shape[0], 7):
+        matches = space.search(space.row(row), 5, exact_max_users=0, exclude=row)
+        expected = found.scores[row][found.rows[row] >= 0]
+        np.testing.assert_allclose([m.score for m in matches], expected, atol=2e-6)
