@@ -32,7 +32,10 @@ RUN python -m venv /opt/venv \
 # /app, importing the packages beside them (and server/gunicorn.conf.py, which is not a module);
 # the venv's copy of the packages from `pip install .` is the same code.
 FROM base
-RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
+# /artifacts belongs to the app's user so that a volume mounted there (docker-compose's artifacts)
+# starts writable by the generator: a new named volume takes the owner of its mount point.
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app \
+    && install -d -o 10001 -g 10001 /artifacts
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY similarity/ similarity/

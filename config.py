@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 N = TypeVar("N", int, float)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -137,6 +137,34 @@ def _endpoint(env: Mapping[str, str], service: str) -> str | None:
         or env_text(env, "AWS_ENDPOINT_URL", "")
         or None
     )
+
+
+def s3_client(aws: AwsSettings) -> Any:
+    """Return a new S3 client for the settings' region, endpoint and access key."""
+    import boto3
+
+    key_id, secret, token = aws.credentials or (None, None, None)
+    return boto3.client(
+        "s3",
+        region_name=aws.region,
+        endpoint_url=aws.s3_endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+    )
+
+
+def artifact_uri(env: Mapping[str, str], default: str) -> str:
+    """Read ARTIFACT_URI, where runs' model artifacts are kept: file://FOLDER or
+    s3://BUCKET[/PREFIX]."""
+    from store.artifacts import open_artifacts
+
+    uri = env_text(env, "ARTIFACT_URI", default)
+    try:
+        open_artifacts(uri, lambda: None)  # only parses: touches neither the disk nor S3
+    except ValueError as error:
+        raise ConfigError(f"ARTIFACT_URI: {error}") from None
+    return uri
 
 
 def dynamodb_local_settings(env: Mapping[str, str]) -> tuple[int, Path | None]:

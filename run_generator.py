@@ -25,6 +25,7 @@ from dotenv import dotenv_values
 from config import (
     AwsSettings,
     ConfigError,
+    artifact_uri,
     aws_settings,
     configure_logging,
     env_bool,
@@ -35,14 +36,17 @@ from config import (
     log_level,
     positive_int,
 )
+from config import s3_client as aws_s3_client
 
 if TYPE_CHECKING:
     from generator.tables import Tables
     from store import NeighbourStore
+    from store.artifacts import ArtifactStore
     from store.dynamo import DynamoStore
 
 ROOT = Path(__file__).resolve().parent
 REAL_CATALOGUE = ROOT.parent / "shared" / "data" / "pluralsight-sample"
+DEFAULT_ARTIFACT_URI = (ROOT / "data" / "artifacts").as_uri()
 DEFAULT_SYNTHETIC_USERS = 10_000
 SEARCHES = {"auto": None, "exact": False, "approximate": True}
 
@@ -67,6 +71,7 @@ class GeneratorConfig:
     search_budget_seconds: float  # the longest searching more for it may take, per model
     max_rejected_share: float  # a file with a larger share of rejected rows is refused
     aws: AwsSettings
+    artifact_uri: str  # where run artifacts are written: file://FOLDER or s3://BUCKET/PREFIX
 
 
 def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
@@ -96,6 +101,7 @@ def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
         ),
         max_rejected_share=env_float(env, "MAX_REJECTED_SHARE", MAX_REJECTED_SHARE, 0, 1),
         aws=aws_settings(env),
+        artifact_uri=artifact_uri(env, DEFAULT_ARTIFACT_URI),
     )
 
 
@@ -114,21 +120,20 @@ def connect_store(config: GeneratorConfig) -> DynamoStore:
 
 def s3_client(config: GeneratorConfig) -> Any:
     """Return a new S3 client for the config's region, endpoint and access key."""
-    import boto3
+    return aws_s3_client(config.aws)
 
-    key_id, secret, token = config.aws.credentials or (None, None, None)
-    return boto3.client(
-        "s3",
-        region_name=config.aws.region,
-        endpoint_url=config.aws.s3_endpoint,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        aws_session_token=token,
-    )
+
+def connect_artifacts(config: GeneratorConfig) -> ArtifactStore:
+    """Return the artifact store ARTIFACT_URI names (an S3 client is made only once needed)."""
+    from store.artifacts import open_artifacts
+
+    return open_artifacts(config.artifact_uri, lambda: s3_client(config))
 
 
 # What `main` gets its store from: any NeighbourStore, ready to write (tests hand in their own).
 Connect = Callable[[GeneratorConfig], "NeighbourStore"]
+# ... and where it writes each run's model artifact.
+ConnectArtifacts = Callable[[GeneratorConfig], "ArtifactStore"]
 
 
 def share(text: str) -> float:
@@ -190,7 +195,7 @@ def add_threads_argument(command: argparse.ArgumentParser, config: GeneratorConf
 
 def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
     """Describe the command line; defaults come from the configuration."""
-    from generator.evaluate import MAX_USERS
+    from generator.evaluate import COLD_START_COURSES, MAX_USERS
     from generator.pipeline import APPROXIMATE_ABOVE, MIN_RECALL
     from similarity.models import MODELS
 
@@ -292,6 +297,12 @@ def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
         help="first choose each model's weighting and the hybrid's weights on a validation "
         "split, then evaluate the tuned models",
     )
+    evaluate.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="also measure newcomers' profile queries: each evaluated user's interests and "
+        f"first {COLD_START_COURSES} courses, searched among everyone else",
+    )
     add_threads_argument(evaluate, config)
 
     back = commands.add_parser(
@@ -350,8 +361,14 @@ def load_export(
     return tables, export
 
 
-def generate(args: argparse.Namespace, config: GeneratorConfig, connect: Connect) -> None:
-    """Load the export (or synthesize one), then publish every model's neighbours."""
+def generate(
+    args: argparse.Namespace,
+    config: GeneratorConfig,
+    connect: Connect,
+    artifacts: ConnectArtifacts = connect_artifacts,
+) -> None:
+    """Load the export (or synthesize one), then publish every model's neighbours, each run with
+    its model artifact."""
     from generator import pipeline
 
     store = connect(config)
@@ -372,6 +389,7 @@ def generate(args: argparse.Namespace, config: GeneratorConfig, connect: Connect
             export=export,
             retire_unbuilt=not args.keep_unbuilt_runs,
             promise=pipeline.Promise(args.min_recall, config.search_budget_seconds),
+            artifacts=artifacts(config),
         )
     for r in results:
         log.info(
@@ -410,7 +428,14 @@ def evaluate(args: argparse.Namespace, config: GeneratorConfig) -> None:
         tuned = {model.handle: model for model in tuning.models()}
         chosen = models if models is not None else list(MODELS.values())
         models = [tuned.get(model.handle, model) for model in chosen]
-    report = measure(tables, models, k=args.k, top_n_stored=args.top_n_stored, threads=args.threads)
+    report = measure(
+        tables,
+        models,
+        k=args.k,
+        top_n_stored=args.top_n_stored,
+        threads=args.threads,
+        cold_start=args.cold_start,
+    )
     log.info(
         "evaluated %s users in %.1f s; best: %s",
         f"{report.users_evaluated:,}",
@@ -450,8 +475,10 @@ def main(
     argv: Sequence[str] | None = None,
     env: Mapping[str, str] = os.environ,
     connect: Connect = connect_store,
+    artifacts: ConnectArtifacts = connect_artifacts,
 ) -> int:
-    """Run the command line with settings from `env` and a store from `connect`; return its code."""
+    """Run the command line with settings from `env`, a store from `connect` and an artifact store
+    from `artifacts`; return its code."""
     try:
         config = config_from_env(env)
     except ConfigError as error:
@@ -470,7 +497,7 @@ def main(
         elif args.command == "rollback":
             rollback(args.model, config, connect)
         else:
-            generate(args, config, connect)
+            generate(args, config, connect, artifacts)
     except (ConfigError, StoreConfigError) as error:
         print(f"run_generator.py: error: {error}", file=sys.stderr)
         return 2

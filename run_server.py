@@ -17,6 +17,7 @@ import logging
 import os
 import runpy
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from gunicorn.app.base import BaseApplication
 from config import (
     AwsSettings,
     ConfigError,
+    artifact_uri,
     aws_settings,
     configure_logging,
     dynamodb_local_settings,
@@ -38,6 +40,7 @@ from config import (
     env_text,
     log_level,
     positive_int,
+    s3_client,
 )
 from server import Settings, create_app
 from server.api import lookup
@@ -48,12 +51,15 @@ from server.query import integer_or_text, parse_query
 from store import NeighbourStore, StoreConfigError, StoreError
 
 if TYPE_CHECKING:
+    from store.artifacts import ArtifactStore
     from store.dynamo import DynamoStore
 
 ROOT = Path(__file__).resolve().parent
 GUNICORN_CONF = ROOT / "server" / "gunicorn.conf.py"
 DEFAULT_ENV_FILE = ROOT / ".env"
 EXAMPLE_ENV_FILE = ROOT / "example.env"
+DEFAULT_ARTIFACT_URI = (ROOT / "data" / "artifacts").as_uri()
+DEFAULT_ARTIFACT_CACHE = "similar-users-artifacts"  # under the system's temporary folder
 
 log = logging.getLogger("server")
 
@@ -74,6 +80,8 @@ class ServerConfig:
     read_timeout: float
     retries: int
     settings: Settings
+    artifact_uri: str  # where runs' model artifacts are read: file://FOLDER or s3://BUCKET/PREFIX
+    artifact_cache_dir: Path  # where artifacts read from S3 are kept
 
 
 def config_from_env(env: Mapping[str, str]) -> ServerConfig:
@@ -117,6 +125,12 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
         read_timeout=env_float(env, "STORE_READ_TIMEOUT_SECONDS", 0.5, 0.05, 60),
         retries=env_int(env, "STORE_RETRIES", 1, 0, 10),
         settings=settings,
+        artifact_uri=artifact_uri(env, DEFAULT_ARTIFACT_URI),
+        artifact_cache_dir=Path(
+            env_text(
+                env, "ARTIFACT_CACHE_DIR", str(Path(tempfile.gettempdir()) / DEFAULT_ARTIFACT_CACHE)
+            )
+        ),
     )
 
 
@@ -138,6 +152,13 @@ def connect_store(config: ServerConfig) -> DynamoStore:
         raise ConfigError(str(error)) from None
     except Exception as error:  # say so at start, not in every request
         raise ConfigError(f"cannot create the DynamoDB client: {error}") from error
+
+
+def connect_artifacts(config: ServerConfig) -> ArtifactStore:
+    """Return the artifact store ARTIFACT_URI names (an S3 client is made only once needed)."""
+    from store.artifacts import open_artifacts
+
+    return open_artifacts(config.artifact_uri, lambda: s3_client(config.aws))
 
 
 # What `main` gets its store from (tests hand in their own).

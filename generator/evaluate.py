@@ -10,12 +10,17 @@ out. Recall@k and NDCG@k of the hidden courses measure whether the neighbours me
 next to two baselines that know nothing of the user: the most popular courses, and the votes of
 random users.
 
+The cold start measures profile queries as the product will see them: each evaluated user's
+training interests and first few courses, as a newcomer's profile, placed in each model's space
+and searched among everyone else; their neighbours vote the same way.
+
 Pure functions over Tables and sparse matrices; `generator.tune` chooses the weightings on a
 validation split with the same measure, and `generator.plot` draws the report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -31,6 +36,7 @@ from generator.tables import Tables
 from similarity.features import UserIndex
 from similarity.models import MODELS, SIGNALS, Model
 from similarity.neighbours import Neighbours, top_n
+from similarity.space import ModelSpace, Profile
 from similarity.weighting import combine
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,9 @@ TOP_N_STORED = 50
 # Users evaluated at most (a seeded sample of those with hidden courses): each model's neighbours
 # are searched for them alone, so the evaluation's cost grows with users × this, not users².
 MAX_USERS = 5_000
+# The courses of a cold-start profile: each evaluated user's first ones, as a newcomer who has
+# just signed up and viewed a couple of courses would have.
+COLD_START_COURSES = 2
 
 # --- the hold-out -----------------------------------------------------------------------------
 
@@ -63,16 +72,7 @@ def split(
     if min_courses < 2:
         raise ValueError(f"min_courses must be at least 2, got {min_courses}")
     day = views["view_date"].dt.normalize()
-    # Grouped by the course's name, not its category code: the draws that order same-day courses
-    # must not depend on the order in which an export happened to list its categories.
-    first = (
-        views.assign(view_date=day, name=views["course_id"].astype(str))
-        .groupby(["user_handle", "name"], sort=True)
-        .agg(course_id=("course_id", "first"), view_date=("view_date", "min"))
-        .reset_index()
-    )
-    first["tie"] = np.random.default_rng(seed).random(len(first))
-    first = first.sort_values(["user_handle", "view_date", "tie"], kind="stable")
+    first = _first_views(views, seed)
     by_user = first.groupby("user_handle", sort=False)
     courses = by_user["course_id"].transform("size").to_numpy()
     position = by_user.cumcount().to_numpy()
@@ -103,6 +103,26 @@ def split(
     )
     hidden_frame = hidden[["user_handle", "course_id"]].reset_index(drop=True)
     return train, _kept(hidden_frame, np.ones(len(hidden_frame), dtype=np.bool_))
+
+
+def _first_views(views: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Return each user's courses in the order of their first view's day, same-day ones at random.
+
+    One row per (user_handle, course): its ``name`` (the id as text), ``course_id`` and the day
+    of its first ``view_date``; users in ascending order.
+    """
+    # Grouped by the course's name, not its category code: the draws that order same-day courses
+    # must not depend on the order in which an export happened to list its categories.
+    first = (
+        views.assign(
+            view_date=views["view_date"].dt.normalize(), name=views["course_id"].astype(str)
+        )
+        .groupby(["user_handle", "name"], sort=True)
+        .agg(course_id=("course_id", "first"), view_date=("view_date", "min"))
+        .reset_index()
+    )
+    first["tie"] = np.random.default_rng(seed).random(len(first))
+    return first.sort_values(["user_handle", "view_date", "tie"], kind="stable")
 
 
 def _before(handles: pd.Series, dates: pd.Series, cutoff: pd.Series) -> np.ndarray:
@@ -327,7 +347,7 @@ def _members(neighbours: Neighbours, users: int, k: int) -> sp.csr_matrix:
 
 
 class Matrices:
-    """Each model's matrix over one set of tables, each signal built once and shared.
+    """Each model's space over one set of tables, each signal built once and shared.
 
     A combined model (the hybrid) is joined from the signal models given here, so that its blocks
     are weighted exactly as the signal models evaluated next to it.
@@ -339,26 +359,41 @@ class Matrices:
         self.tables = tables
         self.index = index
         self.signals = {**SIGNALS, **signals}
-        self._built: dict[str, sp.csr_matrix] = {}
+        self._built: dict[str, ModelSpace] = {}
 
     def of(self, model: Model) -> sp.csr_matrix:
         """Return the model's unit-row matrix."""
+        return self.space(model).matrix
+
+    def space(self, model: Model) -> ModelSpace:
+        """Return the model's space: its unit-row matrix and what places a profile in it."""
         if not model.blocks:
             if model is self.signals.get(model.handle):
                 return self.signal(model.handle)
-            return model.matrix(self.tables, self.index)
+            return model.space(self.tables, self.index)
         weights: Mapping[str, float] = model.settings["weights"]
-        blocks = {
+        signals = {
             handle: self.signal(handle)
             for handle in model.blocks
             if self.signals[handle].available(self.tables)
         }
-        return combine(blocks, weights)
+        blocks, offset = [], 0
+        for handle, signal in signals.items():
+            (block,) = signal.blocks
+            blocks.append(dataclasses.replace(block, weight=float(weights[handle]), offset=offset))
+            offset += block.width
+        return ModelSpace(
+            model_handle=model.handle,
+            settings=dict(model.settings),
+            handles=self.index.handles,
+            matrix=combine({h: signal.matrix for h, signal in signals.items()}, weights),
+            blocks=tuple(blocks),
+        )
 
-    def signal(self, handle: str) -> sp.csr_matrix:
-        """Return a signal model's unit-row matrix, built on first use."""
+    def signal(self, handle: str) -> ModelSpace:
+        """Return a signal model's space, built on first use."""
         if handle not in self._built:
-            self._built[handle] = self.signals[handle].matrix(self.tables, self.index)
+            self._built[handle] = self.signals[handle].space(self.tables, self.index)
         return self._built[handle]
 
 
@@ -379,6 +414,73 @@ def measure(
     return score(recommended, holdout, served), found
 
 
+# --- cold start: newcomers' profiles ----------------------------------------------------------
+
+
+def profiles(
+    train: Tables, handles: np.ndarray, courses: int = COLD_START_COURSES, seed: int = 0
+) -> list[Profile]:
+    """Return a newcomer's profile of each user (in the order of ``handles``) from their training
+    evidence: every interest they followed, their first ``courses`` courses by first view
+    (seconds None: the course's typical time, as the API assumes) and no assessment (a newcomer
+    has taken none). Same-day courses are ordered at random (by ``seed``)."""
+    if courses < 1:
+        raise ValueError(f"a cold-start profile needs at least one course, got {courses}")
+    asked = pd.Index(handles)
+    tags: Mapping[Any, list[str]] = {}
+    if train.user_interests is not None:
+        followed = train.user_interests[train.user_interests["user_handle"].isin(asked)]
+        by_user = followed.groupby("user_handle")["interest_tag"]
+        tags = by_user.agg(lambda t: [str(n) for n in t]).to_dict()
+    names: Mapping[Any, list[str]] = {}
+    if train.user_course_views is not None:
+        views = train.user_course_views
+        first = _first_views(views[views["user_handle"].isin(asked)], seed)
+        earliest = first.groupby("user_handle", sort=False).head(courses)
+        names = earliest.groupby("user_handle", sort=False)["name"].agg(list).to_dict()
+    return [
+        Profile(
+            interests=tuple(tags.get(handle, ())),
+            courses=dict.fromkeys(names.get(handle, [])),
+        )
+        for handle in asked.tolist()
+    ]
+
+
+def search(space: ModelSpace, vectors: sp.csr_matrix, rows: np.ndarray, n: int) -> Neighbours:
+    """Return the n users most similar to each unit row of ``vectors``, never the user of the
+    matching entry of ``rows`` (the asker's own row), as `ModelSpace.search` finds them exactly."""
+    found = np.full((vectors.shape[0], n), -1, dtype=np.int32)
+    scores = np.zeros((vectors.shape[0], n), dtype=np.float32)
+    for at, own in enumerate(np.asarray(rows).tolist()):
+        vector = vectors[at]
+        if not vector.nnz:
+            continue
+        matches = space.search(vector, n, exact_max_users=space.users, exclude=own)
+        handles = np.fromiter((m.user_handle for m in matches), dtype=np.int64, count=len(matches))
+        found[at, : len(matches)] = np.searchsorted(space.handles, handles)
+        scores[at, : len(matches)] = [m.score for m in matches]
+    return Neighbours(found, scores)
+
+
+def measure_cold_start(
+    space: ModelSpace, asked: Sequence[Profile], holdout: Holdout, k: int, top_n_stored: int
+) -> Scores:
+    """Place each evaluated user's profile (one per user, in the hold-out's order) in a space,
+    find its neighbours among everyone else and score the courses they vote for.
+
+    The user's own row is left out of the candidates, not out of the space: the weighting's
+    statistics (IDF) and a factorization's items still count them, one user among all. The votes
+    leave out every course the user viewed in training, as the warm evaluation's do: the courses
+    between the profile's and the hidden ones are neither targets nor fair misses, so only how
+    the neighbours are found differs between the two measures.
+    """
+    found = search(space, space.encode_many(asked), holdout.users, top_n_stored)
+    served = found.rows[:, 0] >= 0
+    recommended = recommend(found, holdout.seen, k, holdout.users, holdout.popularity)
+    return score(recommended, holdout, served)
+
+
 @dataclass
 class Report:
     """What the evaluation measured: scores per model and baseline, and how alike models are."""
@@ -395,6 +497,10 @@ class Report:
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    # Scores per model, and most_popular, of profiles of interests and the first
+    # cold_start_courses courses (empty when not measured).
+    cold_start: dict[str, Scores] = field(default_factory=dict)
+    cold_start_courses: int | None = None
 
     @property
     def default_model(self) -> str | None:
@@ -427,7 +533,7 @@ class Report:
                 for handle, s in scores.items()
             }
 
-        return {
+        document = {
             "k": self.k,
             "top_n_stored": self.top_n_stored,
             "users": self.users,
@@ -444,20 +550,24 @@ class Report:
             "skipped": self.skipped,
             "seconds": {name: round(value, 2) for name, value in self.seconds.items()},
         }
+        if self.cold_start:
+            document["cold_start"] = plain(self.cold_start)
+            document["cold_start_courses"] = self.cold_start_courses
+        return document
 
     def table(self) -> list[str]:
         """Return the scores as aligned text lines, models best first, then the baselines."""
         k = self.k
-        lines = [
-            f"{'model':<18} {f'recall@{k}':>9} {f'NDCG@{k}':>8} {'coverage':>8} {'served':>7}",
-        ]
-        ranked = sorted(self.models, key=lambda h: -self.models[h].recall)
-        for handle, s in [(h, self.models[h]) for h in ranked] + [
-            (f"({name})", s) for name, s in self.baselines.items()
-        ]:
+        lines = _score_lines(k, self.models, self.baselines)
+        if self.cold_start:
+            lines.append("")
             lines.append(
-                f"{handle:<18} {s.recall:>9.4f} {s.ndcg:>8.4f} {s.coverage:>8.1%} {s.served:>7.1%}"
+                f"cold start: profiles of interests and the first {self.cold_start_courses} "
+                "courses, the user's own row excluded"
             )
+            models = {h: s for h, s in self.cold_start.items() if h in self.models}
+            baselines = {h: s for h, s in self.cold_start.items() if h not in self.models}
+            lines += _score_lines(k, models, baselines)
         handles = list(self.overlap)
         if len(handles) > 1:
             lines.append("")
@@ -471,6 +581,21 @@ class Report:
         return lines
 
 
+def _score_lines(
+    k: int, models: Mapping[str, Scores], baselines: Mapping[str, Scores]
+) -> list[str]:
+    """Return a header and a line per model (best recall first) and per baseline."""
+    lines = [f"{'model':<18} {f'recall@{k}':>9} {f'NDCG@{k}':>8} {'coverage':>8} {'served':>7}"]
+    ranked = sorted(models, key=lambda h: -models[h].recall)
+    for handle, s in [(h, models[h]) for h in ranked] + [
+        (f"({name})", s) for name, s in baselines.items()
+    ]:
+        lines.append(
+            f"{handle:<18} {s.recall:>9.4f} {s.ndcg:>8.4f} {s.coverage:>8.1%} {s.served:>7.1%}"
+        )
+    return lines
+
+
 def evaluate(
     tables: Tables,
     models: Sequence[Model] | None = None,
@@ -479,10 +604,14 @@ def evaluate(
     seed: int = 0,
     threads: int | None = None,
     max_users: int = MAX_USERS,
+    cold_start: bool = False,
+    cold_start_courses: int = COLD_START_COURSES,
 ) -> Report:
     """Hide each user's latest courses and measure how well every model's neighbours find them.
 
     At most ``max_users`` users with hidden courses are evaluated, drawn at random (by ``seed``).
+    ``cold_start``: also measure the neighbours of each evaluated user's newcomer profile (see
+    `profiles`), searched among everyone else, next to the most popular courses.
     """
     if k < 1 or top_n_stored < 1:
         raise ValueError(f"k and top_n_stored must be at least 1, got {k} and {top_n_stored}")
@@ -543,6 +672,29 @@ def evaluate(
     strangers = random_neighbours(len(index), top_n_stored, seed, rows=holdout.users)
     chance = recommend(strangers, holdout.seen, k, holdout.users, holdout.popularity)
     report.baselines["random_neighbours"] = score(chance, holdout, strangers.counts() > 0)
+
+    if cold_start:
+        began = time.monotonic()
+        asked = profiles(train, index.handles[holdout.users], cold_start_courses, seed)
+        report.cold_start_courses = cold_start_courses
+        for model in chosen:
+            modelled = time.monotonic()
+            measured = measure_cold_start(matrices.space(model), asked, holdout, k, top_n_stored)
+            report.cold_start[model.handle] = measured
+            log.info(
+                "%s cold start: recall@%d %.4f, NDCG@%d %.4f, served %.1f%% (%.1f s)",
+                model.handle,
+                k,
+                measured.recall,
+                k,
+                measured.ndcg,
+                100 * measured.served,
+                time.monotonic() - modelled,
+            )
+        # The votes leave out every training course (see `measure_cold_start`), so the most
+        # popular courses a newcomer is shown are those of the warm measure.
+        report.cold_start["most_popular"] = report.baselines["most_popular"]
+        report.seconds["cold_start"] = time.monotonic() - began
 
     for a, b in itertools.combinations(found, 2):
         shared = overlap(found[a], found[b], len(index), k)

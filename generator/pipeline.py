@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from generator.approximate import Approximate, approximate_top_n, sample_recall
+from generator.approximate import Approximate, approximate_search, sample_recall
 from generator.progress import Progress
 from generator.tables import Tables
+from similarity.clusters import Clusters
 from similarity.features import UserIndex
 from similarity.models import MODELS, Model
 from similarity.neighbours import Neighbours, top_n
+from similarity.space import ModelSpace
 from store import (
     ABANDONED_AFTER,
     DEFAULT_SHARDS,
@@ -28,8 +30,10 @@ from store import (
     Run,
     StoreError,
     new_run_id,
+    run_started,
     runs_to_delete,
 )
+from store.artifacts import Artifact, ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,8 @@ class ModelResult:
     # ... per decile of the sampled users' activity: {"features": [low, high], "users", "recall"}
     recall_by_activity: list[dict[str, Any]] | None = None
     quality: dict[str, Any] | None = None  # the run's evaluation on the export's hold-out
+    artifact_seconds: float = 0.0  # writing the run's artifact (part of publish_seconds)
+    artifact_bytes: int = 0
 
 
 def neighbour_lists(
@@ -111,8 +117,9 @@ def search(
     threads: int | None,
     settings: Approximate | None = None,
     promise: Promise = Promise(),
-) -> tuple[Neighbours, dict[str, Any]]:
-    """Find every user's best neighbours under a model; return them and how they were found.
+) -> tuple[Neighbours, dict[str, Any], Clusters | None]:
+    """Find every user's best neighbours under a model; return them, how they were found and,
+    for an approximate search, the clusters users were filed under.
 
     An approximate search is checked against an exact one on a sample of users. Below the
     promised recall it warns and searches more: exactly when that is expected to fit in what is
@@ -121,7 +128,7 @@ def search(
     overall and per decile of activity, is part of what is returned, and so recorded with the run.
     """
     if not approximate:
-        return exact(model, matrix, top_n_stored, threads), {"search": "exact"}
+        return exact(model, matrix, top_n_stored, threads), {"search": "exact"}, None
     settings = settings or Approximate()
     users = int((np.diff(matrix.indptr) > 0).sum())
     at = min(RECALL_AT, top_n_stored)
@@ -130,7 +137,7 @@ def search(
     while True:
         progress = Progress(f"{model.handle} neighbours (approximate)", users)
         started = time.perf_counter()
-        found, done = approximate_top_n(
+        found, done, clusters = approximate_search(
             matrix, top_n_stored, settings=settings, threads=threads, progress=progress
         )
         seconds = time.perf_counter() - started
@@ -146,11 +153,11 @@ def search(
         how = {"search": "approximate", "approximate": {**settings.describe(), **done}}
         how |= check.describe()
         if check.recall >= promise.min_recall:
-            return found, {**how, **({"searched_more": tried} if tried else {})}
+            return found, {**how, **({"searched_more": tried} if tried else {})}, clusters
         tried.append({"probes": done.get("probes"), "recall": round(check.recall, 4)})
         exact_seconds = check.exact_seconds * users / max(check.users, 1)
-        probes, clusters = int(done.get("probes", 0)), int(done.get("clusters", 0))
-        more = min(2 * probes, clusters)
+        probes, lists = int(done.get("probes", 0)), int(done.get("clusters", 0))
+        more = min(2 * probes, lists)
         more_seconds = seconds * more / max(probes, 1) if more > probes else float("inf")
         left = promise.budget_seconds - (time.perf_counter() - began)
         log.warning(
@@ -161,7 +168,7 @@ def search(
             check.recall,
             promise.min_recall,
             probes,
-            clusters,
+            lists,
             exact_seconds,
             more,
             more_seconds,
@@ -169,7 +176,7 @@ def search(
         )
         if exact_seconds <= left:
             found = exact(model, matrix, top_n_stored, threads)
-            return found, {"search": "exact", "searched_more": tried}
+            return found, {"search": "exact", "searched_more": tried}, None
         if more_seconds > left:
             raise RecallTooLowError(
                 f"{model.handle}: the approximate search reached recall@{at} {check.recall:.3f}, "
@@ -242,15 +249,19 @@ def publish_model(
     export: Mapping[str, Any] | None = None,
     tuned: bool = False,
     promise: Promise = Promise(),
+    artifacts: ArtifactStore | None = None,
 ) -> ModelResult:
     """Compute one model's neighbours and publish them as a new run, then delete stale runs.
 
     ``approximate``: True or False, or None to search approximately above ``approximate_above``
     users with evidence. ``quality`` (its evaluation) and ``export`` (what the tables came from)
     are recorded with the run, and whether its settings were ``tuned`` on this export.
+    ``artifacts``: where the run's model artifact (its space, for profile queries) is written,
+    complete before the run is begun and named, with its checksum, in the run record.
     """
     started = time.monotonic()
-    matrix = model.matrix(tables, index)
+    space = model.space(tables, index)
+    matrix = space.matrix
     has_evidence = np.diff(matrix.indptr) > 0
     users = int(has_evidence.sum())
     features_done = time.monotonic()
@@ -266,13 +277,21 @@ def publish_model(
         approximate = users > approximate_above and not exact_fits(
             model, matrix, top_n_stored, threads, promise.budget_seconds
         )
-    found, how = search(model, matrix, top_n_stored, approximate, threads, promise=promise)
+    found, how, clusters = search(
+        model, matrix, top_n_stored, approximate, threads, promise=promise
+    )
     neighbours_done = time.monotonic()
 
     now = datetime.now(UTC)
+    run_id = new_run_id(now)
+    artifact = None
+    if artifacts is not None:
+        space = dataclasses.replace(space, clusters=clusters)
+        artifact = write_artifact(artifacts, space, run_id)
+    artifact_done = time.monotonic()
     run = Run(
         model_handle=model.handle,
-        run_id=new_run_id(now),
+        run_id=run_id,
         generated_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         top_n=top_n_stored,
         shards=shards,
@@ -280,6 +299,7 @@ def publish_model(
         settings={**model.settings, **how, **({"tuned": True} if tuned else {})},
         quality=None if quality is None else dict(quality),
         export=None if export is None else dict(export),
+        artifact=None if artifact is None else artifact.describe(),
     )
     store.begin_run(run)
     progress = Progress(f"{model.handle} publish", users, unit="lists")
@@ -292,7 +312,7 @@ def publish_model(
 
     written = store.write_lists(run, reported(neighbour_lists(found, index, has_evidence)))
     published = store.publish(run, expected_users=users)
-    deleted = clean_up(store, model.handle, published.run_id, abandoned_after)
+    deleted = clean_up(store, model.handle, published.run_id, abandoned_after, artifacts)
     finished = time.monotonic()
     log.info("%s: published run %s (%s lists)", model.handle, run.run_id, f"{written:,}")
     return ModelResult(
@@ -309,28 +329,54 @@ def publish_model(
         recall_at=how.get("recall_at"),
         recall_by_activity=how.get("recall_by_activity"),
         quality=run.quality,
+        artifact_seconds=artifact_done - neighbours_done,
+        artifact_bytes=0 if artifact is None else artifact.bytes,
     )
 
 
+def write_artifact(artifacts: ArtifactStore, space: ModelSpace, run_id: str) -> Artifact:
+    """Write a run's space where artifacts are kept; return where it is and its checksum."""
+    started = time.monotonic()
+    folder = artifacts.stage(space.model_handle, run_id)
+    space.write(folder)
+    artifact = artifacts.put(space.model_handle, run_id, folder)
+    log.info(
+        "%s: wrote the artifact of run %s (%s MB) in %.1f s: %s",
+        space.model_handle,
+        run_id,
+        f"{artifact.bytes / 1e6:,.1f}",
+        time.monotonic() - started,
+        artifact.uri,
+    )
+    return artifact
+
+
 def clean_up(
-    store: NeighbourStore, model_handle: str, current_run_id: str, abandoned_after: timedelta
+    store: NeighbourStore,
+    model_handle: str,
+    current_run_id: str,
+    abandoned_after: timedelta,
+    artifacts: ArtifactStore | None = None,
 ) -> int:
-    """Delete the model's runs that are no longer needed; return how many were deleted.
+    """Delete the model's runs that are no longer needed, with their artifacts; return how many
+    runs were deleted.
 
     The new run is published already: a run that cannot be deleted now is logged and left (it is
     marked deleting or untouched, never served) for the next run's cleanup, and the job goes on.
+    An artifact whose run is not recorded (its job died before beginning the run) is deleted once
+    it is older than ``abandoned_after``.
     """
     deleted = 0
     try:
-        stale = runs_to_delete(
-            store.runs(model_handle), current_run_id, abandoned_after=abandoned_after
-        )
+        runs = store.runs(model_handle)
     except StoreError as error:
         log.warning("%s: cleanup skipped, the runs could not be listed: %s", model_handle, error)
         return 0
-    for old in stale:
+    for old in runs_to_delete(runs, current_run_id, abandoned_after=abandoned_after):
         try:
             store.delete_run(old)
+            if artifacts is not None:
+                artifacts.delete(model_handle, old.run_id)
         except StoreError as error:
             log.warning(
                 "%s: run %s could not be deleted (the next run's cleanup tries again): %s",
@@ -340,7 +386,24 @@ def clean_up(
             )
         else:
             deleted += 1
+    if artifacts is not None:
+        _delete_orphans(artifacts, model_handle, {r.run_id for r in runs}, abandoned_after)
     return deleted
+
+
+def _delete_orphans(
+    artifacts: ArtifactStore, model_handle: str, recorded: set[str], abandoned_after: timedelta
+) -> None:
+    """Delete the model's artifacts of runs never recorded that began over abandoned_after ago."""
+    now = datetime.now(UTC)
+    try:
+        for run_id in artifacts.run_ids(model_handle):
+            started = run_started(run_id)
+            if run_id not in recorded and started is not None and now - started > abandoned_after:
+                artifacts.delete(model_handle, run_id)
+                log.info("%s: deleted the artifact of run %s, never begun", model_handle, run_id)
+    except StoreError as error:
+        log.warning("%s: artifacts without a run not deleted: %s", model_handle, error)
 
 
 def run(
@@ -358,6 +421,7 @@ def run(
     export: Mapping[str, Any] | None = None,
     retire_unbuilt: bool = False,
     promise: Promise = Promise(),
+    artifacts: ArtifactStore | None = None,
 ) -> list[ModelResult]:
     """Publish a new run of every chosen model whose tables are present; return what each did.
 
@@ -369,6 +433,7 @@ def run(
     ``retire_unbuilt``: stop serving the current runs of models these tables cannot build (they
     came from another export). ``promise``: the recall an approximate search must reach; a model
     that cannot is not published, the others are, and RecallTooLowError then names it.
+    ``artifacts``: where each run's model artifact is written (none when None).
     """
     models = choose_models(tables, model_handles)
     if not models:
@@ -398,6 +463,7 @@ def run(
                     export=export,
                     tuned=tune,
                     promise=promise,
+                    artifacts=artifacts,
                 )
             )
         except RecallTooLowError as error:

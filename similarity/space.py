@@ -108,9 +108,12 @@ class Block:
             shape=(1, len(self.inputs)),
         )
 
-    def encode(self, profile: Profile) -> sp.csr_matrix:
-        """Return the block's row for a profile (1 × width, weighted, not yet unit length)."""
-        raw = self.evidence(profile)
+    def encode(self, profiles: Sequence[Profile]) -> sp.csr_matrix:
+        """Return the block's rows for profiles (profiles × width, weighted, not unit length).
+
+        Every step works row by row, so a batch gives each profile the row it would get alone.
+        """
+        raw = sp.csr_matrix(sp.vstack([self.evidence(profile) for profile in profiles]))
         if "shares.data" in self.arrays:
             raw = sp.csr_matrix(raw @ self.shares)
         weighting = {k: v for k, v in self.settings.items() if k not in factors.SETTINGS}
@@ -134,10 +137,10 @@ class Block:
         )
 
 
-def _encode_blocks(blocks: Sequence[Block], profile: Profile) -> sp.csr_matrix:
-    """Return a profile's unit row in a space of blocks, combined as `weighting.combine` does."""
+def _encode_blocks(blocks: Sequence[Block], profiles: Sequence[Profile]) -> sp.csr_matrix:
+    """Return profiles' unit rows in a space of blocks, combined as `weighting.combine` does."""
     parts = [
-        unit_rows(block.encode(profile)) * np.float32(np.sqrt(block.weight)) for block in blocks
+        unit_rows(block.encode(profiles)) * np.float32(np.sqrt(block.weight)) for block in blocks
     ]
     return unit_rows(sp.hstack(parts, format="csr"))
 
@@ -191,7 +194,13 @@ class ModelSpace:
 
     def encode(self, profile: Profile) -> sp.csr_matrix:
         """Return a profile's unit row in this space (all zeros if nothing of it is usable)."""
-        return _encode_blocks(self.blocks, profile)
+        return _encode_blocks(self.blocks, [profile])
+
+    def encode_many(self, profiles: Sequence[Profile]) -> sp.csr_matrix:
+        """Return profiles' unit rows (profiles × features), each what `encode` makes of it."""
+        if not profiles:
+            return sp.csr_matrix((0, self.matrix.shape[1]), dtype=np.float32)
+        return _encode_blocks(self.blocks, profiles)
 
     def row_of(self, user_handle: int) -> int | None:
         """Return a user's row, or None if the run does not know them."""

@@ -108,6 +108,9 @@ class Run:
     quality: dict[str, Any] | None = None
     # The export the run was made from: {"id": ..., "files": {name: {"bytes", "sha256"}}}.
     export: dict[str, Any] | None = None
+    # The run's model artifact, as `store.artifacts.Artifact.describe` gives it:
+    # {"uri": ..., "sha256": <of its MANIFEST.json>, "bytes": ...} (None: the run has none).
+    artifact: dict[str, Any] | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -134,7 +137,8 @@ class NeighbourStore(Protocol):
         """Write neighbour lists under the run; return how many; raise IncompleteWriteError."""
 
     def publish(self, run: Run, expected_users: int) -> Run:
-        """Check the run is complete and make it current; raise StaleRunError if a newer one is."""
+        """Check the run is complete and make it current, recording its artifact if it names one;
+        raise StaleRunError if a newer one is."""
 
     def current_run(self, model_handle: str) -> Run | None:
         """Return the model's published run, or None."""

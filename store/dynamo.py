@@ -305,10 +305,24 @@ class DynamoStore:
                 f"run {run.run_id} of model {run.model_handle!r} holds {written} lists, "
                 f"expected {expected_users}"
             )
+        stored = run_from_item(record["Item"])
         published = replace(
-            run_from_item(record["Item"]), status=RunStatus.PUBLISHED, user_count=expected_users
+            stored,
+            status=RunStatus.PUBLISHED,
+            user_count=expected_users,
+            artifact=stored.artifact if run.artifact is None else run.artifact,
         )
         pointer = pointer_item(published)
+        # The artifact may be written after the run was begun: the run handed in records it.
+        recorded = "SET #s = :published, user_count = :users"
+        values = {
+            ":published": {"S": RunStatus.PUBLISHED},
+            ":writing": {"S": RunStatus.WRITING},
+            ":users": {"N": str(expected_users)},
+        }
+        if run.artifact is not None:
+            recorded += ", artifact = :artifact"
+            values[":artifact"] = pointer["artifact"]
         try:
             self._call(
                 "transact_write_items",
@@ -327,14 +341,10 @@ class DynamoStore:
                         "Update": {
                             "TableName": self.runs_table,
                             "Key": key,
-                            "UpdateExpression": "SET #s = :published, user_count = :users",
+                            "UpdateExpression": recorded,
                             "ConditionExpression": "#s = :writing",
                             "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": {
-                                ":published": {"S": RunStatus.PUBLISHED},
-                                ":writing": {"S": RunStatus.WRITING},
-                                ":users": {"N": str(expected_users)},
-                            },
+                            "ExpressionAttributeValues": values,
                         }
                     },
                 ],

@@ -67,7 +67,7 @@ def from_item(item: dict[str, Any]) -> NeighbourList:
 
 
 def run_to_item(run: Run) -> dict[str, Any]:
-    """Return the DynamoDB run record of a run (quality and export only when known)."""
+    """Return the DynamoDB run record of a run (quality, export and artifact only when known)."""
     item = {
         "model_handle": {"S": run.model_handle},
         "run_id": {"S": run.run_id},
@@ -78,7 +78,7 @@ def run_to_item(run: Run) -> dict[str, Any]:
         "user_count": {"N": str(run.user_count)},
         "settings": {"S": json.dumps(run.settings, sort_keys=True)},
     }
-    for name in ("quality", "export"):
+    for name in ("quality", "export", "artifact"):
         value = getattr(run, name)
         if value is not None:
             item[name] = {"S": json.dumps(value, sort_keys=True)}
@@ -106,6 +106,7 @@ def _run_from_item(item: dict[str, Any]) -> Run:
         settings=json.loads(item["settings"]["S"]),
         quality=json.loads(item["quality"]["S"]) if "quality" in item else None,
         export=json.loads(item["export"]["S"]) if "export" in item else None,
+        artifact=json.loads(item["artifact"]["S"]) if "artifact" in item else None,
     )
 
 

@@ -68,8 +68,12 @@ class MemoryStore:
                     f"model {run.model_handle!r}: run {current} is current and not older than "
                     f"{run.run_id}"
                 )
+            record = self._runs[key]
             published = replace(
-                self._runs[key], status=RunStatus.PUBLISHED, user_count=expected_users
+                record,
+                status=RunStatus.PUBLISHED,
+                user_count=expected_users,
+                artifact=record.artifact if run.artifact is None else run.artifact,
             )
             self._runs[key] = published
             self._pointers[run.model_handle] = run.run_id

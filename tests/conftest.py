@@ -26,6 +26,16 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def artifacts_in_a_temporary_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Keep the artifacts of every generator and server a test starts out of the project's data
+    folder (child processes get the environment through tests.fakes.aws_env)."""
+    folder = tmp_path_factory.mktemp("artifacts")
+    monkeypatch.setenv("ARTIFACT_URI", folder.as_uri())
+
+
 @pytest.fixture(scope="session")
 def dynamodb_local() -> Iterator[local.DynamoDBLocal]:
     """Run one in-memory DynamoDB Local for the whole test session."""

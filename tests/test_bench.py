@@ -50,9 +50,16 @@ def test_stages_measure_every_stage_of_every_model(tmp_path):
 
     models = lines["end to end"]["models"]
     assert set(models) == set(MODELS)
-    expected = {"load", "neighbours, all models", "end to end", "evaluate, all models"}
+    expected = {
+        "load",
+        "neighbours, all models",
+        "end to end",
+        "evaluate, all models",
+        "artifacts, all models",
+    }
     for model in models:
         expected |= {f"features {model}", f"neighbours {model}", f"publish {model}"}
+        expected |= {f"artifact {model}"}
     assert set(lines) == expected
     for line in lines.values():
         assert line["users"] == 400
@@ -63,6 +70,9 @@ def test_stages_measure_every_stage_of_every_model(tmp_path):
     assert evaluation["users_evaluated"] > 0
     share = evaluation["seconds"] / lines["end to end"]["seconds"]
     assert evaluation["share_of_generate"] == pytest.approx(share, rel=0.01)  # figures rounded
+    assert lines["artifact hybrid"]["megabytes"] > 0
+    written = sum(lines[f"artifact {model}"]["seconds"] for model in models)
+    assert lines["artifacts, all models"]["seconds"] == pytest.approx(written, rel=0.01, abs=1e-3)
 
 
 def test_stages_search_approximately_when_asked_and_report_recall(tmp_path):

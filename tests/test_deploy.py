@@ -192,9 +192,25 @@ def test_without_export_dir_the_generator_uses_a_synthetic_export(compose):
 
 def test_export_dir_is_mounted_read_only_as_the_generators_data_dir(tmp_path):
     generator = compose_config(tmp_path, EXPORT_DIR=str(tmp_path))["services"]["generator"]
-    [mount] = generator["volumes"]
+    [mount] = [m for m in generator["volumes"] if m["type"] == "bind"]
     assert (mount["source"], mount["read_only"]) == (str(tmp_path), True)
     assert generator["environment"]["DATA_DIR"] == mount["target"]
+
+
+@pytest.mark.parametrize(("service", "read_only"), [("generator", False), ("server", True)])
+def test_the_artifacts_are_a_volume_the_generator_writes_and_the_server_only_reads(
+    compose, service, read_only
+):
+    import run_generator
+    import run_server
+
+    settings = compose["services"][service]
+    [mount] = [m for m in settings["volumes"] if m["type"] == "volume"]
+    assert mount["source"] in compose["volumes"]
+    assert mount.get("read_only", False) is read_only
+    entry = run_generator if service == "generator" else run_server
+    store = entry.connect_artifacts(entry.config_from_env(settings["environment"]))
+    assert store.root == Path(mount["target"])  # the root filesystem is read-only
 
 
 # -- Dockerfile ---------------------------------------------------------------------------------
@@ -303,7 +319,12 @@ def stack_values(template: dict[str, Any], **chosen: str) -> dict[str, str]:
     values = {name: str(p["Default"]) for name, p in parameters.items() if "Default" in p}
     values |= {name: value for name, value in GIVEN.items() if name in parameters} | chosen
     assert set(values) == set(parameters), f"no value for {set(parameters) - set(values)}"
-    return PSEUDO | values
+    # A bucket's Ref is the name CloudFormation makes up for it: stack, resource, a random tail.
+    buckets = {
+        name: f"{PSEUDO['AWS::StackName']}-{name.lower()}-1a2b3c4d5e6f"
+        for name in resources(template, "AWS::S3::Bucket")
+    }
+    return PSEUDO | buckets | values
 
 
 def evaluate(node: Any, template: dict[str, Any], values: dict[str, str]) -> Any:
@@ -427,9 +448,84 @@ def test_the_server_may_only_read_the_stores_two_tables(template):
     tables = set(resources(template, "AWS::DynamoDB::Table"))
     for statement in policy_statements(role):
         assert statement["Effect"] == "Allow"
-        assert set(as_list(statement["Action"])) <= READ_ACTIONS
-        # !GetAtt Table.Arn reads as {"Fn::GetAtt": ["Table", "Arn"]}
-        assert {r["Fn::GetAtt"][0] for r in as_list(statement["Resource"])} <= tables
+        actions = set(as_list(statement["Action"]))
+        assert actions <= READ_ACTIONS | ARTIFACT_READ_ACTIONS
+        if actions <= READ_ACTIONS:
+            # !GetAtt Table.Arn reads as {"Fn::GetAtt": ["Table", "Arn"]}
+            assert {r["Fn::GetAtt"][0] for r in as_list(statement["Resource"])} <= tables
+
+
+# What store/artifacts.py asks of S3: the server reads (download_file: HeadObject and GetObject,
+# both authorised by s3:GetObject); the generator uploads (in parts for large files, aborted on
+# failure), and cleanup lists a run's objects and deletes them.
+ARTIFACT_READ_ACTIONS = {"s3:GetObject"}
+ARTIFACT_WRITE_ACTIONS = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}
+ARTIFACT_PREFIX = "artifacts/"
+
+
+def artifact_grants(template: dict[str, Any], role: str) -> dict[str, set[str]]:
+    """Return the S3 actions a role may take on the artifact bucket, by the resource they name."""
+    bucket = template["Resources"]["ArtifactBucket"]
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    grants: dict[str, set[str]] = {}
+    for statement in policy_statements(template["Resources"][role]["Properties"]):
+        assert statement["Effect"] == "Allow"
+        for resource in as_list(statement["Resource"]):
+            if resource == {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}:
+                assert statement["Condition"] == {"StringLike": {"s3:prefix": "artifacts/*"}}
+                name = "bucket"
+            elif isinstance(resource, dict) and "ArtifactBucket" in str(resource):
+                name = resource["Fn::Sub"]
+            else:
+                continue
+            grants.setdefault(name, set()).update(as_list(statement["Action"]))
+    return grants
+
+
+def test_the_server_may_only_read_the_artifacts_under_their_prefix(template):
+    assert artifact_grants(template, "ServerTaskRole") == {
+        "${ArtifactBucket.Arn}/" + ARTIFACT_PREFIX + "*": ARTIFACT_READ_ACTIONS
+    }
+
+
+def test_the_generator_may_write_list_and_delete_the_artifacts_under_their_prefix(template):
+    assert artifact_grants(template, "GeneratorTaskRole") == {
+        "${ArtifactBucket.Arn}/" + ARTIFACT_PREFIX + "*": ARTIFACT_WRITE_ACTIONS,
+        "bucket": {"s3:ListBucket"},
+    }
+
+
+def test_the_artifact_bucket_is_private_encrypted_and_unversioned(template):
+    bucket = resources(template, "AWS::S3::Bucket")["ArtifactBucket"]
+    [encryption] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert bucket.get("VersioningConfiguration", {}).get("Status") != "Enabled"
+    [policy] = [
+        p
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Bucket"] == {"Ref": "ArtifactBucket"}
+    ]
+    [deny] = policy["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == (
+        "Deny",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+
+
+def test_both_tasks_keep_artifacts_under_the_prefix_their_roles_may_use(template):
+    import run_generator
+    import run_server
+
+    values = stack_values(template)
+    for name, entry in (("Server", run_server), ("Generator", run_generator)):
+        definition = template["Resources"][f"{name}TaskDefinition"]["Properties"]
+        [container] = evaluate(definition, template, values)["ContainerDefinitions"]
+        env = {item["Name"]: str(item["Value"]) for item in container["Environment"]}
+
+        store = entry.connect_artifacts(entry.config_from_env(env))
+
+        assert (store.bucket, store.prefix) == (values["ArtifactBucket"], ARTIFACT_PREFIX)
 
 
 # How IAM authorises each kind of item of a TransactWriteItems (it has no action of its own).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from moto import mock_aws
@@ -13,6 +14,7 @@ import run_generator
 from config import AwsSettings, ConfigError
 from run_generator import GeneratorConfig, config_from_env, parser
 from store import RunStatus, StoreConfigError
+from store.artifacts import FileArtifacts, S3Artifacts
 from store.dynamo import DynamoStore
 from store.memory import MemoryStore
 from tests.fakes import FAKE_AWS
@@ -27,10 +29,27 @@ def fresh_logging() -> None:
     root.handlers[:] = kept
 
 
+@pytest.fixture(autouse=True)
+def artifacts(tmp_path: Path) -> FileArtifacts:
+    """Keep the runs' artifacts of in-process runs in the test's folder, not the project's."""
+    kept = FileArtifacts(tmp_path / "artifacts")
+    ARTIFACTS[:] = [kept]
+    return kept
+
+
+# The artifact store of the running test (the autouse fixture's): `run` hands it to main.
+ARTIFACTS: list[FileArtifacts] = []
+
+
 def run(argv: list[str], env: Mapping[str, str] | None = None, store: MemoryStore | None = None):
     """Run the command line in this process with `env` and a memory store; return the exit code."""
     chosen = store if store is not None else MemoryStore()
-    return run_generator.main(argv, env=dict(env or {}), connect=lambda config: chosen)
+    return run_generator.main(
+        argv,
+        env=dict(env or {}),
+        connect=lambda config: chosen,
+        artifacts=lambda config: ARTIFACTS[0],
+    )
 
 
 def test_help_lists_every_command(capsys):
@@ -74,6 +93,8 @@ def test_bad_arguments_exit_with_a_usage_error(argv, capsys):
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("KEEP_UNBUILT_RUNS", "maybe", "KEEP_UNBUILT_RUNS must be true or false, not 'maybe'"),
         ("MIN_RECALL", "1.5", "MIN_RECALL must be between 0 and 1, not 1.5"),
+        ("ARTIFACT_URI", "/srv/artifacts", "ARTIFACT_URI: artifacts are kept at file://FOLDER"),
+        ("ARTIFACT_URI", "s3://", "ARTIFACT_URI: 's3://' names no valid bucket"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(name, value, message, capsys):
@@ -108,6 +129,7 @@ def test_settings_are_read_from_the_environment_mapping_alone():
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "secret",
+            "ARTIFACT_URI": " s3://bucket/artifacts ",
         }
     )
     assert config == GeneratorConfig(
@@ -131,8 +153,28 @@ def test_settings_are_read_from_the_environment_mapping_alone():
             credentials=("local", "secret", None),
             log_level="INFO",
         ),
+        artifact_uri="s3://bucket/artifacts",
     )
     assert "secret" not in repr(config)
+
+
+def test_artifacts_are_kept_in_the_projects_data_folder_unless_artifact_uri_says_elsewhere(
+    tmp_path,
+):
+    default = run_generator.connect_artifacts(config_from_env({}))
+    assert isinstance(default, FileArtifacts)
+    assert default.root == Path(run_generator.__file__).resolve().parent / "data" / "artifacts"
+
+    chosen = run_generator.connect_artifacts(config_from_env({"ARTIFACT_URI": tmp_path.as_uri()}))
+    assert isinstance(chosen, FileArtifacts) and chosen.root == tmp_path
+
+
+def test_artifacts_on_s3_use_a_client_of_the_aws_settings_made_when_first_needed():
+    env = {"ARTIFACT_URI": "s3://bucket/artifacts", "AWS_DEFAULT_REGION": "eu-west-1"}
+    store = run_generator.connect_artifacts(config_from_env(env))
+    assert isinstance(store, S3Artifacts)
+    assert (store.bucket, store.prefix) == ("bucket", "artifacts/")
+    assert store.client.meta.region_name == "eu-west-1"
 
 
 def test_without_an_access_key_the_credentials_are_left_to_boto3():
@@ -160,7 +202,7 @@ def test_the_search_is_chosen_by_flag_or_environment(argv, environment, search, 
     assert args.approximate_above == above
 
 
-def test_generate_publishes_into_the_store_it_is_handed(tmp_path):
+def test_generate_publishes_into_the_store_it_is_handed(tmp_path, artifacts):
     store = MemoryStore()
 
     code = run(
@@ -174,6 +216,7 @@ def test_generate_publishes_into_the_store_it_is_handed(tmp_path):
     assert run_ is not None and run_.status == RunStatus.PUBLISHED and run_.top_n == 3
     assert run_.user_count > 0
     assert store.current_runs().keys() == {"interests"}
+    assert run_.artifact is not None and artifacts.run_ids("interests") == [run_.run_id]
 
 
 def test_synthesize_writes_the_four_files(tmp_path):

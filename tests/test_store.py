@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +19,7 @@ from store import (
     shard_of,
 )
 from store.dynamo import DynamoStore
+from store.items import pointer_item, run_from_item, run_to_item
 
 
 def run(run_id: str, status: str = RunStatus.PUBLISHED) -> Run:
@@ -124,3 +127,28 @@ def test_a_malformed_pointer_is_a_store_error():
 def test_the_sdk_failing_inside_is_the_store_unavailable(error):
     with pytest.raises(StoreUnavailableError):
         DynamoStore(Answers(error=error)).get_list(RUN, 1)
+
+
+ARTIFACT = {"uri": "s3://bucket/artifacts/interests/x", "sha256": "ab" * 32, "bytes": 1234}
+
+
+@pytest.mark.parametrize(
+    "described",
+    [
+        {},
+        {"quality": {"k": 10, "recall": 0.25}},
+        {"export": {"id": "ab12", "files": {}}},
+        {"artifact": ARTIFACT},
+        {"quality": {"k": 10}, "export": {"id": "ab12"}, "artifact": ARTIFACT},
+    ],
+)
+def test_a_run_reads_back_from_its_record_and_its_pointer_as_it_was_written(described):
+    written = Run("interests", new_run_id(), "2026-12-01T00:00:00Z", top_n=3, **described)
+    assert run_from_item(run_to_item(written)) == written
+    assert run_from_item(pointer_item(written)) == written
+
+
+def test_a_runs_artifact_is_one_json_string_attribute_left_out_when_there_is_none():
+    assert "artifact" not in run_to_item(RUN)
+    item = run_to_item(replace(RUN, artifact=ARTIFACT))
+    assert json.loads(item["artifact"]["S"]) == ARTIFACT

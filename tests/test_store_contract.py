@@ -222,9 +222,44 @@ def test_a_run_carries_its_quality_and_export_wherever_it_is_read(store):
     assert [(r.quality, r.export) for r in store.runs("interests")] == [(quality, export)]
 
 
+ARTIFACT = {"uri": "file:///srv/artifacts/interests/x", "sha256": "ab" * 32, "bytes": 1234}
+
+
+def test_a_run_begun_with_its_artifact_keeps_it_when_published(store):
+    run = replace(make_run(), artifact=ARTIFACT)
+    write(store, run, lists_for(range(1, 3)))
+
+    published = store.publish(replace(run, artifact=None), expected_users=2)
+
+    assert published.artifact == ARTIFACT
+    assert store.current_run("interests") == published
+    assert store.current_runs()["interests"] == published
+    assert [r.artifact for r in store.runs("interests")] == [ARTIFACT]
+
+
+def test_an_artifact_written_after_the_run_was_begun_is_recorded_when_it_is_published(store):
+    run = make_run()
+    write(store, run, lists_for(range(1, 3)))
+    assert [r.artifact for r in store.runs("interests")] == [None]
+
+    published = store.publish(replace(run, artifact=ARTIFACT), expected_users=2)
+
+    assert published.artifact == ARTIFACT
+    assert store.current_run("interests") == published
+    assert [r.artifact for r in store.runs("interests")] == [ARTIFACT]
+
+
+def test_a_rollback_goes_back_to_the_earlier_runs_own_artifact(store):
+    first = publish(store, replace(make_run(), artifact=ARTIFACT), lists_for(range(1, 3)))
+    publish(store, replace(make_run(), artifact=ARTIFACT | {"uri": "file:///other"}), {1: []})
+
+    assert store.rollback("interests").artifact == ARTIFACT
+    assert store.current_run("interests") == first
+
+
 def test_a_run_without_quality_reads_back_without_it(store):
     published = publish(store, make_run(), lists_for(range(1, 3)))
-    assert (published.quality, published.export) == (None, None)
+    assert (published.quality, published.export, published.artifact) == (None, None, None)
     assert store.current_run("interests") == published
 
 
