@@ -71,6 +71,7 @@ def fold_in(
     method: str = "als",
     regularization: float = 0.01,
     alpha: float = 1.0,
+    gram: np.ndarray | None = None,
     **_: Any,
 ) -> np.ndarray:
     """Return the factors of new users (rows of weighted evidence) against fitted item factors.
@@ -78,20 +79,25 @@ def fold_in(
     ``als``: each user's least-squares solution given the items, as implicit's
     ``recalculate_user`` computes it, (YᵀY + λI + Yᵀ(Cᵤ − I)Y) xᵤ = YᵀCᵤpᵤ with Cᵤ = alpha ×
     values; ``svd``: the rows projected on the components. Users without evidence get zeros.
+    ``gram``: YᵀY, when the caller keeps it (it depends on the items only, and costs more than
+    a user's solve).
     """
     values = sp.csr_matrix(values, dtype=np.float64)
-    items = np.asarray(items, dtype=np.float64)
+    width = items.shape[1]
     if method == "svd":
-        found = np.asarray(values @ items)
+        found = np.asarray(values @ np.asarray(items, dtype=np.float64))
     else:
-        gram = items.T @ items + regularization * np.eye(items.shape[1])
-        found = np.zeros((values.shape[0], items.shape[1]))
+        if gram is None:
+            whole = np.asarray(items, dtype=np.float64)
+            gram = whole.T @ whole
+        regularized = gram + regularization * np.eye(width)
+        found = np.zeros((values.shape[0], width))
         for user in range(values.shape[0]):
             cols = values.indices[values.indptr[user] : values.indptr[user + 1]]
             confidence = alpha * values.data[values.indptr[user] : values.indptr[user + 1]]
             if len(cols):
-                chosen = items[cols]
-                a = gram + (chosen.T * (np.abs(confidence) - 1.0)) @ chosen
+                chosen = np.asarray(items[cols], dtype=np.float64)
+                a = regularized + (chosen.T * (np.abs(confidence) - 1.0)) @ chosen
                 b = (np.maximum(confidence, 0.0)[:, None] * chosen).sum(axis=0)
                 found[user] = np.linalg.solve(a, b)
     found[np.diff(values.indptr) == 0] = 0.0

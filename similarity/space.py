@@ -76,6 +76,15 @@ class Block:
         """Return each input name's position."""
         return {str(name): i for i, name in enumerate(self.inputs.tolist())}
 
+    @cached_property
+    def gram(self) -> np.ndarray | None:
+        """Return YᵀY of the block's item factors (None without), kept for every fold-in."""
+        if "items" not in self.arrays:
+            return None
+        items = np.asarray(self.arrays["items"], dtype=np.float64)
+        gram: np.ndarray = items.T @ items
+        return gram
+
     @property
     def width(self) -> int:
         """Return the block's number of columns."""
@@ -121,7 +130,8 @@ class Block:
         weighted = weigh(raw, **weighting, learned=learned)
         if "items" in self.arrays:
             fitting = {k: v for k, v in self.settings.items() if k in factors.SETTINGS}
-            return sp.csr_matrix(factors.fold_in(weighted, self.arrays["items"], **fitting))
+            folded = factors.fold_in(weighted, self.arrays["items"], gram=self.gram, **fitting)
+            return sp.csr_matrix(folded)
         return weighted
 
     @property
