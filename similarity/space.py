@@ -229,8 +229,9 @@ class ModelSpace:
         """Return the rows searched and their cosines with a unit row vector.
 
         Every row (through the matrix by column: work is the users sharing a feature with the
-        vector) when the run has at most ``exact_max_users`` users or no clusters; else the rows
-        filed under the clusters nearest to the vector.
+        vector, or by row when that is most of them) when the run has at most
+        ``exact_max_users`` users or no clusters; else the rows filed under the clusters nearest
+        to the vector.
         """
         if self.clusters is not None and self.users > exact_max_users:
             rows = self.clusters.candidates(vector)
@@ -239,6 +240,10 @@ class ModelSpace:
         by_column = self._by_column
         cols, weights = vector.indices, vector.data
         starts, ends = by_column.indptr[cols], by_column.indptr[cols + 1]
+        if (ends - starts).sum() > self.matrix.nnz // 4:
+            # Most of the matrix is touched anyway (dense rows: factors): one pass over the rows
+            # reads it in order, where gathering its columns would scatter.
+            return np.arange(self.users), np.asarray(self.matrix @ vector.T.toarray()).ravel()
         spans = [np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
         taken = np.concatenate(spans) if spans else np.empty(0, dtype=np.int64)
         values = by_column.data[taken] * np.repeat(weights, ends - starts)
