@@ -57,10 +57,11 @@ images: ## Re-render the architecture diagrams (images/*.dot → .svg and .png);
 	  dot -Tsvg "$$source" -o "$${source%.dot}.svg" && dot -Tpng -Gdpi=110 "$$source" -o "$${source%.dot}.png" || exit 1; \
 	done
 
-bench: ## Run every benchmark (about 75 minutes; JSON lines on stdout, progress on stderr; see bench/)
+bench: ## Run every benchmark (about 80 minutes; JSON lines on stdout, progress on stderr; see bench/)
 	@$(MAKE) --no-print-directory install >&2
 	@$(PY) -m bench.stages --users $(BENCH_SIZES)
 	@$(if $(BENCH_LARGE),$(PY) -m bench.stages --users $(BENCH_LARGE) --models course_views interests --publish none)
 	@$(PY) -m bench.neighbours --users $(BENCH_SIZES)
 	@$(PY) -m bench.publish
 	@$(PY) -m bench.server
+	@$(PY) -m bench.profiles --users $(BENCH_SIZES)

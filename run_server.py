@@ -1,7 +1,8 @@
 """Command line of the API: serve it with gunicorn, look a user up, or bring the whole stack up.
 
     python run_server.py [serve]                    gunicorn on $HOST:$PORT (default 127.0.0.1:5000)
-    python run_server.py lookup --user-handle 110 [--model-handle M] [--top-n N]
+    python run_server.py lookup --user-handle 110 [--model-handle M] [--top-n N] [--explain]
+    python run_server.py lookup --profile '{"interests": ["python"]}' [--explain] [...]
     python run_server.py up [--synthetic-users N]   what `make run` does: DynamoDB Local, generator,
                                                     server, until Ctrl-C or SIGTERM
 
@@ -47,7 +48,9 @@ from server.api import lookup
 from server.cache import READY_SECONDS, RESULT_CACHE_MB, STALE_IF_ERROR_SECONDS, CurrentRuns
 from server.default_model import AUTO
 from server.errors import STORE_UNAVAILABLE, ApiError, problem_body
-from server.query import integer_or_text, parse_query
+from server.query import integer_or_text, loads, parse_query
+from server.settings import MAX_BODY_BYTES, PROFILE_EXACT_MAX_USERS
+from server.spaces import Spaces
 from store import NeighbourStore, StoreConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -87,6 +90,11 @@ class ServerConfig:
 def config_from_env(env: Mapping[str, str]) -> ServerConfig:
     """Return the server's configuration from environment variables (see example.env)."""
     workers_name = "GUNICORN_WORKERS" if env.get("GUNICORN_WORKERS") else "WEB_CONCURRENCY"
+    artifact_cache_dir = Path(
+        env_text(
+            env, "ARTIFACT_CACHE_DIR", str(Path(tempfile.gettempdir()) / DEFAULT_ARTIFACT_CACHE)
+        )
+    )
     if env.get("RESULT_CACHE_LISTS", "").strip():
         # A renamed setting is never ignored in silence.
         raise ConfigError(
@@ -105,10 +113,14 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
                 env, "STALE_IF_ERROR_SECONDS", STALE_IF_ERROR_SECONDS, 0, 7 * 24 * 3600
             ),
             result_cache_mb=env_float(env, "RESULT_CACHE_MB", RESULT_CACHE_MB, 0, 1_000_000),
-            max_body_bytes=env_int(env, "MAX_BODY_BYTES", 4096, 64, 1_048_576),
+            max_body_bytes=env_int(env, "MAX_BODY_BYTES", MAX_BODY_BYTES, 64, 16 * 1_048_576),
             retry_after_seconds=env_int(env, "RETRY_AFTER_SECONDS", 5, 1, 3600),
             api_key=env_text(env, "API_KEY", "") or None,
             cors_origins=env_list(env, "CORS_ORIGINS"),
+            profile_exact_max_users=env_int(
+                env, "PROFILE_EXACT_MAX_USERS", PROFILE_EXACT_MAX_USERS, 1, 10**9
+            ),
+            artifact_cache_dir=artifact_cache_dir,
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None
@@ -126,11 +138,7 @@ def config_from_env(env: Mapping[str, str]) -> ServerConfig:
         retries=env_int(env, "STORE_RETRIES", 1, 0, 10),
         settings=settings,
         artifact_uri=artifact_uri(env, DEFAULT_ARTIFACT_URI),
-        artifact_cache_dir=Path(
-            env_text(
-                env, "ARTIFACT_CACHE_DIR", str(Path(tempfile.gettempdir()) / DEFAULT_ARTIFACT_CACHE)
-            )
-        ),
+        artifact_cache_dir=artifact_cache_dir,
     )
 
 
@@ -199,9 +207,9 @@ def serve(config: ServerConfig, connect: Connect) -> int:
         "loglevel": config.log_level.lower(),
     }
 
-    def app() -> Flask:  # called in each worker after the fork: its own boto3 client
+    def app() -> Flask:  # called in each worker after the fork: its own boto3 clients
         configure_logging(config.log_level, config.aws.log_level)
-        return create_app(connect(config), config.settings)
+        return create_app(connect(config), config.settings, artifacts=connect_artifacts(config))
 
     Gunicorn(app, options).run()
     return 0
@@ -211,23 +219,35 @@ def serve(config: ServerConfig, connect: Connect) -> int:
 
 
 def lookup_command(config: ServerConfig, args: argparse.Namespace, connect: Connect) -> int:
-    """Print the API's answer for one user, or its problem on stderr."""
-    values: dict[str, object] = {"user_handle": integer_or_text(args.user_handle)}
+    """Print the API's answer for one user or one profile, or its problem on stderr."""
+    values: dict[str, object] = {}
     if args.model_handle is not None:
         values["model_handle"] = args.model_handle
     if args.top_n is not None:
         values["top_n"] = integer_or_text(args.top_n)
+    if args.explain:
+        values["explain"] = True
     runs = CurrentRuns(connect(config), ttl=0)
+    spaces = Spaces(
+        connect_artifacts(config),
+        config.settings.artifact_cache_dir,
+        retry_seconds=config.settings.retry_after_seconds,
+    )
     try:
-        answer = lookup(parse_query(values, config.settings), runs)
+        if args.profile is not None:
+            values["profile"] = loads(args.profile)
+        else:
+            values["user_handle"] = integer_or_text(args.user_handle)
+        query = parse_query(values, config.settings)
+        answer = lookup(query, runs, spaces, config.settings.profile_exact_max_users)
     except ApiError as error:
-        print(json.dumps(error.body(), indent=2), file=sys.stderr)
+        print(json.dumps(error.body(), indent=2, ensure_ascii=False), file=sys.stderr)
         return 1
     except StoreError as error:
         log.error("%s", error)
         print(json.dumps(problem_body(*STORE_UNAVAILABLE), indent=2), file=sys.stderr)
         return 1
-    print(json.dumps(answer, indent=2))
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
     return 0
 
 
@@ -270,8 +290,17 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = top.add_subparsers(dest="command")
     commands.add_parser("serve", help="serve the API with gunicorn on $HOST:$PORT")
-    look = commands.add_parser("lookup", help="print the API's answer for one user")
-    look.add_argument("--user-handle", required=True, help="the user whose similar users to find")
+    look = commands.add_parser("lookup", help="print the API's answer for one user or profile")
+    asked = look.add_mutually_exclusive_group(required=True)
+    asked.add_argument("--user-handle", help="the user whose similar users to find")
+    asked.add_argument(
+        "--profile",
+        help='a newcomer\'s profile as JSON, e.g. \'{"interests": ["python"], "courses": '
+        '["python-beyond-basics"], "assessments": [{"tag": "python", "score": 180}]}\'',
+    )
+    look.add_argument(
+        "--explain", action="store_true", help="add the shared features behind each score"
+    )
     look.add_argument("--model-handle", help="model to answer with (default: $DEFAULT_MODEL)")
     look.add_argument("--top-n", help="how many similar users (default: $DEFAULT_TOP_N)")
     stack = commands.add_parser(

@@ -8,6 +8,8 @@ DynamoDB Local it only reused.
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 import signal
 import subprocess
@@ -68,6 +70,20 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
         return 0, b""
 
 
+def http_post(url: str, body: object, timeout: float = 5.0) -> tuple[int, bytes]:
+    """Return the status and body of a JSON POST, or status 0 if nothing answered."""
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return int(answer.status), bytes(answer.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), bytes(error.read())
+    except (OSError, ValueError):
+        return 0, b""
+
+
 def wait_until_ready(server: subprocess.Popen[bytes], base_url: str, timeout: float) -> None:
     """Poll /readyz until the server says it is ready; raise if it exits or time runs out."""
     deadline = time.monotonic() + timeout
@@ -90,17 +106,56 @@ def example_user(base_url: str) -> tuple[int, str]:
     return EXAMPLE_USER, "(no user among 110 and 1..200 is known to the default model)"
 
 
+def misspelt(name: str) -> str:
+    """Return a name with one letter dropped from its middle (unchanged when it is short)."""
+    if len(name) < 5:
+        return name
+    middle = len(name) // 2
+    return name[:middle] + name[middle + 1 :]
+
+
+def example_profile(base_url: str) -> tuple[str, str] | None:
+    """Return a newcomer's profile query to the hybrid model (two popular interests, one of them
+    misspelt, and a popular course), and its answer; None if the catalogue has too few names."""
+    catalogue = f"{base_url}/catalogue?model_handle=hybrid&limit=20&kind="
+    status, interests = http_get(catalogue + "interests")
+    status_courses, courses = http_get(catalogue + "courses")
+    if status != 200 or status_courses != 200:
+        return None
+    # Interests long enough for a dropped letter to leave them recognisable.
+    tags = [name for name in json.loads(interests)["data"]["names"] if len(name) >= 5]
+    titles = json.loads(courses)["data"]["names"]
+    if len(tags) < 2 or not titles:
+        return None
+    query = {
+        "profile": {"interests": [misspelt(tags[0]), tags[1]], "courses": titles[:1]},
+        "model_handle": "hybrid",
+        "top_n": 3,
+        "explain": True,
+    }
+    status, answer = http_post(f"{base_url}/similar-users", query)
+    return json.dumps(query), answer.decode().strip()
+
+
 def banner(base_url: str) -> str:
-    """Return what to tell the person once the server is ready: a curl to paste, and its answer."""
+    """Return what to tell the person once the server is ready: curls to paste, and answers."""
     handle, answer = example_user(base_url)
     curl = (
         f"curl -s -X POST {base_url}/similar-users -H 'Content-Type: application/json' "
         f"-d '{{\"user_handle\": {handle}}}'"
     )
-    return (
-        f"similar-users is up on {base_url} (OpenAPI: {base_url}/openapi.json). Try:\n\n"
-        f"{curl}\n\nwhich answers\n{answer}\n\nPress Ctrl-C to stop everything."
-    )
+    text = f"similar-users is up on {base_url} (OpenAPI: {base_url}/openapi.json). Try:\n\n"
+    text += f"{curl}\n\nwhich answers\n{answer}\n\n"
+    profile = example_profile(base_url)
+    if profile is not None:
+        query, answered = profile
+        text += (
+            "Or ask for a newcomer's profile (names are matched, typos included; explain shows "
+            "the evidence each neighbour shares):\n\n"
+            f"curl -s -X POST {base_url}/similar-users -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(query)}\n\nwhich answers\n{answered}\n\n"
+        )
+    return text + "Press Ctrl-C to stop everything."
 
 
 def dynamodb_local(place: Place, port: int, project_root: Path) -> tuple[str, DynamoDBLocal | None]:

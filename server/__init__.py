@@ -1,13 +1,15 @@
 """The similar-users API: a Flask app that answers "who is most like this user?" from the store.
 
-`create_app(store, settings)` is the only entry point; the app reads nothing from the environment
-and does no I/O until a request comes in (run_server.py wires it to DynamoDB and gunicorn).
+`create_app(store, settings, artifacts=...)` is the only entry point; the app reads nothing from
+the environment and does no I/O until a request comes in (run_server.py wires it to DynamoDB, the
+artifact store and gunicorn).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
@@ -17,7 +19,11 @@ from server.errors import register_error_handlers
 from server.openapi import document
 from server.security import register_security
 from server.settings import Settings
+from server.spaces import Spaces
 from store import NeighbourStore
+
+if TYPE_CHECKING:
+    from store.artifacts import ArtifactStore
 
 __all__ = ["Settings", "create_app"]
 
@@ -26,8 +32,11 @@ def create_app(
     store: NeighbourStore,
     settings: Settings | None = None,
     clock: Callable[[], float] = time.monotonic,
+    artifacts: ArtifactStore | None = None,
 ) -> Flask:
-    """Return the API answering from `store`; `clock` (seconds) times its caches."""
+    """Return the API answering from `store`, and from the runs' model artifacts in `artifacts`
+    (None: profile queries, explanations and the catalogue answer 503); `clock` (seconds) times
+    its caches."""
     settings = settings or Settings()
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -40,7 +49,13 @@ def create_app(
         ready_ttl=settings.readiness_cache_seconds,
         max_stale=settings.stale_if_error_seconds,
     )
+    spaces = Spaces(
+        artifacts,
+        settings.artifact_cache_dir,
+        clock=clock,
+        retry_seconds=settings.retry_after_seconds,
+    )
     register_security(app, settings.api_key, settings.cors_origins)
-    app.register_blueprint(blueprint(runs, settings, document(settings)))
+    app.register_blueprint(blueprint(runs, spaces, settings, document(settings)))
     register_error_handlers(app, settings.retry_after_seconds)
     return app

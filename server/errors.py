@@ -118,6 +118,23 @@ class NotReady(ApiError):
     title = "Not ready"
 
 
+class ArtifactUnavailable(ApiError):
+    """A run's model artifact cannot be used: profile queries, explanations and the catalogue of
+    that run cannot be answered; lookups by handle still can (status 503)."""
+
+    status = 503
+    slug = "artifact-unavailable"
+    title = "Model artifact unavailable"
+
+    def __init__(self, model_handle: str, run_id: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"Run {run_id} of model {model_handle!r} {reason}, so profile queries, explanations "
+            "and the catalogue of this model cannot be answered until a run with a sound artifact "
+            "is published; lookups by user_handle without explain still work."
+        )
+
+
 STORE_UNAVAILABLE = (
     503,
     "store-unavailable",

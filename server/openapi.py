@@ -10,9 +10,24 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from server.errors import PROBLEM_MIMETYPE, problem_type
-from server.query import MODEL_HANDLE_PATTERN, TOP_N_MAX, USER_HANDLE_MAX
+from server.explain import SHARED_MAX
+from server.matching import FUZZY_CUTOFF, FUZZY_SCORER
+from server.query import (
+    CATALOGUE_LIMIT_DEFAULT,
+    CATALOGUE_LIMIT_MAX,
+    MODEL_HANDLE_PATTERN,
+    NAME_MAX_CHARS,
+    NAME_PATTERN,
+    NAMES_MAX,
+    SCORE_MAX,
+    SCORE_MIN,
+    TEXT_PATTERN,
+    TOP_N_MAX,
+    USER_HANDLE_MAX,
+)
 from server.security import API_KEY_HEADER, PUBLIC_PATHS
 from server.settings import Settings
+from similarity.space import KINDS
 
 PROBLEM_SLUGS = [
     "malformed-json",
@@ -25,10 +40,19 @@ PROBLEM_SLUGS = [
     "content-too-large",
     "store-unavailable",
     "not-ready",
+    "artifact-unavailable",
     "unauthorized",
     "internal-error",
     "http-error",
 ]
+
+
+# What every answer from a run says of it, in its `data`.
+RUN_FIELDS: dict[str, Any] = {
+    "model_handle": {"type": "string"},
+    "run_id": {"type": "string"},
+    "generated_at": {"type": "string", "format": "date-time"},
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -110,6 +134,15 @@ def _document(settings: Settings) -> dict[str, Any]:
         "than what was asked, or (readiness) has no published run yet.",
         retry_after=True,
     )
+    unavailable_or_artifact = _problem(
+        "The store could not be reached in time, refused the read or answered something else "
+        "than what was asked (title `Store unavailable`); or (title `Model artifact "
+        "unavailable`) the model artifact of the run that answers is missing, corrupt, "
+        "unreadable or was never written, or no artifact store is configured, so a profile, an "
+        "explanation or the catalogue cannot be answered: the detail names the run and the "
+        "model. Lookups by `user_handle` without `explain` do not need the artifact.",
+        retry_after=True,
+    )
     internal = _problem("Unexpected server error; details are only in the server's log.")
     similar_errors = {
         "404": _problem(
@@ -117,18 +150,43 @@ def _document(settings: Settings) -> dict[str, Any]:
             "or unknown model (title `Unknown model`, with `available_models`)."
         ),
         "422": _problem(
-            "Invalid or missing fields, each named in `invalid_params`.", "InvalidParamsProblem"
+            "Invalid or missing fields, each named in `invalid_params` (e.g. "
+            "`profile.interests[2]`). Also a profile of which nothing is usable by the model: "
+            "`invalid_params` names each of its names that matched nothing (or whose kind the "
+            "model does not read), which no schema can tell in advance.",
+            "InvalidParamsProblem",
         ),
         "500": internal,
-        "503": unavailable,
+        "503": unavailable_or_artifact,
+    }
+    name = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": NAME_MAX_CHARS,
+        "pattern": NAME_PATTERN,
+        "description": "A name as a person writes it: not only spaces, no control characters. "
+        "Matched to the model's names exactly, then normalised (Unicode NFKC, case folded, "
+        "each run of spaces, hyphens and underscores made one hyphen), then fuzzily: the "
+        f"closest name by {FUZZY_SCORER} of at least {FUZZY_CUTOFF:g} on the normalised forms "
+        "(at most one typo per five characters); ties go to the name more users have.",
+    }
+    explain = {
+        "type": "boolean",
+        "default": False,
+        "description": f"Add to each similar user the (up to {SHARED_MAX}) features both share "
+        "that add most to the score (`shared`) and the sum of the others (`shared_rest`): the "
+        "contributions shown plus the rest's add up to the score. Needs the run's artifact.",
     }
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "similar-users",
             "version": _api_version(),
-            "description": "Who is most like this user? Ranked similar users with cosine "
-            "scores, read from the current published run of a similarity model. While the "
+            "description": "Who is most like this user, or this newcomer's profile? Ranked "
+            "similar users with cosine scores, from the current published run of a similarity "
+            "model: a user's are read from the run's stored lists; a profile's are found in the "
+            "run's model artifact (its vocabulary and user×feature matrix), which explanations "
+            "and the catalogue also need. While the "
             "store cannot be reached, a list a process has cached from a model's run last read "
             f"is still answered, for up to {settings.stale_if_error_seconds:g} s after that "
             "read; other lists are a 503.\n\n"
@@ -141,7 +199,7 @@ def _document(settings: Settings) -> dict[str, Any]:
             "/similar-users": {
                 "post": {
                     "operationId": "similarUsers",
-                    "summary": "Rank the users most similar to a user",
+                    "summary": "Rank the users most similar to a user or to a profile",
                     "requestBody": {
                         "required": True,
                         "description": f"At most {settings.max_body_bytes} bytes. Unknown "
@@ -170,11 +228,62 @@ def _document(settings: Settings) -> dict[str, Any]:
                         },
                         {"name": "model_handle", "in": "query", "schema": model_handle},
                         {"name": "top_n", "in": "query", "schema": top_n},
+                        {"name": "explain", "in": "query", "schema": explain},
                     ],
                     "description": "Other query parameters, or one given twice, are refused (422).",
                     "responses": {
                         "200": _json(_ref("SimilarUsers"), "Similar users, best first."),
                         **similar_errors,
+                    },
+                }
+            },
+            "/catalogue": {
+                "get": {
+                    "operationId": "catalogue",
+                    "summary": "Suggest names of a kind that a model knows (autocomplete)",
+                    "description": "Names whose normalised form starts with the normalised `q` "
+                    "come first, then those that hold it, then fuzzy matches (closest first); "
+                    "among the first two, names more users have come first. An empty `q` gives "
+                    "the names most users have. A kind the model does not read has no names. "
+                    "Other query parameters, or one given twice, are refused (422).",
+                    "parameters": [
+                        {
+                            "name": "kind",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "enum": list(KINDS)},
+                        },
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "schema": {
+                                "type": "string",
+                                "maxLength": NAME_MAX_CHARS,
+                                "pattern": TEXT_PATTERN,
+                                "default": "",
+                            },
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": CATALOGUE_LIMIT_MAX,
+                                "default": CATALOGUE_LIMIT_DEFAULT,
+                            },
+                        },
+                        {"name": "model_handle", "in": "query", "schema": model_handle},
+                    ],
+                    "responses": {
+                        "200": _json(_ref("Catalogue"), "Names, best first."),
+                        "404": _problem("Unknown model (with `available_models`)."),
+                        "422": _problem(
+                            "Invalid or missing parameters, each named in `invalid_params`.",
+                            "InvalidParamsProblem",
+                        ),
+                        "500": internal,
+                        "503": unavailable_or_artifact,
                     },
                 }
             },
@@ -234,8 +343,10 @@ def _document(settings: Settings) -> dict[str, Any]:
             },
             "schemas": {
                 "SimilarUsersRequest": {
+                    "description": "Exactly one of `user_handle` (a user of the run: their "
+                    "stored list) and `profile` (a newcomer: searched in the run's artifact).",
                     "type": "object",
-                    "required": ["user_handle"],
+                    "oneOf": [{"required": ["user_handle"]}, {"required": ["profile"]}],
                     "additionalProperties": False,
                     "properties": {
                         "user_handle": {
@@ -243,8 +354,52 @@ def _document(settings: Settings) -> dict[str, Any]:
                             "description": "A whole number; 110.0 counts as 110, "
                             'but not true, "110" or 110.5.',
                         },
+                        "profile": _ref("Profile"),
                         "model_handle": model_handle,
                         "top_n": top_n,
+                        "explain": explain,
+                    },
+                },
+                "Profile": {
+                    "description": "A newcomer's evidence, named as people write it: at least "
+                    f"one name, at most {NAMES_MAX} per kind. Each course counts as viewed for "
+                    "its typical time; a name given twice counts once (an assessment tag, with "
+                    "the last score given). Kinds the model does not read are reported in "
+                    "`unmatched`, not refused, unless nothing usable remains.",
+                    "type": "object",
+                    "additionalProperties": False,
+                    "anyOf": [
+                        {"required": [kind], "properties": {kind: {"minItems": 1}}}
+                        for kind in KINDS
+                    ],
+                    "properties": {
+                        "interests": {
+                            "type": "array",
+                            "maxItems": NAMES_MAX,
+                            "items": _ref("Name"),
+                        },
+                        "courses": {"type": "array", "maxItems": NAMES_MAX, "items": _ref("Name")},
+                        "assessments": {
+                            "type": "array",
+                            "maxItems": NAMES_MAX,
+                            "items": _ref("Assessment"),
+                        },
+                    },
+                },
+                "Name": name,
+                "Assessment": {
+                    "type": "object",
+                    "required": ["tag", "score"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "tag": _ref("Name"),
+                        "score": {
+                            "description": "On the export's scale; in the `assessments` model "
+                            "only a score above the tag's average is evidence.",
+                            "type": "number",
+                            "minimum": SCORE_MIN,
+                            "maximum": SCORE_MAX,
+                        },
                     },
                 },
                 "SimilarUsers": {
@@ -253,14 +408,24 @@ def _document(settings: Settings) -> dict[str, Any]:
                     "additionalProperties": False,
                     "properties": {
                         "request_data": {
-                            "description": "The request, with defaults filled in.",
+                            "description": "The request, with defaults filled in (`model_handle` "
+                            "is the model that answered); for a profile, what each name was "
+                            "matched to and what was not matched.",
                             "type": "object",
-                            "required": ["user_handle", "model_handle", "top_n"],
+                            "required": ["model_handle", "top_n", "explain"],
+                            "oneOf": [
+                                {"required": ["user_handle"]},
+                                {"required": ["profile", "matched", "unmatched"]},
+                            ],
                             "additionalProperties": False,
                             "properties": {
                                 "user_handle": user_handle,
+                                "profile": _ref("Profile"),
                                 "model_handle": {"type": "string", "pattern": MODEL_HANDLE_PATTERN},
                                 "top_n": {"type": "integer", "minimum": 1, "maximum": TOP_N_MAX},
+                                "explain": {"type": "boolean"},
+                                "matched": {"type": "array", "items": _ref("MatchedName")},
+                                "unmatched": {"type": "array", "items": _ref("UnmatchedName")},
                             },
                         },
                         "data": {
@@ -268,17 +433,48 @@ def _document(settings: Settings) -> dict[str, Any]:
                             "required": ["model_handle", "run_id", "generated_at", "similar_users"],
                             "additionalProperties": False,
                             "properties": {
-                                "model_handle": {"type": "string"},
-                                "run_id": {"type": "string"},
-                                "generated_at": {"type": "string", "format": "date-time"},
+                                **RUN_FIELDS,
                                 "similar_users": {
                                     "description": "Best first; ties ordered by handle. At "
-                                    "most `top_n`, and never more than the run stored.",
+                                    "most `top_n`, and for a user never more than the run "
+                                    "stored.",
                                     "type": "array",
                                     "maxItems": TOP_N_MAX,
                                     "items": _ref("SimilarUser"),
                                 },
                             },
+                        },
+                    },
+                },
+                "MatchedName": {
+                    "type": "object",
+                    "required": ["kind", "input", "name", "how"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "kind": {"type": "string", "enum": list(KINDS)},
+                        "input": {"type": "string"},
+                        "name": {"type": "string", "description": "The model's own name."},
+                        "how": {"type": "string", "enum": ["exact", "normalised", "fuzzy"]},
+                        "score": {
+                            "description": f"Fuzzy only: the {FUZZY_SCORER} of the normalised "
+                            "forms.",
+                            "type": "number",
+                            "minimum": FUZZY_CUTOFF,
+                            "maximum": 1,
+                        },
+                    },
+                },
+                "UnmatchedName": {
+                    "type": "object",
+                    "required": ["kind", "input", "reason"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "kind": {"type": "string", "enum": list(KINDS)},
+                        "input": {"type": "string"},
+                        "reason": {
+                            "description": "Nothing of the model is close enough, or the model "
+                            "does not read this kind.",
+                            "type": "string",
                         },
                     },
                 },
@@ -293,6 +489,87 @@ def _document(settings: Settings) -> dict[str, Any]:
                             "type": "number",
                             "exclusiveMinimum": 0,
                             "maximum": 1,
+                        },
+                        "shared": {
+                            "description": f"With `explain`: up to {SHARED_MAX} features both "
+                            "users have, adding most to the score first. Only evidence both "
+                            "have is ever listed.",
+                            "type": "array",
+                            "maxItems": SHARED_MAX,
+                            "items": _ref("SharedFeature"),
+                        },
+                        "shared_rest": {
+                            "description": "With `explain`: how many other shared features "
+                            "there are and what they add; the contributions in `shared` plus "
+                            "this one add up to the score.",
+                            "type": "object",
+                            "required": ["features", "contribution"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "features": {"type": "integer", "minimum": 0},
+                                "contribution": {"type": "number"},
+                            },
+                        },
+                    },
+                },
+                "SharedFeature": {
+                    "type": "object",
+                    "required": ["kind", "name", "contribution", "share"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "kind": {
+                            "description": "What the feature is: an interest tag, a course, an "
+                            "assessment tag, a course's tag (`course_tags`), or a latent factor "
+                            "of the courses viewed (`course_factors`; named `factor N`, its "
+                            "contribution may be negative).",
+                            "type": "string",
+                            "enum": ["interest", "course", "assessment", "course_tag", "factor"],
+                        },
+                        "name": {"type": "string"},
+                        "contribution": {
+                            "description": "What the feature adds to the cosine: the product "
+                            "of the two users' weights for it.",
+                            "type": "number",
+                        },
+                        "share": {
+                            "description": "contribution / score.",
+                            "type": "number",
+                        },
+                    },
+                },
+                "Catalogue": {
+                    "type": "object",
+                    "required": ["request_data", "data"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "request_data": {
+                            "type": "object",
+                            "required": ["kind", "q", "limit", "model_handle"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "kind": {"type": "string", "enum": list(KINDS)},
+                                "q": {"type": "string"},
+                                "limit": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "maximum": CATALOGUE_LIMIT_MAX,
+                                },
+                                "model_handle": {"type": "string", "pattern": MODEL_HANDLE_PATTERN},
+                            },
+                        },
+                        "data": {
+                            "type": "object",
+                            "required": ["model_handle", "run_id", "generated_at", "names"],
+                            "additionalProperties": False,
+                            "properties": {
+                                **RUN_FIELDS,
+                                "names": {
+                                    "description": "The model's own names, as plain text.",
+                                    "type": "array",
+                                    "maxItems": CATALOGUE_LIMIT_MAX,
+                                    "items": {"type": "string"},
+                                },
+                            },
                         },
                     },
                 },
@@ -318,9 +595,7 @@ def _document(settings: Settings) -> dict[str, Any]:
                     "required": ["model_handle", "run_id", "generated_at", "user_count", "top_n"],
                     "additionalProperties": False,
                     "properties": {
-                        "model_handle": {"type": "string"},
-                        "run_id": {"type": "string"},
-                        "generated_at": {"type": "string", "format": "date-time"},
+                        **RUN_FIELDS,
                         "user_count": {
                             "description": "Users with a neighbour list in the run.",
                             "type": "integer",

@@ -8,6 +8,9 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from generator.tables import LoadReport, Tables
+from similarity.features import UserIndex
+from similarity.models import MODELS
+from similarity.space import ModelSpace
 
 
 def course_tags_frame(course_tags: list[tuple[str, str]] | None) -> pd.DataFrame | None:
@@ -126,3 +129,71 @@ def tied_matrix(users: int, features: int, seed: int) -> sp.csr_matrix:
     values = np.ones(len(rows), dtype=np.float32)
     matrix = sp.csr_matrix((values, (rows, cols)), shape=(users, features))
     return normalize(matrix).astype(np.float32)
+
+
+SCRIPT_TAG = "<script>alert(1)</script>"
+
+
+def people_tables() -> Tables:
+    """Eight learners whose likenesses are plain to see: Python people (1, 2, 7), web people (3,
+    8), a Java person (4), one whose interests are not in ASCII (5) and one whose export holds a
+    hostile tag (6)."""
+    return make_tables(
+        interests=[
+            (1, "python"),
+            (1, "data-science"),
+            (2, "python"),
+            (2, "machine-learning"),
+            (3, "javascript"),
+            (3, "react"),
+            (4, "java"),
+            (4, "spring"),
+            (5, "c++ für anfänger"),
+            (5, "日本語"),
+            (6, SCRIPT_TAG),
+            (6, "python"),
+            (7, "data-science"),
+            (7, "machine-learning"),
+            (8, "react"),
+            (8, "javascript"),
+            (8, "css"),
+        ],
+        views=[
+            (1, "python-beyond-basics", 600.0),
+            (1, "pandas-fundamentals", 300.0),
+            (2, "python-beyond-basics", 900.0),
+            (3, "react-fundamentals", 500.0),
+            (4, "java-fundamentals", 700.0),
+            (5, "c++ für anfänger", 400.0),
+            (7, "pandas-fundamentals", 800.0),
+            (8, "react-fundamentals", 300.0),
+            (8, "css-basics", 200.0),
+        ],
+        assessments=[
+            (1, "python", 250.0),
+            (2, "python", 220.0),
+            (4, "python", 50.0),
+            (7, "python", 120.0),
+            (3, "javascript", 200.0),
+            (8, "javascript", 100.0),
+            (4, "java", 150.0),
+            (1, "java", 90.0),
+        ],
+        course_tags=[
+            ("python-beyond-basics", "python"),
+            ("pandas-fundamentals", "python"),
+            ("pandas-fundamentals", "data-science"),
+            ("react-fundamentals", "javascript"),
+            ("react-fundamentals", "react"),
+            ("java-fundamentals", "java"),
+            ("css-basics", "css"),
+            ("c++ für anfänger", "c++"),
+        ],
+    )
+
+
+def people_spaces() -> dict[str, ModelSpace]:
+    """Return every model's space of `people_tables`."""
+    tables = people_tables()
+    index = UserIndex.of(tables)
+    return {handle: MODELS[handle].space(tables, index) for handle in MODELS}

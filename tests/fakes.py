@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
+from similarity.space import SPACE_FILE, ModelSpace
 from store import (
     Neighbour,
     NeighbourList,
@@ -15,6 +17,7 @@ from store import (
     StoreUnavailableError,
     new_run_id,
 )
+from store.artifacts import Artifact, ArtifactError, ArtifactStore
 from store.memory import MemoryStore
 
 T = TypeVar("T")
@@ -76,6 +79,8 @@ def publish_lists(
     generated_at: str = "2026-11-23T10:00:00Z",
     quality: dict[str, Any] | None = None,
     export: dict[str, Any] | None = None,
+    artifact: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> Run:
     """Publish one run of hand-written lists ({user: [(neighbour, score), ...]}); return it.
 
@@ -84,12 +89,13 @@ def publish_lists(
     longest = max((len(neighbours) for neighbours in lists.values()), default=0)
     run = Run(
         model_handle,
-        new_run_id(),
+        run_id or new_run_id(),
         generated_at,
         top_n=top_n or longest or 1,
         shards=shards,
         quality=quality,
         export=export,
+        artifact=artifact,
     )
     store.begin_run(run)
     written = store.write_lists(
@@ -101,6 +107,71 @@ def publish_lists(
     )
     assert written == len(lists)
     return store.publish(run, expected_users=len(lists))
+
+
+class SpaceArtifacts:
+    """An artifact store that holds spaces in memory and writes one into the fetch cache the first
+    time it is fetched (as the S3 store downloads into it); a run id in `broken` fails to fetch
+    with its error. `fetches` counts the fetches."""
+
+    def __init__(self) -> None:
+        self.spaces: dict[str, ModelSpace] = {}
+        self.broken: dict[str, ArtifactError] = {}
+        self.fetches = 0
+
+    def hold(self, space: ModelSpace, run_id: str) -> Artifact:
+        uri = f"file:///held/{space.model_handle}/{run_id}"
+        self.spaces[uri] = space
+        return Artifact(uri=uri, sha256="0" * 64, bytes=0)
+
+    def fetch(self, artifact: Artifact, cache: Path) -> Path:
+        self.fetches += 1
+        model_handle, run_id = artifact.uri.split("/")[-2:]
+        if run_id in self.broken:
+            error = self.broken[run_id]
+            raise type(error)(*error.args)
+        folder = cache / model_handle / run_id
+        if not (folder / SPACE_FILE).is_file():
+            self.spaces[artifact.uri].write(folder)
+        return folder
+
+
+def space_lists(space: ModelSpace, top_n: int = 5) -> dict[int, list[tuple[int, float]]]:
+    """Return every user's exact neighbours in a space, as the generator would store them."""
+    lists = {}
+    for row, handle in enumerate(space.handles.tolist()):
+        found = space.search(space.row(row), top_n, space.users, exclude=row)
+        lists[int(handle)] = [(m.user_handle, m.score) for m in found]
+    return lists
+
+
+def publish_space(
+    store: NeighbourStore,
+    artifacts: ArtifactStore | SpaceArtifacts | None,
+    space: ModelSpace,
+    *,
+    top_n: int = 5,
+    lists: Lists | None = None,
+    with_artifact: bool = True,
+) -> Run:
+    """Publish a run of a space: its users' exact lists (unless given) and, when `with_artifact`,
+    the space as the run's artifact in `artifacts`; return the run."""
+    run_id = new_run_id()
+    artifact = None
+    if with_artifact and isinstance(artifacts, SpaceArtifacts):
+        artifact = artifacts.hold(space, run_id)
+    elif with_artifact and artifacts is not None:
+        folder = artifacts.stage(space.model_handle, run_id)
+        space.write(folder)
+        artifact = artifacts.put(space.model_handle, run_id, folder)
+    return publish_lists(
+        store,
+        space_lists(space, top_n) if lists is None else lists,
+        space.model_handle,
+        top_n=top_n,
+        artifact=None if artifact is None else artifact.describe(),
+        run_id=run_id,
+    )
 
 
 class CountingStore(MemoryStore):

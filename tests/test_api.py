@@ -77,7 +77,12 @@ def test_the_answer_names_the_run_it_came_from(client, store):
 def test_the_answer_echoes_the_request_with_defaults_filled_in(client):
     answer = client.post("/similar-users", json={"user_handle": 7}).json
 
-    assert answer["request_data"] == {"user_handle": 7, "model_handle": "interests", "top_n": 5}
+    assert answer["request_data"] == {
+        "user_handle": 7,
+        "model_handle": "interests",
+        "top_n": 5,
+        "explain": False,
+    }
 
 
 def test_get_gives_the_same_answer_as_post(client):
@@ -118,7 +123,12 @@ def test_the_default_model_and_top_n_are_settings(store):
 
     answer = client.get("/similar-users/7").json
 
-    assert answer["request_data"] == {"user_handle": 7, "model_handle": "course_views", "top_n": 1}
+    assert answer["request_data"] == {
+        "user_handle": 7,
+        "model_handle": "course_views",
+        "top_n": 1,
+        "explain": False,
+    }
     assert similar(answer) == COURSE_VIEWS[7]
 
 
@@ -319,7 +329,7 @@ WRONG_CONTENT_TYPE = [
     Call("POST", "/similar-users", {"data": {"user_handle": "110"}}),  # a form
 ]
 INVALID = [  # (request, the fields the problem must name)
-    (post({}), ["user_handle"]),
+    (post({}), ["user_handle", "profile"]),
     (post({"user_handle": "110"}), ["user_handle"]),
     (post({"user_handle": True}), ["user_handle"]),
     (post({"user_handle": 110.5}), ["user_handle"]),
@@ -337,7 +347,7 @@ INVALID = [  # (request, the fields the problem must name)
     (post({"user_handle": 110, "top_n": 1001}), ["top_n"]),
     (post({"user_handle": 110, "top_n": "5"}), ["top_n"]),
     (post({"user_handle": 110, "userHandle": 110}), ["userHandle"]),
-    (post({"top_n": 0, "model_handle": "?"}), ["user_handle", "top_n", "model_handle"]),
+    (post({"top_n": 0, "model_handle": "?"}), ["user_handle", "profile", "top_n", "model_handle"]),
     (post([110]), ["body"]),
     (post(110), ["body"]),
     (Call("GET", "/similar-users/abc"), ["user_handle"]),
@@ -369,7 +379,8 @@ NOT_ALLOWED = [  # (request, methods the Allow header must name)
     (Call("PATCH", "/openapi.json"), {"GET"}),
 ]
 NOT_FOUND = [Call("GET", "/nope"), Call("GET", "/similar-users/110/more"), Call("GET", "/static/x")]
-TOO_LARGE = [post_raw(b'{"user_handle": 110, "pad": "' + b"x" * 5000 + b'"}')]
+BODY_LIMIT = Settings().max_body_bytes
+TOO_LARGE = [post_raw(b'{"user_handle": 110, "pad": "' + b"x" * BODY_LIMIT + b'"}')]
 STORE_READS = [
     post({"user_handle": 110}),
     Call("GET", "/similar-users/110"),
@@ -438,7 +449,7 @@ def test_a_body_over_the_limit_is_413(client, call):
     assert call.send(client).status_code == 413
 
 
-@pytest.mark.parametrize(("size", "status"), [(4000, 200), (5000, 413)])
+@pytest.mark.parametrize(("size", "status"), [(BODY_LIMIT - 100, 200), (BODY_LIMIT + 1000, 413)])
 def test_a_chunked_body_without_a_length_is_held_to_the_limit_too(client, size, status):
     body = b'{"user_handle": 110' + b" " * (size - 20) + b"}"
     response = client.post(

@@ -160,3 +160,22 @@ def test_server_load_script_posts_each_user_in_turn(tmp_path):
     assert "local users = {7,110,5182}" in script
     assert 'wrk.format("POST", "/similar-users", headers' in script
     assert '"application/json"' in script and f"i = i + {THREADS}" in script
+
+
+def test_profiles_time_every_model_and_read_each_workers_memory(tmp_path):
+    lines = bench(
+        "profiles", "--users", "300", "--queries", "20", "--workers", "2", data_dir=tmp_path
+    )
+    named = by_name(lines)
+    for model in MODELS:
+        for suffix in ("", " explain"):
+            line = named[f"profile {model}{suffix}"]
+            assert line["requests"] == 20 and sum(line["statuses"].values()) == 20
+            assert 0 < line["p50_ms"] <= line["p99_ms"] <= line["max_ms"]
+            assert line["ratio"] == pytest.approx(50.0 / line["p99_ms"], rel=0.01)
+    assert named["profile hybrid"]["statuses"].get("200", 0) > 0
+    workers = [line for line in lines if line["name"].startswith("worker memory")]
+    assert len({line["worker"] for line in workers}) == 2
+    for line in workers:
+        # The artifacts are mapped from their files: the pages a worker reads are file-backed.
+        assert line["after"]["file_backed_mb"] > line["before"]["file_backed_mb"]

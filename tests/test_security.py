@@ -209,7 +209,7 @@ EVERY_KIND_OF_ANSWER = [  # (store, settings, method, path, request kwargs, expe
     ("ok", {}, "GET", "/similar-users/999", {}, 404),
     ("ok", {}, "GET", "/nowhere", {}, 404),
     ("ok", {}, "DELETE", "/models", {}, 405),
-    ("ok", {}, "POST", "/similar-users", {"json": {"user_handle": 1, "x": "y" * 5000}}, 413),
+    ("ok", {}, "POST", "/similar-users", {"json": {"user_handle": 1, "x": "y" * 70_000}}, 413),
     ("ok", {}, "POST", "/similar-users", {"data": b"{}", "content_type": "text/plain"}, 415),
     ("ok", {}, "POST", "/similar-users", {"json": {"user_handle": -1}}, 422),
     ("broken", {}, "GET", "/similar-users/110", {}, 500),

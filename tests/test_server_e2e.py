@@ -231,7 +231,7 @@ def test_errors_over_http_are_problems(stack):
 
 def test_a_chunked_body_over_the_limit_is_413(stack):
     connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
-    body = b'{"user_handle": 110, "pad": "' + b"x" * 10_000 + b'"}'
+    body = b'{"user_handle": 110, "pad": "' + b"x" * 100_000 + b'"}'
     chunks = (body[i : i + 1000] for i in range(0, len(body), 1000))
     try:
         connection.request(
@@ -293,19 +293,19 @@ def start_up(tmp: Path, env: dict[str, str], *extra: str) -> tuple[subprocess.Po
     return process, output
 
 
-def wait_for_banner(process: subprocess.Popen[bytes], output: Path, timeout: float) -> str:
-    """Wait until `up` says it is up; return the curl command it printed."""
+def wait_for_banner(process: subprocess.Popen[bytes], output: Path, timeout: float) -> list[str]:
+    """Wait until `up` says it is up; return the curl commands it printed."""
 
-    def curl() -> str | None:
+    def curls() -> list[str] | None:
         text = output.read_text(errors="replace")
         assert process.poll() is None, text[-3000:]
         if "Press Ctrl-C" not in text:
             return None
-        match = re.search(r"^curl .*$", text, re.MULTILINE)
-        assert match, text
-        return match.group(0)
+        found = re.findall(r"^curl .*$", text, re.MULTILINE)
+        assert found, text
+        return found
 
-    return wait_for(curl, "`up` says it is up", timeout)
+    return wait_for(curls, "`up` says it is up", timeout)
 
 
 def test_up_brings_the_stack_up_prints_a_working_curl_and_stops_it_all(tmp_path):
@@ -321,17 +321,37 @@ def test_up_brings_the_stack_up_prints_a_working_curl_and_stops_it_all(tmp_path)
     try:
         process, output = start_up(tmp_path, env, "--synthetic-users", "200")
         processes.append(process)
-        curl = wait_for_banner(process, output, timeout=240)
+        by_handle, by_profile = wait_for_banner(process, output, timeout=240)
         assert (tmp_path / ".env").is_file()  # created from example.env
         dynamodb_pid = json.loads((tmp_path / "state" / "dynamodb.pid").read_text())["pid"]
 
         printed = subprocess.run(
-            shlex.split(curl), capture_output=True, text=True, timeout=30, check=True
+            shlex.split(by_handle), capture_output=True, text=True, timeout=30, check=True
         )
         answer = json.loads(printed.stdout)
         assert answer["request_data"]["user_handle"] == 110
         assert len(answer["data"]["similar_users"]) == 5
         assert all(0 < u["score"] <= 1 for u in answer["data"]["similar_users"])
+
+        # A newcomer's profile with a misspelt interest: matched, answered, explained.
+        printed = subprocess.run(
+            shlex.split(by_profile), capture_output=True, text=True, timeout=30, check=True
+        )
+        answer = json.loads(printed.stdout)
+        matched = answer["request_data"]["matched"]
+        assert [m["how"] for m in matched] == ["fuzzy", "exact", "exact"]
+        assert matched[0]["input"] != matched[0]["name"]
+        assert answer["request_data"]["unmatched"] == []
+        assert answer["data"]["similar_users"]
+        asked = {m["name"] for m in matched}
+        for neighbour in answer["data"]["similar_users"]:
+            shown = sum(e["contribution"] for e in neighbour["shared"])
+            rest = neighbour["shared_rest"]["contribution"]
+            assert shown + rest == pytest.approx(neighbour["score"], abs=1e-5)
+            # Only what the profile holds is shared evidence: its interests, its course (and,
+            # in the hybrid, that course's tags).
+            for evidence in neighbour["shared"]:
+                assert evidence["name"] in asked or evidence["kind"] == "course_tag"
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0, output.read_text()[-3000:]

@@ -1,0 +1,91 @@
+"""A newcomer's profile placed in a model's space: names matched, evidence encoded, users found.
+
+Every name a profile gives is either matched (and the answer says to what, and how) or listed as
+unmatched with the reason: no name of that kind of the model is close enough, or the model does
+not read that kind at all (e.g. courses, for the `interests` model). A profile of which nothing
+is usable is refused (422), naming each of its names and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from server.errors import InvalidParams
+from server.query import ProfileQuery, shown
+from server.spaces import Loaded
+from similarity.space import KINDS, Profile
+
+SINGULAR = {"interests": "interest", "courses": "course", "assessments": "assessment tag"}
+
+
+@dataclass(frozen=True)
+class Matched:
+    """A profile matched to a model: what the space reads, and what each name became."""
+
+    profile: Profile
+    matched: list[dict[str, Any]]
+    unmatched: list[dict[str, Any]]
+    invalid: list[dict[str, str]]  # each unmatched name as a 422 would name it
+
+
+def _field(kind: str, at: int) -> str:
+    return f"profile.{kind}[{at}]" + (".tag" if kind == "assessments" else "")
+
+
+def match_profile(query: ProfileQuery, loaded: Loaded) -> Matched:
+    """Match every name of a profile to the model's names of its kind."""
+    model = loaded.space.model_handle
+    matched: list[dict[str, Any]] = []
+    unmatched: list[dict[str, Any]] = []
+    invalid: list[dict[str, str]] = []
+    names: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    for kind in KINDS:
+        vocabulary = loaded.vocabularies[kind]
+        for at, text in enumerate(query.names(kind)):
+            found = vocabulary.match(text) if len(vocabulary) else None
+            if found is None:
+                if len(vocabulary):
+                    reason = f"matches no {SINGULAR[kind]} of model {model!r}"
+                else:
+                    reason = f"is not used: model {model!r} does not read {kind}"
+                unmatched.append({"kind": kind, "input": text, "reason": reason})
+                invalid.append({"name": _field(kind, at), "reason": f"{shown(text)} {reason}"})
+                names[kind].append("")
+                continue
+            entry: dict[str, Any] = {
+                "kind": kind,
+                "input": text,
+                "name": found.name,
+                "how": found.how,
+            }
+            if found.score is not None:
+                entry["score"] = found.score
+            matched.append(entry)
+            names[kind].append(found.name)
+    # Each name counts once, whichever inputs it was matched from; an assessment tag given twice
+    # counts with the last score given.
+    scores = [score for _, score in query.assessments]
+    profile = Profile(
+        interests=list(dict.fromkeys(name for name in names["interests"] if name)),
+        courses={name: None for name in names["courses"] if name},
+        assessments={
+            name: float(score)
+            for name, score in zip(names["assessments"], scores, strict=True)
+            if name
+        },
+    )
+    return Matched(profile, matched, unmatched, invalid)
+
+
+def refuse_unusable(matched: Matched, model_handle: str) -> None:
+    """Raise InvalidParams naming each unmatched name of a profile that gives the model no
+    evidence at all."""
+    invalid = matched.invalid or [
+        {
+            "name": "profile",
+            "reason": f"gives model {model_handle!r} no evidence to compare users by (e.g. "
+            "assessment scores only count above the tag's average)",
+        }
+    ]
+    raise InvalidParams(invalid)
