@@ -59,6 +59,7 @@ class Vocabulary:
     keys: tuple[str, ...] = field(init=False)
     _exact: dict[str, int] = field(init=False, repr=False)
     _by_key: dict[str, int] = field(init=False, repr=False)
+    _longest: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         keys = tuple(normalise(name) for name in self.names)
@@ -69,6 +70,14 @@ class Vocabulary:
         object.__setattr__(self, "keys", keys)
         object.__setattr__(self, "_exact", {name: at for at, name in enumerate(self.names)})
         object.__setattr__(self, "_by_key", by_key)
+        object.__setattr__(self, "_longest", max(map(len, keys), default=0))
+
+    def may_be_close(self, key: str) -> bool:
+        """Tell whether a key is short enough to be within FUZZY_CUTOFF of some name: the
+        similarity is at most the shorter length over the longer, so a key much longer than
+        every name (as NFKC can make a short text: one character may become 18) is not fuzzily
+        compared with all of them for nothing."""
+        return len(key) * FUZZY_CUTOFF <= self._longest
 
     @classmethod
     def of(cls, names: Sequence[str], popularity: Sequence[int] | None = None) -> Vocabulary:
@@ -95,6 +104,8 @@ class Vocabulary:
         at = self._by_key.get(key)
         if at is not None:
             return NameMatch(self.names[at], "normalised")
+        if not self.may_be_close(key):
+            return None
         found = process.extract(
             key, self.keys, scorer=OSA.normalized_similarity, score_cutoff=FUZZY_CUTOFF, limit=None
         )
@@ -118,7 +129,7 @@ class Vocabulary:
                 at for at, name in enumerate(self.keys) if key in name and not name.startswith(key)
             ]
             chosen += self._by_rank(holding)[: limit - len(chosen)]
-        if len(chosen) < limit:
+        if len(chosen) < limit and self.may_be_close(key):
             taken = set(chosen)
             found = process.extract(
                 key,

@@ -455,6 +455,12 @@ def _document(settings: Settings) -> dict[str, Any]:
                         "input": {"type": "string"},
                         "name": {"type": "string", "description": "The model's own name."},
                         "how": {"type": "string", "enum": ["exact", "normalised", "fuzzy"]},
+                        "evidence": {
+                            "description": "Only when false: the name was matched but adds "
+                            "nothing to the profile in this model (an assessment score at or "
+                            "below the tag's average, a course without tags under course_tags).",
+                            "type": "boolean",
+                        },
                         "score": {
                             "description": f"Fuzzy only: the {FUZZY_SCORER} of the normalised "
                             "forms.",

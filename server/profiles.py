@@ -61,6 +61,11 @@ def match_profile(query: ProfileQuery, loaded: Loaded) -> Matched:
             }
             if found.score is not None:
                 entry["score"] = found.score
+            value = query.assessments[at][1] if kind == "assessments" else None
+            if not loaded.space.has_evidence(kind, found.name, value):
+                # Matched, but it adds nothing: a score at or below the tag's average, a course
+                # without tags under course_tags. Said, so that it is never silently dropped.
+                entry["evidence"] = False
             matched.append(entry)
             names[kind].append(found.name)
     # Each name counts once, whichever inputs it was matched from; an assessment tag given twice

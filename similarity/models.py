@@ -35,8 +35,11 @@ class Fitted:
 Builder = Callable[[Tables, UserIndex, Mapping[str, Any]], Fitted]
 
 
-def _names(index: pd.Index) -> np.ndarray:
-    return np.asarray(index.astype(str), dtype=str)
+def _names(index: pd.Index | list[str]) -> np.ndarray:
+    """Return names as an object array of str (a fixed-width one is as wide as the longest)."""
+    names = np.empty(len(index), dtype=object)
+    names[:] = [str(name) for name in index]
+    return names
 
 
 def _weighed(
@@ -126,7 +129,7 @@ def _course_factors(tables: Tables, index: UserIndex, settings: Mapping[str, Any
         label="factor",
         settings=dict(settings),
         inputs=_names(raw.features),
-        features=np.asarray([f"factor {i + 1}" for i in range(items.shape[1])], dtype=str),
+        features=_names([f"factor {i + 1}" for i in range(items.shape[1])]),
         users=learned.users,
         average_length=learned.average_length,
         arrays={"df": learned.df, "typical": features.typical_seconds(raw), "items": items},

@@ -14,6 +14,7 @@ arrays memory-mapped, so processes reading the same files share their pages.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,9 +29,28 @@ from similarity.clusters import Clusters, Hashing
 from similarity.weighting import Statistics, unit_rows, weigh
 
 FORMAT = 1
+_ARRAY_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 # What a profile holds, by kind, and what one column of a block is (its label).
 KINDS = ("interests", "courses", "assessments")
 SPACE_FILE = "space.json"
+
+
+def _packed(names: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return names as their UTF-8 bytes end to end and where each ends (no fixed width, so one
+    long name does not make every name as long)."""
+    encoded = [str(name).encode() for name in names]
+    ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), ends
+
+
+def _unpacked(text: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Return the names `_packed` packed (an object array of str)."""
+    raw = bytes(np.asarray(text, dtype=np.uint8))
+    starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
+    names = [raw[a:b].decode() for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    unpacked = np.empty(len(names), dtype=object)
+    unpacked[:] = names
+    return unpacked
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,30 @@ class Block:
             (values, (np.zeros(len(columns), dtype=np.int64), columns)),
             shape=(1, len(self.inputs)),
         )
+
+    def has_evidence(self, name: str, value: float | None = None) -> bool:
+        """Tell whether an input name (with its seconds or score, if any) adds anything to a
+        profile's row: a course nobody watched any time of, a course without tags (course_tags),
+        an assessment tag whose scores do not vary or a score at or below the tag's average
+        (where only positive evidence counts) add nothing."""
+        at = self.position.get(name)
+        if at is None:
+            return False
+        if self.kind == "courses":
+            seconds = float(self.arrays["typical"][at]) if value is None else float(value)
+            if seconds <= 0:
+                return False
+            if "shares.indptr" in self.arrays:
+                indptr = self.arrays["shares.indptr"]
+                return bool(indptr[at + 1] > indptr[at])
+            return True
+        if self.kind == "assessments":
+            spread = float(self.arrays["spread"][at])
+            if spread <= 0:
+                return False
+            z = (float(value or 0.0) - float(self.arrays["mean"][at])) / spread
+            return z > 0 if self.settings.get("positive") else z != 0
+        return True
 
     def encode(self, profiles: Sequence[Profile]) -> sp.csr_matrix:
         """Return the block's rows for profiles (profiles × width, weighted, not unit length).
@@ -211,6 +255,11 @@ class ModelSpace:
         if not profiles:
             return sp.csr_matrix((0, self.matrix.shape[1]), dtype=np.float32)
         return _encode_blocks(self.blocks, profiles)
+
+    def has_evidence(self, kind: str, name: str, value: float | None = None) -> bool:
+        """Tell whether a name of a kind (with its seconds or score) adds to a profile's row in
+        any block of the space (`Block.has_evidence`)."""
+        return any(b.has_evidence(name, value) for b in self.blocks if b.kind == kind)
 
     def row_of(self, user_handle: int) -> int | None:
         """Return a user's row, or None if the run does not know them."""
@@ -317,8 +366,10 @@ class ModelSpace:
         blocks = []
         for number, block in enumerate(self.blocks):
             prefix = f"block{number}"
-            arrays[f"{prefix}.inputs"] = np.asarray(block.inputs, dtype=str)
-            arrays[f"{prefix}.features"] = np.asarray(block.features, dtype=str)
+            for kind in ("inputs", "features"):
+                text, offsets = _packed(getattr(block, kind))
+                arrays[f"{prefix}.{kind}.utf8"] = text
+                arrays[f"{prefix}.{kind}.offsets"] = offsets
             for name, values in block.arrays.items():
                 arrays[f"{prefix}.{name}"] = np.asarray(values)
             blocks.append(
@@ -369,6 +420,8 @@ class ModelSpace:
             raise ValueError(f"{folder} holds a space of format {description.get('format')!r}")
 
         def array(name: str) -> np.ndarray:
+            if not _ARRAY_NAME.fullmatch(name):  # names come from space.json: stay in the folder
+                raise ValueError(f"{folder} names an array {name!r}")
             found: np.ndarray = np.load(
                 folder / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False
             )
@@ -389,8 +442,13 @@ class ModelSpace:
                 kind=b["kind"],
                 label=b["label"],
                 settings=b["settings"],
-                inputs=array(f"block{number}.inputs"),
-                features=array(f"block{number}.features"),
+                inputs=_unpacked(
+                    array(f"block{number}.inputs.utf8"), array(f"block{number}.inputs.offsets")
+                ),
+                features=_unpacked(
+                    array(f"block{number}.features.utf8"),
+                    array(f"block{number}.features.offsets"),
+                ),
                 users=b["users"],
                 average_length=b["average_length"],
                 weight=b["weight"],

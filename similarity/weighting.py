@@ -103,6 +103,8 @@ def weigh(
 
 def unit_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
     """Scale every non-empty row to unit length and drop explicit zeros (float32 CSR)."""
+    if matrix.shape[1] == 0:  # no feature at all (e.g. viewed courses none of which has a tag)
+        return sp.csr_matrix(matrix.shape, dtype=np.float32)
     normalised = normalize(sp.csr_matrix(matrix, dtype=np.float32), norm="l2", copy=False)
     normalised.eliminate_zeros()
     return sp.csr_matrix(normalised, dtype=np.float32)

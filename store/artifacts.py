@@ -57,6 +57,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _STAGING = ".staging"
 _TRASH = ".trash"
+# Runs of a model whose downloads a server keeps in its cache (the newest; older ones are removed
+# when a new one is fetched): the current run, the one before, and one more for a rollback.
+CACHED_RUNS = 3
 
 
 class ArtifactError(StoreError):
@@ -284,6 +287,18 @@ def _remove(folder: Path, trash: Path) -> None:
     shutil.rmtree(doomed, ignore_errors=True)
 
 
+def _prune(folder: Path, keep: int, kept: str, trash: Path) -> None:
+    """Remove the downloads of a model's runs but the newest `keep` and the run `kept` (just
+    fetched, maybe an older run a rollback went back to); run ids sort by time.
+
+    A worker still reading a removed run keeps its mapped pages: a removed file's pages stay
+    until every process that mapped it lets go."""
+    runs = sorted(p for p in folder.iterdir() if _NAME.fullmatch(p.name) and p.is_dir())
+    for old in runs[:-keep]:
+        if old.name != kept:
+            _remove(old, trash)
+
+
 # -- local folders -----------------------------------------------------------------------------
 
 
@@ -373,13 +388,26 @@ class FileArtifacts:
             raise ArtifactError(f"{uri}: cannot delete the artifact: {error}") from error
 
     def run_ids(self, model_handle: str) -> list[str]:
-        folder = self.root / check_name("model handle", model_handle)
+        """Return the runs with an artifact or a staged part of one (a writer's, maybe dead),
+        and empty what earlier deletes left in the trash (a delete that died half-way)."""
+        folders = [
+            self.root / check_name("model handle", model_handle),
+            self.root / _STAGING / model_handle,
+        ]
+        found: set[str] = set()
         try:
-            return sorted(p.name for p in folder.iterdir() if _NAME.fullmatch(p.name))
-        except FileNotFoundError:
-            return []
+            for folder in folders:
+                if folder.is_dir():
+                    found.update(p.name for p in folder.iterdir() if _NAME.fullmatch(p.name))
+            trash = self.root / _TRASH
+            if trash.is_dir():
+                for left in trash.iterdir():
+                    shutil.rmtree(left, ignore_errors=True)
         except OSError as error:
-            raise ArtifactError(f"{folder.as_uri()}: cannot list the artifacts: {error}") from error
+            raise ArtifactError(
+                f"{self.root.as_uri()}: cannot list the artifacts: {error}"
+            ) from error
+        return sorted(found)
 
 
 # -- S3 ----------------------------------------------------------------------------------------
@@ -566,6 +594,7 @@ class S3Artifacts:
                     _check(target, artifact)  # another fetcher's, renamed first
             finally:
                 shutil.rmtree(download, ignore_errors=True)
+            _prune(target.parent, keep=CACHED_RUNS, kept=target.name, trash=cache / _TRASH)
         except OSError as error:
             raise ArtifactError(
                 f"{artifact.uri}: cannot keep the artifact in {target}: {error}"

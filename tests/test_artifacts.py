@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from store import StoreError, StoreUnavailableError
 from store.artifacts import (
+    CACHED_RUNS,
     MANIFEST,
     Artifact,
     ArtifactCorruptError,
@@ -151,7 +152,6 @@ def test_run_ids_lists_each_models_runs_with_an_artifact_sorted(store):
     for run_id in ("20261125T000000000000Z-c", "20261123T000000000000Z-a"):
         put(store, "interests", run_id)
     put(store, "course_views", "20261124T000000000000Z-b")
-    store.stage("interests", "20261126T000000000000Z-d")  # staged, never put
 
     assert store.run_ids("interests") == ["20261123T000000000000Z-a", "20261125T000000000000Z-c"]
     assert store.run_ids("course_views") == ["20261124T000000000000Z-b"]
@@ -523,3 +523,28 @@ def test_a_malformed_artifact_record_is_an_artifact_error(record):
     with pytest.raises(ArtifactError, match="artifact") as error:
         Artifact.from_record(record)
     assert isinstance(error.value, StoreError)
+
+
+def test_a_servers_cache_keeps_the_newest_runs_of_a_model_and_the_one_just_fetched(
+    remote, tmp_path
+):
+    runs = [f"2026112{day}T100000000000Z-abc123" for day in range(1, 7)]
+    artifacts = {run_id: put(remote, run_id=run_id) for run_id in runs}
+    cache = tmp_path / "cache"
+    for run_id in runs:
+        remote.fetch(artifacts[run_id], cache)
+    newest = runs[-CACHED_RUNS:]
+    assert sorted(p.name for p in (cache / "interests").iterdir()) == newest
+    # A rollback's older run is fetched again and kept, beside the newest.
+    remote.fetch(artifacts[runs[0]], cache)
+    assert sorted(p.name for p in (cache / "interests").iterdir()) == [runs[0], *newest]
+
+
+def test_a_dead_writers_staged_run_is_listed_for_cleanup_and_the_trash_emptied(local):
+    staged = local.stage("interests", RUN)
+    (staged / "users.npy").write_bytes(b"half")
+    (local.root / ".trash" / "left-by-a-dead-delete").mkdir(parents=True)
+    assert local.run_ids("interests") == [RUN]
+    assert list((local.root / ".trash").iterdir()) == []
+    local.delete("interests", RUN)
+    assert local.run_ids("interests") == [] and not staged.exists()

@@ -130,3 +130,13 @@ def test_a_model_that_does_not_read_a_kind_has_an_empty_vocabulary_of_it():
     found = vocabularies(space)
 
     assert len(found["courses"]) == len(found["assessments"]) == 0
+
+
+def test_a_name_much_longer_than_every_known_name_is_not_compared_fuzzily():
+    vocabulary = Vocabulary.of(["python", "javascript"])
+    # One character NFKC makes 18: 200 of them are far longer than any name could be close to.
+    assert not vocabulary.may_be_close(normalise("\ufdfa" * 200))
+    assert vocabulary.match("\ufdfa" * 200) is None
+    assert vocabulary.suggest("\ufdfa" * 200, 5) == []
+    assert vocabulary.may_be_close("x" * 12)  # 10 / 12 of "javascript" at best: still compared
+    assert vocabulary.match("javascrip") == NameMatch("javascript", "fuzzy", 0.9)

@@ -587,3 +587,12 @@ def test_the_server_never_imports_the_generator():
 
     assert "generator" not in reached, sorted(reached)
     assert reached == {"server", "similarity", "store"}
+
+
+def test_a_matched_name_that_adds_nothing_is_marked_so_never_silently_dropped(client):
+    profile = {"interests": ["python"], "assessments": [{"tag": "python", "score": 0}]}
+    answer = ask(client, profile, model_handle="hybrid")
+    assert answer.status_code == 200
+    by_kind = {m["kind"]: m for m in answer.get_json()["request_data"]["matched"]}
+    assert by_kind["assessments"]["evidence"] is False  # at or below the tag's average
+    assert "evidence" not in by_kind["interests"]

@@ -122,3 +122,27 @@ def test_a_run_whose_artifact_cannot_be_written_is_not_begun_and_the_old_one_sta
         )
     assert store.current_run("interests") == before
     assert [r.run_id for r in store.runs("interests")] == [before.run_id]
+
+
+def test_the_shared_evidence_in_a_published_artifact_adds_up_to_the_generators_scores(tmp_path):
+    from generator.synthetic import synthesize
+    from generator.tables import load_tables
+
+    synthesize(300, tmp_path / "export", seed=2)
+    tables = load_tables(tmp_path / "export")
+    artifacts, store = FileArtifacts(tmp_path / "artifacts"), MemoryStore()
+    pipeline.run(tables, store, top_n_stored=5, artifacts=artifacts)
+    checked = 0
+    for handle, run in store.current_runs().items():
+        space = loaded(artifacts, run, tmp_path / "cache")
+        for user in space.handles[::25].tolist():
+            stored = store.get_list(run, int(user))
+            if stored is None:
+                continue
+            mine = space.row(space.row_of(int(user)))
+            for neighbour in stored.neighbours:
+                theirs = space.row(space.row_of(neighbour.user_handle))
+                total = sum(e.contribution for e in space.shared(mine, theirs))
+                assert total == pytest.approx(neighbour.score, abs=2e-6), handle
+                checked += 1
+    assert checked > 100

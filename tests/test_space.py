@@ -72,9 +72,9 @@ def test_a_profile_of_a_users_own_evidence_lands_on_their_row(export, spaces, mo
 @pytest.mark.parametrize("model", EVERY_MODEL)
 def test_the_space_matrix_is_the_models_matrix(export, spaces, model):
     tables, index = export
-    difference = spaces[model].matrix - MODELS[model].matrix(tables, index)
-    assert abs(difference).max() < 1e-6 if difference.nnz else True
-    assert spaces[model].matrix.shape == MODELS[model].matrix(tables, index).shape
+    expected = MODELS[model].matrix(tables, index)
+    assert spaces[model].matrix.shape == expected.shape and expected.nnz > 0
+    np.testing.assert_allclose(spaces[model].matrix.toarray(), expected.toarray(), atol=1e-6)
 
 
 @pytest.mark.parametrize("model", EVERY_MODEL)
@@ -227,3 +227,49 @@ def test_every_signal_reads_one_kind_of_profile(spaces):
         "course_tags": "courses",
         "course_factors": "courses",
     }
+
+
+def test_one_long_name_does_not_widen_every_name_of_the_artifact(tmp_path):
+    long_tag = "x" * 50_000
+    tables = make_tables(interests=[(u, f"tag{u}") for u in range(2000)] + [(1, long_tag)])
+    space = MODELS["interests"].space(tables, UserIndex.of(tables))
+    space.write(tmp_path)
+    written = sum(path.stat().st_size for path in tmp_path.iterdir())
+    assert written < 2_000_000  # fixed-width names: 2,001 × 50,000 × 4 bytes, twice
+    loaded = ModelSpace.load(tmp_path)
+    assert long_tag in loaded.vocabulary("interests")
+    assert loaded.encode(Profile(interests=[long_tag, "tag7"])).nnz == 2
+
+
+def test_a_space_naming_an_array_outside_its_folder_is_refused(spaces, tmp_path):
+    spaces["interests"].write(tmp_path)
+    text = (tmp_path / "space.json").read_text().replace('"df"', '"/../../etc/x"')
+    (tmp_path / "space.json").write_text(text)
+    with pytest.raises(ValueError, match="names an array"):
+        ModelSpace.load(tmp_path)
+
+
+def test_a_model_with_no_feature_at_all_builds_and_answers_nothing():
+    # Courses were viewed, but none of them has a tag: course_tags has no column.
+    tables = make_tables(views=[(1, "c1", 60.0), (2, "c1", 90.0)], course_tags=[("c9", "rust")])
+    space = MODELS["course_tags"].space(tables, UserIndex.of(tables))
+    assert space.matrix.shape == (2, 0)
+    vector = space.encode(Profile(courses={"c1": None}))
+    assert vector.nnz == 0 and space.search(vector, 5, exact_max_users=10) == []
+
+
+def test_a_name_says_whether_it_adds_evidence_as_its_encoding_does(spaces):
+    checked = {True: 0, False: 0}
+    for space in spaces.values():
+        for kind in ("interests", "courses", "assessments"):
+            for name in space.vocabulary(kind)[:40]:
+                for value in [None] if kind != "assessments" else [0.0, 150.0, 300.0]:
+                    profile = Profile(
+                        interests=[name] if kind == "interests" else [],
+                        courses={name: value} if kind == "courses" else {},
+                        assessments={name: value} if kind == "assessments" else {},
+                    )
+                    adds = space.encode(profile).nnz > 0
+                    assert space.has_evidence(kind, name, value) == adds, (kind, name, value)
+                    checked[adds] += 1
+    assert checked[True] > 50 and checked[False] > 5
