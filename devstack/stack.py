@@ -144,7 +144,10 @@ def banner(base_url: str) -> str:
         f"curl -s -X POST {base_url}/similar-users -H 'Content-Type: application/json' "
         f"-d '{{\"user_handle\": {handle}}}'"
     )
-    text = f"similar-users is up on {base_url} (OpenAPI: {base_url}/openapi.json). Try:\n\n"
+    text = (
+        f"similar-users is up on {base_url} (OpenAPI: {base_url}/openapi.json).\n\n"
+        f"Explore it in a browser: {base_url}/\n\nOr try:\n\n"
+    )
     text += f"{curl}\n\nwhich answers\n{answer}\n\n"
     profile = example_profile(base_url)
     if profile is not None:

@@ -1,4 +1,5 @@
-"""The similar-users API: a Flask app that answers "who is most like this user?" from the store.
+"""The similar-users API: a Flask app that answers "who is most like this user?" from the store,
+and the explorer page at `/` that calls it from a browser.
 
 `create_app(store, settings, artifacts=...)` is the only entry point; the app reads nothing from
 the environment and does no I/O until a request comes in (run_server.py wires it to DynamoDB, the
@@ -17,6 +18,7 @@ from server.api import blueprint
 from server.cache import CurrentRuns
 from server.errors import register_error_handlers
 from server.openapi import document
+from server.pages import blueprint as pages
 from server.security import register_security
 from server.settings import Settings
 from server.spaces import Spaces
@@ -57,5 +59,6 @@ def create_app(
     )
     register_security(app, settings.api_key, settings.cors_origins)
     app.register_blueprint(blueprint(runs, spaces, settings, document(settings)))
+    app.register_blueprint(pages())
     register_error_handlers(app, settings.retry_after_seconds)
     return app

@@ -1,4 +1,5 @@
-"""Who may call the API and how its answers are hardened: the optional API key, CORS, headers.
+"""Who may call the API and how its answers are hardened: the optional API key, CORS, headers
+(the API's JSON, and the explorer page's own policy).
 
 Kept apart from the routes so that every answer, errors included, passes the same checks, and so
 that the settings and the OpenAPI document name the same header, paths and rules.
@@ -14,8 +15,9 @@ from flask import Flask, Response, request
 
 from server.errors import Unauthorized
 
-# Sent with every answer. The API serves JSON only, never a page: no framing, no sniffing, no
-# scripts, no referrer, and nothing kept in a shared cache (answers are about people).
+# Sent with every answer, errors included, but the explorer page and its files. The API serves
+# JSON only: no framing, no sniffing, no scripts, no referrer, and nothing kept in a shared cache
+# (answers are about people).
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -24,10 +26,24 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
 }
+# The explorer page (server.pages) is the one thing served for a browser to render: its own
+# scripts, styles and images from this origin, calls to this origin's API, nothing inline, nothing
+# from elsewhere. It and its files are the same for everyone, so they may be kept, but are checked
+# against their ETag every time: a new release is seen at once.
+PAGE_BLUEPRINT = "pages"
+PAGE_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": PAGE_CONTENT_SECURITY_POLICY,
+    "Cache-Control": "no-cache",
+}
 API_KEY_HEADER = "X-API-Key"
 API_KEY_MIN_LENGTH = 16
 # Routes a load balancer or a client needs before it has a key; every other route needs the key
-# when one is configured.
+# when one is configured, but the page's (it holds no data: the key is asked for by its calls).
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 CORS_METHODS = "GET, POST"
 CORS_MAX_AGE_SECONDS = 600
@@ -65,7 +81,12 @@ def register_security(app: Flask, api_key: str | None, cors_origins: tuple[str, 
         ):
             # A browser's preflight carries no credentials: answer it before asking for the key.
             return Response(status=204)
-        if expected is None or request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+        if (
+            expected is None
+            or request.path in PUBLIC_PATHS
+            or request.blueprint == PAGE_BLUEPRINT
+            or request.method == "OPTIONS"
+        ):
             return None
         given = request.headers.get(API_KEY_HEADER, "").encode("utf-8", "surrogatepass")
         # Digests of equal length, compared in a time that does not depend on where they differ,
@@ -76,7 +97,8 @@ def register_security(app: Flask, api_key: str | None, cors_origins: tuple[str, 
 
     @app.after_request
     def headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
+        page = request.blueprint == PAGE_BLUEPRINT and response.status_code < 400
+        for name, value in (PAGE_HEADERS if page else SECURITY_HEADERS).items():
             response.headers.setdefault(name, value)
         if origins:
             response.vary.add("Origin")

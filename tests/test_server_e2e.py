@@ -76,6 +76,28 @@ def answers(port: int, path: str, status: int, process: Any = None) -> bool:
         return False
 
 
+def generate_and_serve(tmp: Path, env: dict[str, str], *generate: str) -> subprocess.Popen[bytes]:
+    """Run the generator to the end (logs in tmp), then start the server; return its process."""
+    with (tmp / "generator.log").open("wb") as log:
+        finished = subprocess.run(
+            [sys.executable, "run_generator.py", "generate", *generate],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+        )
+    assert finished.returncode == 0, (tmp / "generator.log").read_text()[-3000:]
+    with (tmp / "server.log").open("wb") as log:
+        return subprocess.Popen(
+            run_server(tmp / "none.env", "serve"),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 @dataclass
 class Stack:
     """DynamoDB Local with published runs, and gunicorn serving them."""
@@ -113,21 +135,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             GUNICORN_WORKERS="2",
             GUNICORN_THREADS="4",
         )
-        generate = [sys.executable, "run_generator.py", "generate"]
-        generate += ["--synthetic-users", str(USERS), "--models", *MODELS]
-        with (tmp / "generator.log").open("wb") as log:
-            finished = subprocess.run(
-                generate, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300
-            )
-        assert finished.returncode == 0, (tmp / "generator.log").read_text()[-3000:]
-        with (tmp / "server.log").open("wb") as log:
-            server = subprocess.Popen(
-                run_server(tmp / "none.env", "serve"),
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        server = generate_and_serve(tmp, env, "--synthetic-users", str(USERS), "--models", *MODELS)
         wait_for(lambda: answers(port, "/readyz", 200, server), "/readyz answers 200", 30)
         running = Stack(dynamodb, data_dir, tmp, env, port, server)
         yield running
