@@ -209,7 +209,8 @@ def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser(
-        "synthesize", help="write a realistic synthetic export (the four CSV files)"
+        "synthesize",
+        help="write a realistic synthetic export (the four CSV files, and a survey with --survey)",
     )
     synth.add_argument("--users", type=positive_int, required=True, help="number of users")
     synth.add_argument("--out", type=Path, required=True, help="folder to write the CSVs into")
@@ -220,6 +221,12 @@ def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
         default=REAL_CATALOGUE if REAL_CATALOGUE.is_dir() else None,
         help="folder with a real course_tags.csv / user_assessment_scores.csv to reuse "
         "(default: ../shared/data/pluralsight-sample when present)",
+    )
+    synth.add_argument(
+        "--survey",
+        action="store_true",
+        help="also write a survey, user_answers.csv and questions.csv: Likert answers drawn "
+        "from a few latent learning traits, some reverse-keyed, skipped or given again",
     )
 
     gen = commands.add_parser("generate", help="compute neighbours and publish a run per model")
@@ -318,14 +325,21 @@ def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
     return top
 
 
-def synthesize(users: int, out: Path, seed: int, catalogue_dir: Path | None) -> None:
-    """Write a synthetic export and say what was written."""
+def synthesize(
+    users: int, out: Path, seed: int, catalogue_dir: Path | None, survey: bool = False
+) -> None:
+    """Write a synthetic export (with a survey if asked) and say what was written."""
     from generator.progress import Progress
     from generator.synthetic import synthesize as write_export
 
     started = time.monotonic()
     rows = write_export(
-        users, out, seed=seed, catalogue_dir=catalogue_dir, progress=Progress("synthesize", users)
+        users,
+        out,
+        seed=seed,
+        catalogue_dir=catalogue_dir,
+        progress=Progress("synthesize", users),
+        survey=survey,
     )
     for name, count in rows.items():
         log.info("wrote %s: %s rows", out / name, f"{count:,}")
@@ -491,7 +505,7 @@ def main(
 
     try:
         if args.command == "synthesize":
-            synthesize(args.users, args.out, args.seed, args.catalogue_dir)
+            synthesize(args.users, args.out, args.seed, args.catalogue_dir, args.survey)
         elif args.command == "evaluate":
             evaluate(args, config)
         elif args.command == "rollback":

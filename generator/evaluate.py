@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from generator.survey_quality import SurveyQuality, evaluate_survey
 from generator.tables import Tables
 from similarity.features import UserIndex
 from similarity.models import MODELS, SIGNALS, Model
@@ -100,6 +101,9 @@ def split(
         ),
         course_tags=tables.course_tags,
         report=tables.report,
+        # A survey describes the member, not their history: all of it is kept.
+        user_answers=tables.user_answers,
+        questions=tables.questions,
     )
     hidden_frame = hidden[["user_handle", "course_id"]].reset_index(drop=True)
     return train, _kept(hidden_frame, np.ones(len(hidden_frame), dtype=np.bool_))
@@ -501,6 +505,8 @@ class Report:
     # cold_start_courses courses (empty when not measured).
     cold_start: dict[str, Scores] = field(default_factory=dict)
     cold_start_courses: int | None = None
+    # The survey model's answers hidden and predicted from neighbours (None: no survey).
+    survey: SurveyQuality | None = None
 
     @property
     def default_model(self) -> str | None:
@@ -553,6 +559,8 @@ class Report:
         if self.cold_start:
             document["cold_start"] = plain(self.cold_start)
             document["cold_start_courses"] = self.cold_start_courses
+        if self.survey is not None:
+            document["survey"] = self.survey.as_json()
         return document
 
     def table(self) -> list[str]:
@@ -568,6 +576,16 @@ class Report:
             models = {h: s for h, s in self.cold_start.items() if h in self.models}
             baselines = {h: s for h, s in self.cold_start.items() if h not in self.models}
             lines += _score_lines(k, models, baselines)
+        if self.survey is not None:
+            s = self.survey
+            lines.append("")
+            lines.append(
+                f"survey: {s.answers_hidden:,} answers of {s.users_evaluated:,} members hidden, "
+                "predicted from their neighbours (mean absolute error)"
+            )
+            lines.append(f"{'survey':<18} {s.mae:>9.4f}")
+            lines.append(f"{'(question_mean)':<18} {s.question_mean:>9.4f}")
+            lines.append(f"{'(random_neighbours)':<18} {s.random_neighbours:>9.4f}")
         handles = list(self.overlap)
         if len(handles) > 1:
             lines.append("")
@@ -618,6 +636,24 @@ def evaluate(
     started = time.monotonic()
     chosen, skipped = _available(tables, models)
     index = UserIndex.of(tables)
+    surveyed = next((m for m in chosen if m.handle == "survey"), None)
+    quality = None
+    if surveyed is not None:
+        quality = evaluate_survey(tables, surveyed, top_n_stored, seed=seed)
+        log.info(
+            "survey: %s answers hidden of %s members, MAE %.4f (question mean %.4f, random "
+            "neighbours %.4f)",
+            f"{quality.answers_hidden:,}",
+            f"{quality.users_evaluated:,}",
+            quality.mae,
+            quality.question_mean,
+            quality.random_neighbours,
+        )
+    if tables.user_course_views is None and quality is not None:
+        # A survey-only export: the answers are all there is to measure.
+        report = Report(k, top_n_stored, len(index), 0, 0, 0, skipped=skipped, survey=quality)
+        report.seconds["total"] = time.monotonic() - started
+        return report
     train, hidden = split(tables, seed=seed)
     eligible = Holdout.build(tables, train, hidden, index)
     holdout = eligible.sample(max_users, seed)
@@ -629,6 +665,7 @@ def evaluate(
         users_eligible=len(eligible.users),
         hidden_courses=int(holdout.hidden.nnz),
         skipped=skipped,
+        survey=quality,
     )
     if not len(holdout.users):
         raise ValueError(

@@ -2,12 +2,24 @@
 
 This is the project's only CSV reader. A file is read in chunks of plain strings; each chunk is
 checked with vectorised tests and converted to compact types (int64 handles, category tags and ids,
-datetime64[ns] dates, float64 amounts) before the chunks are joined, so memory follows the compact
-size of a table rather than the size of its text. A row is left out only for a reason that names a
-column (or the row), and the report says which lines of the file those rows were on (the header is
-line 1). Damage confined to a row leaves out that row; a file is refused only as a whole: no header,
-a missing column, a quote never closed, mostly bytes that are not UTF-8, or more rows left out than
-`Limits` allows. No row is ever held longer than `Limits.max_row_bytes`.
+datetime64[ns] dates, float64 amounts and numbers, bool flags) before the chunks are joined, so
+memory follows the compact size of a table rather than the size of its text. A row is left out only
+for a reason that names a column (or the row), and the report says which lines of the file those
+rows were on (the header is line 1). Damage confined to a row leaves out that row; a file is
+refused only as a whole: no header, a missing column, a quote never closed, mostly bytes that are
+not UTF-8, or more rows left out than `Limits` allows. No row is ever held longer than
+`Limits.max_row_bytes`.
+
+Besides the platform's four tables, an export may hold a survey: `user_answers.csv` (a number per
+user and question) and `questions.csv` (each question's scale and whether it is reverse-keyed).
+Both are optional: a missing one is None, worth a word only when the other is there. A questions row
+whose scale_max is not above its scale_min is left out, and so is a question_id seen on an earlier
+row (the first is kept). With questions.csv, an answer to a question it does not hold, or off its
+question's scale (from scale_min to scale_max, ends included), is left out; without it nothing is
+checked against a scale. A user who answered a question more than once keeps only the latest
+answer, by answered_at (an answer without one counts as older than any dated answer), and on equal
+times the one further down the file: the table holds one row per (user_handle, question_id), and
+the report counts the answers superseded (not as rejected rows).
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ import time
 import warnings
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +51,10 @@ __all__ = [
     "MAX_REJECTED_SHARE",
     "MAX_ROW_BYTES",
     "MAX_TAGS_PER_COURSE",
+    "PLATFORM_TABLES",
     "REJECTED_ROWS_TOLERATED",
     "SCHEMAS",
+    "SURVEY_TABLES",
     "TABLE_NAMES",
     "Column",
     "Limits",
@@ -60,7 +74,7 @@ log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
-Kind = Literal["handle", "tag", "text", "date", "amount"]
+Kind = Literal["handle", "tag", "text", "date", "amount", "number", "flag"]
 
 
 class TableError(Exception):
@@ -79,7 +93,8 @@ class Column:
     empty_means_untagged: bool = False
 
 
-# The real export's column names; aliases are the spellings of the platform's written description.
+# The real export's column names; aliases are the spellings of the platform's written description
+# and, for the survey, the names survey tools commonly give those columns.
 SCHEMAS: Mapping[str, tuple[Column, ...]] = {
     "user_interests": (
         Column("user_handle", "handle"),
@@ -104,8 +119,28 @@ SCHEMAS: Mapping[str, tuple[Column, ...]] = {
         Column("course_id", "text", aliases=("course_name",)),
         Column("course_tags", "tag", aliases=("course_tag",), empty_means_untagged=True),
     ),
+    "user_answers": (
+        Column("user_handle", "handle", aliases=("user_id",)),
+        Column("question_id", "text", aliases=("question",)),
+        Column("answer", "number", aliases=("value", "score")),
+        Column("answered_at", "date", required=False, aliases=("date", "answered_date")),
+    ),
+    "questions": (
+        Column("question_id", "text", aliases=("question",)),
+        # Only shown to people, so a question without its text still scales its answers.
+        Column("text", "text", required=False, aliases=("question_text",)),
+        Column("scale_min", "number", aliases=("min",)),
+        Column("scale_max", "number", aliases=("max",)),
+        Column("reverse_keyed", "flag", aliases=("reverse", "reversed")),
+    ),
 }
 TABLE_NAMES: tuple[str, ...] = tuple(SCHEMAS)
+# The platform's own four tables, and the optional survey's two.
+PLATFORM_TABLES: tuple[str, ...] = TABLE_NAMES[:4]
+SURVEY_TABLES: tuple[str, ...] = ("user_answers", "questions")
+# How reverse_keyed may be written, in any case.
+_TRUE = ("true", "yes", "1")
+_FALSE = ("false", "no", "0")
 
 
 def file_name(table: str) -> str:
@@ -121,14 +156,17 @@ def column_names(table: str) -> tuple[str, ...]:
 def models_fed(name: str) -> str:
     """Say which models read table `name`, as the model registry's `needs` tell."""
     handles = [handle for handle, model in SIGNALS.items() if name in model.needs]
+    if not handles:
+        return "the models that read it"
     if len(handles) == 1:
         return f"the {handles[0]} model"
     return f"the {', '.join(handles[:-1])} and {handles[-1]} models"
 
 
-# The largest view time or score kept. Far above any real one (1e12 s is 31,000 years), and low
-# enough that sums of millions of them stay finite in the models' float32 matrices; a larger
-# amount would overflow there to infinity and stop the run or corrupt every similarity it touches.
+# The largest view time, score or answer kept (an answer either side of 0). Far above any real one
+# (1e12 s is 31,000 years), and low enough that sums of millions of them stay finite in the models'
+# float32 matrices; a larger amount would overflow there to infinity and stop the run or corrupt
+# every similarity it touches.
 MAX_AMOUNT = 1e12
 # A table where every row is bad must not turn into a list of millions of Python ints.
 MAX_LINES_KEPT = 10_000
@@ -221,6 +259,7 @@ class TableRead:
     rejected: tuple[RejectedRows, ...]
     courses_without_tags: int
     seconds: float
+    superseded: int = 0  # user_answers: earlier answers to a question the user answered again
 
     @property
     def rows_rejected(self) -> int:
@@ -240,6 +279,8 @@ class LoadReport:
     files: dict[str, str] = field(default_factory=dict)  # table name → file name read
     # course_tags rows with an empty tag: courses without tags, dropped but not errors
     courses_without_tags: int = 0
+    # user_answers rows replaced by a later answer of the same user to the same question
+    answers_superseded: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def add(self, name: str, read: TableRead) -> None:
@@ -250,6 +291,7 @@ class LoadReport:
         self.duplicates[name] = read.duplicates
         self.rejected.extend(read.rejected)
         self.courses_without_tags += read.courses_without_tags
+        self.answers_superseded += read.superseded
         self.seconds[name] = read.seconds
 
     def summary(self) -> list[str]:
@@ -257,7 +299,8 @@ class LoadReport:
         lines: list[str] = []
         for name in TABLE_NAMES:
             if name in self.missing:
-                lines.append(f"{name}.csv: not found, so {models_fed(name)} cannot be built")
+                if _worth_saying_missing(name, self.rows_read):
+                    lines.append(f"{file_name(name)}: not found, so {_missing_means(name)}")
             elif name in self.rows_read:
                 rejected = sum(r.count for r in self.rejected if r.file == self.files[name])
                 lines.append(
@@ -275,18 +318,42 @@ class LoadReport:
                 f"{self.files.get('course_tags', 'course_tags.csv')}: "
                 f"{_plural(self.courses_without_tags, 'course')} without tags (not an error)"
             )
+        if self.answers_superseded:
+            lines.append(
+                f"{self.files.get('user_answers', 'user_answers.csv')}: "
+                f"{_plural(self.answers_superseded, 'answer')} superseded by a later answer of "
+                "the same user to the same question (the latest is kept; not an error)"
+            )
         return lines
+
+
+def _worth_saying_missing(name: str, found: Container[str]) -> bool:
+    """Tell whether a missing table deserves a word: a platform table always, a survey table only
+    when the other survey file is there (most exports have no survey at all)."""
+    return name not in SURVEY_TABLES or any(other in found for other in SURVEY_TABLES)
+
+
+def _missing_means(name: str) -> str:
+    """Say what the absence of table `name` costs."""
+    if name == "questions":
+        return "answers are not checked against scales (the scales come from the answers seen)"
+    return f"{models_fed(name)} cannot be built"
 
 
 @dataclass(frozen=True, eq=False)
 class Tables:
-    """The four exports as DataFrames named as their files (None where missing), and the report."""
+    """The exports as DataFrames named as their files (None where missing), and the report.
+
+    The survey's two tables come last, with defaults, as most exports have no survey.
+    """
 
     user_interests: pd.DataFrame | None
     user_course_views: pd.DataFrame | None
     user_assessment_scores: pd.DataFrame | None
     course_tags: pd.DataFrame | None
     report: LoadReport
+    user_answers: pd.DataFrame | None = None  # one row per (user_handle, question_id)
+    questions: pd.DataFrame | None = None  # one row per question_id
 
 
 def load_tables(
@@ -302,25 +369,39 @@ def load_tables(
             f"{data_dir}: none of the exports is there (expected {expected}, or .csv.gz)"
         )
     report = LoadReport()
+    found = {name for name, path in paths.items() if path is not None}
     frames: dict[str, pd.DataFrame | None] = {}
-    for name, path in paths.items():
+    reads: dict[str, TableRead] = {}
+    # questions.csv is read before user_answers.csv, whose answers are checked against it.
+    for name in sorted(TABLE_NAMES, key=lambda table: table == "user_answers"):
+        path = paths[name]
         if path is None:
-            log.warning(
-                "%s.csv not found in %s: %s cannot be built", name, data_dir, models_fed(name)
-            )
+            if _worth_saying_missing(name, found):
+                log.warning(
+                    "%s not found in %s: %s", file_name(name), data_dir, _missing_means(name)
+                )
             report.missing.append(name)
             frames[name] = None
             continue
-        read = read_table(path, name, chunk_rows, limits)
+        reads[name] = read_table(path, name, chunk_rows, limits, questions=reads.get("questions"))
+        frames[name] = reads[name].frame
+    report.missing.sort(key=TABLE_NAMES.index)
+    for name, read in sorted(reads.items(), key=lambda item: TABLE_NAMES.index(item[0])):
         report.add(name, read)
-        frames[name] = read.frame
     return Tables(**frames, report=report)
 
 
 def read_table(
-    path: Path, name: str, chunk_rows: int = 1_000_000, limits: Limits | None = None
+    path: Path,
+    name: str,
+    chunk_rows: int = 1_000_000,
+    limits: Limits | None = None,
+    questions: TableRead | None = None,
 ) -> TableRead:
-    """Read the export `path` as table `name` (a key of SCHEMAS), `chunk_rows` rows at a time."""
+    """Read the export `path` as table `name` (a key of SCHEMAS), `chunk_rows` rows at a time.
+
+    `questions` is what reading questions.csv gave; user_answers rows are checked against it.
+    """
     if name not in SCHEMAS:
         raise ValueError(f"unknown table {name!r}; expected one of {', '.join(TABLE_NAMES)}")
     if chunk_rows < 1:
@@ -332,8 +413,8 @@ def read_table(
     positions = _locate_columns(_read_header(path, file, limits.max_row_bytes), schema, file)
     lines = _LineCounter()
     pieces: list[dict[str, Any]] = []
-    # course_tags is capped per course once duplicates are known, so its rows keep their lines.
-    capped = name == "course_tags"
+    # Tables checked across values, rows or files keep the lines of their rows for those checks.
+    lined = name in _CHECKED_ACROSS_ROWS
     kept_lines: list[IntArray] = []
     rejected = _Rejected()
     too_long = _TOO_LONG.format(limit=limits.max_row_bytes)
@@ -359,7 +440,7 @@ def read_table(
             keep[converted.problem_rows] = False
             keep[converted.untagged_rows] = False
             pieces.append({c: values[keep] for c, values in converted.values.items()})
-            if capped:
+            if lined:
                 kept_lines.append(lines.lines(np.flatnonzero(keep)))
             rows_read += len(chunk) - len(blank)
             untagged += len(converted.untagged_rows)
@@ -367,13 +448,20 @@ def read_table(
         if stream.unclosed is not None:
             raise TableError(_unclosed_message(file, stream.unclosed, positions.header))
     frame = _join(pieces, schema)
+    line_of = np.concatenate(kept_lines) if kept_lines else np.empty(0, dtype=np.int64)
+    if lined:
+        # Checks of a row against another column or file come first, so that every copy of a
+        # bad row is rejected at its line, as a bad value is.
+        frame, line_of = _checked_against(name, frame, line_of, rejected, questions)
     duplicated = frame.duplicated().to_numpy()
     duplicates = int(duplicated.sum())
     if duplicates:
         frame = frame.loc[~duplicated].reset_index(drop=True)
-    if capped:
-        line_of = np.concatenate(kept_lines) if kept_lines else np.empty(0, dtype=np.int64)
-        frame = _cap_tags(frame, line_of[~duplicated], limits.max_tags_per_course, rejected)
+    superseded = 0
+    if lined:
+        frame, superseded = _checked_across_rows(
+            name, frame, line_of[~duplicated], rejected, limits
+        )
     frame = _drop_unused_categories(frame)
     _check_rejected_share(file, rows_read, rejected, limits, first_undecodable)
     read = TableRead(
@@ -384,6 +472,7 @@ def read_table(
         rejected=rejected.rows(file),
         courses_without_tags=untagged,
         seconds=time.perf_counter() - started,
+        superseded=superseded,
     )
     log.info(
         "%s: %d rows read, %d kept, %d duplicates, %d rejected in %.2f s",
@@ -395,6 +484,87 @@ def read_table(
         read.seconds,
     )
     return read
+
+
+# The tables with checks that look at more than one value, row or file, made once every row is
+# read; they keep the lines of their rows for them.
+_CHECKED_ACROSS_ROWS = ("course_tags", "questions", "user_answers")
+
+
+def _checked_against(
+    name: str,
+    frame: pd.DataFrame,
+    lines: IntArray,
+    rejected: _Rejected,
+    questions: TableRead | None,
+) -> tuple[pd.DataFrame, IntArray]:
+    """Leave out rows (at `lines`) that another column or another file shows wrong: questions
+    whose scale is empty or upside down, answers off their question's scale."""
+    if name == "questions":
+        scale = (frame["scale_max"] > frame["scale_min"]).to_numpy(dtype=np.bool_)
+        rejected.add("scale_max is not above scale_min", lines[~scale])
+        return frame.loc[scale].reset_index(drop=True), lines[scale]
+    if name == "user_answers" and questions is not None:
+        return _answers_on_scale(frame, lines, questions, rejected)
+    return frame, lines
+
+
+def _checked_across_rows(
+    name: str, frame: pd.DataFrame, lines: IntArray, rejected: _Rejected, limits: Limits
+) -> tuple[pd.DataFrame, int]:
+    """Apply table `name`'s checks across its rows (at `lines`), once exact duplicates are gone;
+    return what is kept and how many answers were superseded."""
+    if name == "course_tags":
+        return _cap_tags(frame, lines, limits.max_tags_per_course, rejected), 0
+    if name == "questions":
+        repeated = frame["question_id"].duplicated().to_numpy(dtype=np.bool_)
+        rejected.add("question_id is already on an earlier line", lines[repeated])
+        return frame.loc[~repeated].reset_index(drop=True), 0
+    return _latest_answers(frame)
+
+
+def _answers_on_scale(
+    frame: pd.DataFrame, lines: IntArray, questions: TableRead, rejected: _Rejected
+) -> tuple[pd.DataFrame, IntArray]:
+    """Leave out answers to questions not in `questions`, and answers off their question's scale."""
+    asked = questions.frame
+    ids = frame["question_id"].cat
+    # One lookup per distinct question_id, then per row by its code (never -1: ids are required).
+    position = pd.Index(asked["question_id"].astype(str)).get_indexer(ids.categories.astype(str))
+    row = position[ids.codes.to_numpy()] if len(frame) else np.empty(0, dtype=np.int64)
+    unknown = row < 0
+    rejected.add(f"question_id is not in {questions.file}", lines[unknown])
+    safe = np.where(unknown, 0, row)
+    low = asked["scale_min"].to_numpy(dtype=np.float64)
+    high = asked["scale_max"].to_numpy(dtype=np.float64)
+    answer = frame["answer"].to_numpy(dtype=np.float64)
+    off = np.zeros(len(frame), dtype=np.bool_)
+    if len(asked):
+        off = ~unknown & ((answer < low[safe]) | (answer > high[safe]))
+    rejected.add(f"answer is off its question's scale in {questions.file}", lines[off])
+    keep = ~unknown & ~off
+    return frame.loc[keep].reset_index(drop=True), lines[keep]
+
+
+def _latest_answers(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Keep each user's latest answer to each question (by answered_at, then by file order);
+    return the table in file order and how many earlier answers it left out."""
+    # NaT is the smallest int64, so an answer without a time is older than any dated one; the
+    # stable sort keeps file order among equal times, so the later line comes last.
+    at = frame["answered_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    order = np.argsort(at, kind="stable")
+    keys = pd.DataFrame(
+        {
+            "user": frame["user_handle"].to_numpy(dtype=np.int64)[order],
+            "question": frame["question_id"].cat.codes.to_numpy()[order],
+        }
+    )
+    earlier = np.zeros(len(frame), dtype=np.bool_)
+    earlier[order[keys.duplicated(keep="last").to_numpy(dtype=np.bool_)]] = True
+    superseded = int(earlier.sum())
+    if not superseded:
+        return frame, 0
+    return frame.loc[~earlier].reset_index(drop=True), superseded
 
 
 def _cap_tags(frame: pd.DataFrame, lines: IntArray, most: int, rejected: _Rejected) -> pd.DataFrame:
@@ -1002,6 +1172,39 @@ def _amounts(raw: pd.Series, column: Column) -> _Column:
     return _Column(values, problems, empty)
 
 
+def _reals(raw: pd.Series, column: Column) -> _Column:
+    """Parse finite numbers of either sign, such as survey answers and the ends of a scale."""
+    values = _numbers(raw) + 0.0
+    finite = np.isfinite(values)
+    inside = finite & (np.abs(values) <= MAX_AMOUNT)
+    empty = np.zeros(len(raw), dtype=np.bool_)
+    problems: dict[str, BoolArray] = {}
+    if not inside.all():
+        empty = (raw.str.strip() == "").to_numpy(dtype=np.bool_)
+        number = ~np.isnan(values)
+        problems = {
+            f"{column.name} is not a number": ~number & ~empty,
+            f"{column.name} is not finite": number & ~finite,
+            f"{column.name} is out of range": finite & ~inside,
+        }
+        if column.required:
+            problems = {f"{column.name} is empty": empty, **problems}
+    return _Column(values, problems, empty)
+
+
+def _flags(raw: pd.Series, column: Column) -> _Column:
+    """Parse true/false, yes/no or 1/0, in any case, as booleans."""
+    codes, distinct = pd.factorize(raw)
+    words = pd.Series(distinct, dtype=object).str.strip().str.lower()
+    truth = words.isin(_TRUE).to_numpy(dtype=np.bool_)[codes]
+    known = (words.isin(_TRUE) | words.isin(_FALSE)).to_numpy(dtype=np.bool_)[codes]
+    empty = (words == "").to_numpy(dtype=np.bool_)[codes]
+    problems = {f"{column.name} is not true or false": ~known & ~empty}
+    if column.required:
+        problems = {f"{column.name} is empty": empty, **problems}
+    return _Column(truth, problems, empty)
+
+
 def _numbers(raw: pd.Series) -> FloatArray:
     """Return the values as float64, NaN where a value is not a number."""
     # Plain decimal text converts about twice as fast with astype as with to_numeric; the
@@ -1078,6 +1281,8 @@ _CONVERTERS = {
     "text": _texts,
     "date": _dates,
     "amount": _amounts,
+    "number": _reals,
+    "flag": _flags,
 }
 
 
@@ -1091,6 +1296,8 @@ def _absent(column: Column, rows: int) -> Any:
         )
     if column.kind == "date":
         return np.full(rows, np.datetime64("NaT"), dtype="datetime64[ns]")
+    if column.kind == "flag":
+        return np.zeros(rows, dtype=np.bool_)  # only for a file of no rows: flags are required
     return np.full(rows, np.nan, dtype=np.float64)
 
 

@@ -27,6 +27,10 @@ class Tables(Protocol):
     def user_assessment_scores(self) -> pd.DataFrame | None: ...
     @property
     def course_tags(self) -> pd.DataFrame | None: ...
+    @property
+    def user_answers(self) -> pd.DataFrame | None: ...
+    @property
+    def questions(self) -> pd.DataFrame | None: ...
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,12 @@ class UserIndex:
 
     @classmethod
     def of(cls, tables: Tables) -> UserIndex:
-        """Return the index of every user of the tables (course_tags has no users)."""
+        """Return the index of every user of the tables (course_tags and questions have none)."""
         return cls.from_tables(
-            tables.user_interests, tables.user_course_views, tables.user_assessment_scores
+            tables.user_interests,
+            tables.user_course_views,
+            tables.user_assessment_scores,
+            getattr(tables, "user_answers", None),
         )
 
     def __len__(self) -> int:
@@ -165,3 +172,41 @@ def course_tag_shares(courses: pd.Index, course_tags: pd.DataFrame) -> FeatureMa
     )
     spread.sum_duplicates()
     return FeatureMatrix(spread, pd.Index(tag_names))
+
+
+def survey_questions(
+    answers: pd.DataFrame, questions: pd.DataFrame | None
+) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:
+    """Return the survey's questions (sorted ids) and each one's scale (low, high) and keying.
+
+    From questions.csv when there is one (its questions only); else the questions answered, each
+    on the scale its answers span, none reverse-keyed.
+    """
+    if questions is not None:
+        table = questions.drop_duplicates("question_id").assign(
+            question_id=lambda q: q["question_id"].astype(str)
+        )
+        table = table.sort_values("question_id")
+        return (
+            pd.Index(table["question_id"]),
+            table["scale_min"].to_numpy(dtype=np.float64),
+            table["scale_max"].to_numpy(dtype=np.float64),
+            table["reverse_keyed"].to_numpy(dtype=bool),
+        )
+    seen = answers.assign(question_id=answers["question_id"].astype(str))
+    span = seen.groupby("question_id", sort=True)["answer"].agg(["min", "max"])
+    reverse = np.zeros(len(span), dtype=bool)
+    return (
+        pd.Index(span.index),
+        span["min"].to_numpy(dtype=np.float64),
+        span["max"].to_numpy(dtype=np.float64),
+        reverse,
+    )
+
+
+def latest_answers(answers: pd.DataFrame) -> pd.DataFrame:
+    """Return each user's latest answer per question (by answered_at, else the later row)."""
+    ordered = answers
+    if "answered_at" in answers.columns:
+        ordered = answers.sort_values("answered_at", kind="stable", na_position="first")
+    return ordered.drop_duplicates(["user_handle", "question_id"], keep="last")

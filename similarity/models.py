@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from similarity import factors, features
+from similarity import factors, features, survey
 from similarity.features import FeatureMatrix, Tables, UserIndex
-from similarity.space import Block, ModelSpace
+from similarity.space import ANSWERS, Block, ModelSpace
 from similarity.weighting import combine, statistics, unit_rows, weigh
 
 
@@ -167,10 +167,15 @@ class Model:
             if any(block.available(tables) for block in self.blocks.values()):
                 return None
             missing = sorted(
-                {n for b in self.blocks.values() for n in b.needs if getattr(tables, n) is None}
+                {
+                    n
+                    for b in self.blocks.values()
+                    for n in b.needs
+                    if getattr(tables, n, None) is None
+                }
             )
             return f"no {' nor '.join(missing)} table for any of {', '.join(self.blocks)}"
-        missing = [name for name in self.needs if getattr(tables, name) is None]
+        missing = [name for name in self.needs if getattr(tables, name, None) is None]
         return f"no {' or '.join(missing)} table" if missing else None
 
     def matrix(self, tables: Tables, index: UserIndex) -> sp.csr_matrix:
@@ -191,6 +196,70 @@ class Model:
     def with_settings(self, settings: Mapping[str, Any]) -> Model:
         """Return the same model with other settings (how variants are tried)."""
         return dataclasses.replace(self, settings=dict(settings))
+
+
+def _survey(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
+    """Place users by their survey answers: keyed, standardised, reduced to traits (factor
+    analysis); a user who answered fewer than `min_answered` of the questions gets no row."""
+    assert tables.user_answers is not None  # the model needs it: checked by `available`
+    answers = features.latest_answers(tables.user_answers)
+    ids, low, high, reverse = features.survey_questions(answers, tables.questions)
+    rows = index.rows(answers["user_handle"])
+    cols = ids.get_indexer(pd.Index(answers["question_id"].astype(str)))
+    known = cols >= 0  # an answer to a question not in questions.csv (the loader rejects them)
+    rows, cols = rows[known], cols[known]
+    values = answers["answer"].to_numpy(dtype=np.float64)[known]
+    scales = survey.Scales(low, high, reverse)
+    shares = np.zeros((len(index), len(ids)))
+    answered = np.zeros((len(index), len(ids)), dtype=bool)
+    shares[rows, cols], answered[rows, cols] = scales.shares(values, cols), True
+    counts = answered.sum(axis=0)
+    mean = np.where(counts > 0, (shares * answered).sum(axis=0) / np.maximum(counts, 1), 0.0)
+    spread = np.sqrt(
+        np.where(
+            counts > 0, ((shares - mean) ** 2 * answered).sum(axis=0) / np.maximum(counts, 1), 0.0
+        )
+    )
+    z = survey.standardised(shares, answered, mean, spread)
+    served = answered.sum(axis=1) >= settings["min_answered"] * len(ids)
+    chosen = settings["traits"]
+    if chosen == "auto":
+        chosen = survey.parallel_analysis(z[served], seed=settings["seed"])
+    fitted = survey.fit_traits(z[served], int(chosen), seed=settings["seed"])
+    scores = np.zeros((len(index), len(fitted.components)))
+    scores[served] = fitted.scores(z[served])
+    names = [f"trait {i + 1}" for i in range(len(fitted.components))]
+    block = Block(
+        handle="survey",
+        kind=ANSWERS,
+        label="trait",
+        settings=dict(settings),
+        inputs=_names(ids),
+        features=_names(names),
+        users=len(index),
+        arrays={
+            "low": low,
+            "high": high,
+            "reverse": reverse,
+            "mean": mean,
+            "spread": spread,
+            "components": fitted.components,
+            "noise_variance": fitted.noise_variance,
+            "fit_mean": fitted.mean,
+        },
+        summary={
+            "traits": len(names),
+            "traits_from": "parallel analysis" if settings["traits"] == "auto" else "settings",
+            "questions": len(ids),
+            "users_placed": int(served.sum()),
+            "users_not_placed": int((answered.any(axis=1) & ~served).sum()),
+            "loadings": {
+                str(q): [round(float(x), 3) for x in fitted.components[:, at]]
+                for at, q in enumerate(ids)
+            },
+        },
+    )
+    return Fitted(sp.csr_matrix(scores), (block,))
 
 
 SIGNALS: dict[str, Model] = {
@@ -240,6 +309,13 @@ SIGNALS: dict[str, Model] = {
                 "seed": 0,
             },
         ),
+        Model(
+            handle="survey",
+            needs=("user_answers",),
+            build=_survey,
+            description="survey answers, keyed and standardised, as traits (factor analysis)",
+            settings={"traits": "auto", "min_answered": survey.MIN_ANSWERED, "seed": 0},
+        ),
     ]
 }
 
@@ -274,6 +350,7 @@ HYBRID = Model(
             "assessments": 0.5,
             "course_tags": 1.0,
             "course_factors": 0.0,
+            "survey": 0.0,
         }
     },
 )

@@ -26,12 +26,15 @@ import scipy.sparse as sp
 
 from similarity import factors
 from similarity.clusters import Clusters, Hashing
+from similarity.survey import Scales, Traits, standardised
 from similarity.weighting import Statistics, unit_rows, weigh
 
 FORMAT = 1
 _ARRAY_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 # What a profile holds, by kind, and what one column of a block is (its label).
 KINDS = ("interests", "courses", "assessments")
+# What a survey block reads: answers by question id (a mapping, not a list of names).
+ANSWERS = "answers"
 SPACE_FILE = "space.json"
 
 
@@ -58,12 +61,14 @@ class Profile:
     """A newcomer's evidence in the export's own names (already matched to a vocabulary).
 
     interests: tags followed (a tag twice counts twice); courses: course id → seconds viewed, or
-    None for the course's typical time; assessments: tag → score (on the export's scale).
+    None for the course's typical time; assessments: tag → score (on the export's scale);
+    answers: question id → answer (on the question's scale).
     """
 
     interests: Sequence[str] = ()
     courses: Mapping[str, float | None] = field(default_factory=dict)
     assessments: Mapping[str, float] = field(default_factory=dict)
+    answers: Mapping[str, float] = field(default_factory=dict)  # question id → answer
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class Block:
     weight: float = 1.0
     offset: int = 0
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    summary: Mapping[str, Any] = field(default_factory=dict)  # what a run records of its fit
 
     @cached_property
     def position(self) -> dict[str, int]:
@@ -145,6 +151,8 @@ class Block:
         at = self.position.get(name)
         if at is None:
             return False
+        if self.kind == ANSWERS:
+            return bool(self.arrays["spread"][at] > 0)
         if self.kind == "courses":
             seconds = float(self.arrays["typical"][at]) if value is None else float(value)
             if seconds <= 0:
@@ -166,6 +174,8 @@ class Block:
 
         Every step works row by row, so a batch gives each profile the row it would get alone.
         """
+        if self.kind == ANSWERS:
+            return sp.csr_matrix(self.traits(profiles))
         raw = sp.csr_matrix(sp.vstack([self.evidence(profile) for profile in profiles]))
         if "shares.data" in self.arrays:
             raw = sp.csr_matrix(raw @ self.shares)
@@ -177,6 +187,28 @@ class Block:
             folded = factors.fold_in(weighted, self.arrays["items"], gram=self.gram, **fitting)
             return sp.csr_matrix(folded)
         return weighted
+
+    def traits(self, profiles: Sequence[Profile]) -> np.ndarray:
+        """Return a survey block's trait scores for profiles' answers (profiles × traits; zeros
+        for a profile that answered fewer than the block's `min_answered` share)."""
+        questions = len(self.inputs)
+        z = np.zeros((len(profiles), questions))
+        answered = np.zeros((len(profiles), questions), dtype=bool)
+        for row, profile in enumerate(profiles):
+            for name, value in profile.answers.items():
+                at = self.position.get(name)
+                if at is not None:
+                    z[row, at], answered[row, at] = float(value), True
+        scales = Scales(self.arrays["low"], self.arrays["high"], self.arrays["reverse"])
+        shares = scales.shares(z, np.arange(questions))
+        z = standardised(shares, answered, self.arrays["mean"], self.arrays["spread"])
+        fitted = Traits(
+            self.arrays["components"], self.arrays["noise_variance"], self.arrays["fit_mean"]
+        )
+        scores = fitted.scores(z)
+        enough = answered.sum(axis=1) >= self.settings.get("min_answered", 0.0) * questions
+        scores[~enough] = 0.0
+        return scores
 
     @property
     def shares(self) -> sp.csr_matrix:
@@ -260,6 +292,19 @@ class ModelSpace:
         """Tell whether a name of a kind (with its seconds or score) adds to a profile's row in
         any block of the space (`Block.has_evidence`)."""
         return any(b.has_evidence(name, value) for b in self.blocks if b.kind == kind)
+
+    def traits(self, profile: Profile) -> dict[str, float]:
+        """Return a profile's trait scores in the space's survey blocks, by trait name."""
+        found: dict[str, float] = {}
+        for block in self.blocks:
+            if block.kind == ANSWERS:
+                scores = block.traits([profile])[0]
+                found |= {str(n): float(v) for n, v in zip(block.features, scores, strict=True)}
+        return found
+
+    def summary(self) -> dict[str, Any]:
+        """Return what the run records of its blocks' fits (e.g. a survey's traits), by block."""
+        return {block.handle: dict(block.summary) for block in self.blocks if block.summary}
 
     def row_of(self, user_handle: int) -> int | None:
         """Return a user's row, or None if the run does not know them."""
@@ -383,6 +428,7 @@ class ModelSpace:
                     "weight": block.weight,
                     "offset": block.offset,
                     "arrays": sorted(block.arrays),
+                    "summary": dict(block.summary),
                 }
             )
         clusters = None
@@ -454,6 +500,7 @@ class ModelSpace:
                 weight=b["weight"],
                 offset=b["offset"],
                 arrays={name: array(f"block{number}.{name}") for name in b["arrays"]},
+                summary=b.get("summary", {}),
             )
             for number, b in enumerate(description["blocks"])
         )

@@ -30,8 +30,14 @@ def make_tables(
     views: list[tuple[int, str, float]] | None = None,
     assessments: list[tuple[int, str, float]] | None = None,
     course_tags: list[tuple[str, str]] | None = None,
+    answers: list[tuple[int, str, float]] | None = None,
+    questions: list[tuple[str, float, float, bool]] | None = None,
 ) -> Tables:
-    """Build Tables from rows; a table left as None is missing, as when its file is absent."""
+    """Build Tables from rows; a table left as None is missing, as when its file is absent.
+
+    `answers` are (user, question_id, answer), answered a day apart in list order; `questions`
+    are (question_id, scale_min, scale_max, reverse_keyed), each question's text its id.
+    """
     day = pd.Timestamp("2017-06-01")
     return Tables(
         user_interests=None
@@ -67,6 +73,30 @@ def make_tables(
         ),
         course_tags=course_tags_frame(course_tags),
         report=LoadReport(),
+        user_answers=None
+        if answers is None
+        else pd.DataFrame(
+            {
+                "user_handle": pd.Series([u for u, _, _ in answers], dtype="int64"),
+                "question_id": pd.Categorical([q for _, q, _ in answers]),
+                "answer": pd.Series([a for _, _, a in answers], dtype="float64"),
+                "answered_at": pd.Series(
+                    [day + pd.Timedelta(days=i) for i in range(len(answers))],
+                    dtype="datetime64[ns]",
+                ),
+            }
+        ),
+        questions=None
+        if questions is None
+        else pd.DataFrame(
+            {
+                "question_id": pd.Categorical([q for q, _, _, _ in questions]),
+                "text": pd.Categorical([q for q, _, _, _ in questions]),
+                "scale_min": pd.Series([lo for _, lo, _, _ in questions], dtype="float64"),
+                "scale_max": pd.Series([hi for _, _, hi, _ in questions], dtype="float64"),
+                "reverse_keyed": pd.Series([r for _, _, _, r in questions], dtype="bool"),
+            }
+        ),
     )
 
 
@@ -192,8 +222,12 @@ def people_tables() -> Tables:
     )
 
 
+# The models an export of the platform's four tables builds: all but the survey's.
+PLATFORM_MODELS = sorted(handle for handle in MODELS if handle != "survey")
+
+
 def people_spaces() -> dict[str, ModelSpace]:
     """Return every model's space of `people_tables`."""
     tables = people_tables()
     index = UserIndex.of(tables)
-    return {handle: MODELS[handle].space(tables, index) for handle in MODELS}
+    return {handle: MODELS[handle].space(tables, index) for handle in PLATFORM_MODELS}

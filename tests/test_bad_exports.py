@@ -21,10 +21,19 @@ from store.memory import MemoryStore
 EXPORTS = Path(__file__).parent / "exports"
 VIEWS = "user_course_views"
 INTERESTS = "user_interests"
+ANSWERS = "user_answers"
+QUESTIONS = "questions"
 MAX_INT64 = 2**63 - 1
+# The column whose values in file order say which rows a case keeps.
+KEY = {
+    VIEWS: "user_handle",
+    INTERESTS: "user_handle",
+    ANSWERS: "user_handle",
+    QUESTIONS: "question_id",
+}
 
-# case: (table, user handles kept in file order, {reason: lines}, duplicates removed)
-LOADED: dict[str, tuple[str, list[int], dict[str, tuple[int, ...]], int]] = {
+# case: (table, key values kept in file order, {reason: lines}, duplicates removed)
+LOADED: dict[str, tuple[str, list[int] | list[str], dict[str, tuple[int, ...]], int]] = {
     "header_only": (VIEWS, [], {}, 0),
     "header_only_no_newline": (VIEWS, [], {}, 0),
     "extra_columns": (VIEWS, [1, 2], {}, 0),
@@ -83,12 +92,43 @@ LOADED: dict[str, tuple[str, list[int], dict[str, tuple[int, ...]], int]] = {
     ),
     "interests_blank_tags": (INTERESTS, [1, 4], {"interest_tag is empty": (3, 4)}, 0),
     "latin1": (VIEWS, [1], {"course_id holds bytes that are not UTF-8": (3,)}, 0),
+    "answers_bad_values": (
+        ANSWERS,
+        [1, 9],
+        {
+            "answer is not a number": (3, 9),
+            "answer is empty": (4,),
+            "answer is not finite": (5,),
+            "answer is out of range": (6,),
+            "question_id is empty": (7,),
+            "answered_at is not a date": (8,),
+        },
+        0,
+    ),
+    # user 1's latest answer is on line 3; user 2's two at one time: the later line, 7
+    "answers_repeated": (ANSWERS, [1, 2, 3], {}, 1),
+    "questions_bad_rows": (
+        QUESTIONS,
+        ["q1", "q7"],
+        {
+            "reverse_keyed is not true or false": (3,),
+            "scale_max is not above scale_min": (4,),
+            "reverse_keyed is empty": (5,),
+            "question_id is already on an earlier line": (6,),
+            "scale_max is not a number": (7,),
+            "scale_max is out of range": (8,),
+        },
+        0,
+    ),
 }
+# case: answers superseded by a later answer to the same question (not rejected rows)
+SUPERSEDED = {"answers_repeated": 3}
 
 # case: (table, fragments the message must hold)
 REFUSED: dict[str, tuple[str, list[str]]] = {
     "empty": (VIEWS, ["user_course_views.csv", "empty"]),
     "missing_column": (VIEWS, ["user_course_views.csv", "column 'view_time_seconds'"]),
+    "answers_missing_column": (ANSWERS, ["user_answers.csv", "missing required column 'answer'"]),
     "semicolons": (VIEWS, ["user_course_views.csv", "'user_handle'", "separated by commas"]),
     "tabs": (VIEWS, ["user_course_views.csv", "'view_date'", "separated by commas"]),
     "mostly_latin1": (
@@ -121,13 +161,16 @@ def test_a_damaged_export_loads_every_valid_row_and_reports_each_other_row(tmp_p
     tables = load_tables(export_dir(tmp_path, case, table))
 
     report = tables.report
-    frame = tables.user_interests if table == INTERESTS else tables.user_course_views
+    frame = getattr(tables, table)
     assert frame is not None
-    assert frame["user_handle"].tolist() == kept
+    assert frame[KEY[table]].tolist() == kept
     assert {r.reason: r.lines for r in report.rejected} == rejected
     assert all(r.file == f"{table}.csv" and r.count == len(r.lines) for r in report.rejected)
     assert report.duplicates[table] == duplicates
-    assert report.rows_read[table] == len(kept) + duplicates + sum(map(len, rejected.values()))
+    assert report.answers_superseded == SUPERSEDED.get(case, 0)
+    assert report.rows_read[table] == (
+        len(kept) + duplicates + sum(map(len, rejected.values())) + report.answers_superseded
+    )
     summary = "\n".join(report.summary())
     for reason, lines in rejected.items():
         assert f"({reason}) at line{'s' if len(lines) > 1 else ''} {lines[0]}" in summary
@@ -146,7 +189,9 @@ def test_an_unusable_export_is_refused_naming_file_line_and_column(tmp_path, cas
     assert "Error tokenizing" not in message and "C error" not in message  # pandas' own words
 
 
-@pytest.mark.parametrize("case", sorted(c for c in LOADED if LOADED[c][1]))
+@pytest.mark.parametrize(
+    "case", sorted(c for c in LOADED if LOADED[c][1] and LOADED[c][0] in (VIEWS, INTERESTS))
+)
 def test_what_a_damaged_export_keeps_gives_sane_neighbours(tmp_path, case):
     table, kept, _, _ = LOADED[case]
     model = "interests" if table == INTERESTS else "course_views"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from similarity.models import MODELS
+from tests.builders import PLATFORM_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def test_stages_measure_every_stage_of_every_model(tmp_path):
     lines = by_name(bench("stages", "--users", "400", "--publish", "none", data_dir=tmp_path))
 
     models = lines["end to end"]["models"]
-    assert set(models) == set(MODELS)
+    assert set(models) == set(PLATFORM_MODELS)
     expected = {
         "load",
         "neighbours, all models",
@@ -167,7 +167,7 @@ def test_profiles_time_every_model_and_read_each_workers_memory(tmp_path):
         "profiles", "--users", "300", "--queries", "20", "--workers", "2", data_dir=tmp_path
     )
     named = by_name(lines)
-    for model in MODELS:
+    for model in PLATFORM_MODELS:
         for suffix in ("", " explain"):
             line = named[f"profile {model}{suffix}"]
             assert line["requests"] == 20 and sum(line["statuses"].values()) == 20

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.tables import MAX_AMOUNT, TableError, read_table
+from generator.tables import MAX_AMOUNT, Limits, TableError, load_tables, read_table
 
 HEADER = ["user_handle", "view_date", "course_id", "author_handle", "level", "view_time_seconds"]
 PROPERTY = settings(
@@ -200,3 +201,116 @@ def test_no_bytes_make_the_reader_fail_with_anything_but_a_table_error(
     assert (frame["user_handle"] >= 0).all()
     assert frame["view_time_seconds"].between(0, MAX_AMOUNT).all()
     assert read.rows_read == len(frame) + read.duplicates + read.rows_rejected
+
+
+# --- the survey: answers checked against questions, the latest answer kept --------------------
+
+SCALES = {"Q1": (1.0, 5.0), "Q2": (-3.0, 3.0)}  # questions.csv; "Q3" is not in it
+
+
+@st.composite
+def survey_answers(draw: st.DrawFn) -> list[tuple[int, str, float, str]]:
+    """Return answer rows (user, question, answer, answered_at or "") in file order."""
+    day = st.sampled_from(["", "2017-06-01", "2017-06-02", "2017-06-02 10:00:00"])
+    answer = st.sampled_from([-4.0, -3.0, 0.0, 1.0, 2.5, 5.0, 5.5])
+    row = st.tuples(st.integers(0, 3), st.sampled_from(["Q1", "Q2", "Q3"]), answer, day)
+    return draw(st.lists(row, max_size=30))
+
+
+@PROPERTY
+@given(rows=survey_answers(), with_questions=st.booleans(), chunk_rows=st.integers(1, 7))
+def test_the_latest_valid_answer_of_each_user_and_question_is_kept_and_the_rest_accounted_for(
+    rows: list[tuple[int, str, float, str]], with_questions: bool, chunk_rows: int
+) -> None:
+    # The rule, one row at a time: off-scale and unknown answers are rejected (with questions),
+    # exact duplicates removed, and of the rest the latest by time, then by line, is kept.
+    rejected: dict[str, list[int]] = {}
+    seen: set[tuple[int, str, float, str]] = set()
+    latest: dict[tuple[int, str], tuple[pd.Timestamp, int, float]] = {}
+    for line, (user, question, answer, day) in enumerate(rows, start=2):
+        if with_questions and question not in SCALES:
+            rejected.setdefault("question_id is not in questions.csv", []).append(line)
+            continue
+        low, high = SCALES[question] if with_questions else (-np.inf, np.inf)
+        if not low <= answer <= high:
+            rejected.setdefault("answer is off its question's scale in questions.csv", [])
+            rejected["answer is off its question's scale in questions.csv"].append(line)
+            continue
+        if (user, question, answer, day) in seen:
+            continue
+        seen.add((user, question, answer, day))
+        at = pd.Timestamp(day) if day else pd.Timestamp.min
+        if (user, question) not in latest or (at, line) >= latest[(user, question)][:2]:
+            latest[(user, question)] = (at, line, answer)
+    expected = sorted((line, user, q, answer) for (user, q), (_, line, answer) in latest.items())
+
+    with tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
+        text = "".join(f"{u},{q},{a!r},{d}\n" for u, q, a, d in rows)
+        (directory / "user_answers.csv").write_text(
+            "user_handle,question_id,answer,answered_at\n" + text
+        )
+        if with_questions:
+            scales = "".join(f"{q},text,{lo},{hi},false\n" for q, (lo, hi) in SCALES.items())
+            (directory / "questions.csv").write_text(
+                "question_id,text,scale_min,scale_max,reverse_keyed\n" + scales
+            )
+        tables = load_tables(directory, chunk_rows=chunk_rows, limits=Limits(max_rejected_share=1))
+
+    frame = tables.user_answers
+    assert frame is not None
+    kept = list(
+        zip(
+            frame["user_handle"],
+            frame["question_id"].astype(str),
+            frame["answer"],
+            strict=True,
+        )
+    )
+    assert kept == [(user, q, answer) for _, user, q, answer in expected]
+    assert {r.reason: list(r.lines) for r in tables.report.rejected} == rejected
+    report = tables.report
+    assert report.rows_read["user_answers"] == (
+        len(frame)
+        + report.duplicates["user_answers"]
+        + sum(map(len, rejected.values()))
+        + report.answers_superseded
+    )
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    body=st.text(alphabet=st.sampled_from('0123456789,"\n\r qQ-.e:aTtrufFyNo'), max_size=300).map(
+        str.encode
+    ),
+    table=st.sampled_from(["user_answers", "questions"]),
+)
+def test_no_bytes_make_the_survey_readers_fail_with_anything_but_a_table_error(
+    body: bytes, table: str
+) -> None:
+    header = {
+        "user_answers": b"user_handle,question_id,answer,answered_at\n",
+        "questions": b"question_id,text,scale_min,scale_max,reverse_keyed\n",
+    }[table]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{table}.csv"
+        path.write_bytes(header + body)
+        try:
+            read = read_table(path, table, chunk_rows=3)
+        except TableError as error:
+            assert f"{table}.csv" in str(error)
+            return
+    frame = read.frame
+    if table == "user_answers":
+        assert frame["answer"].abs().le(MAX_AMOUNT).all()
+        assert not frame.duplicated(["user_handle", "question_id"]).any()
+    else:
+        assert (frame["scale_max"] > frame["scale_min"]).all()
+        assert frame["question_id"].is_unique
+    assert read.rows_read == len(frame) + read.duplicates + read.rows_rejected + read.superseded

@@ -15,8 +15,9 @@ from server import Settings, create_app
 from similarity.models import MODELS
 from store import RunStatus
 from store.memory import MemoryStore
+from tests.builders import PLATFORM_MODELS
 
-FULL = sorted(MODELS)
+FULL = PLATFORM_MODELS
 
 
 def buildable(folder: Path) -> list[str]:

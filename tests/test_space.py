@@ -16,9 +16,9 @@ from similarity.features import UserIndex
 from similarity.models import MODELS, SIGNALS
 from similarity.neighbours import top_n
 from similarity.space import ModelSpace, Profile
-from tests.builders import make_tables
+from tests.builders import PLATFORM_MODELS, make_tables
 
-EVERY_MODEL = sorted(MODELS)
+EVERY_MODEL = PLATFORM_MODELS
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import run_generator
 from generator.synthetic import synthesize
+from generator.synthetic.survey import BANK, GIVING_UP_AFTER, SKIPPED_SHARE
+from generator.tables import load_tables
 
 REAL_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pluralsight-sample"
 
@@ -33,6 +36,14 @@ ROW_PATTERNS = {
     "course_tags.csv": r'"[^"]+","[^"]*"',
 }
 USERS = 2_000
+SURVEY_HEADERS = {
+    "user_answers.csv": '"user_handle","question_id","answer","answered_at"',
+    "questions.csv": '"question_id","text","scale_min","scale_max","reverse_keyed"',
+}
+SURVEY_ROW_PATTERNS = {
+    "user_answers.csv": rf'\d+,"q\d\d",[1-7],{TIMESTAMP}',
+    "questions.csv": r'"q\d\d","[^"]+\.",1,[57],"(true|false)"',
+}
 
 
 def read(directory: Path, name: str) -> pd.DataFrame:
@@ -60,10 +71,13 @@ def tables(export: tuple[Path, dict[str, int]]) -> dict[str, pd.DataFrame]:
     return {name: read(export[0], name) for name in HEADERS}
 
 
-def test_the_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
-    synthesize(300, tmp_path / "a", seed=5)
-    synthesize(300, tmp_path / "b", seed=5)
-    for name in HEADERS:
+@pytest.mark.parametrize("survey", [False, True])
+def test_the_same_seed_writes_byte_identical_files(tmp_path: Path, survey: bool) -> None:
+    synthesize(300, tmp_path / "a", seed=5, chunk_users=120, survey=survey)
+    synthesize(300, tmp_path / "b", seed=5, chunk_users=120, survey=survey)
+    names = [*HEADERS, *(SURVEY_HEADERS if survey else ())]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(names)
+    for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
@@ -396,3 +410,164 @@ def test_a_score_that_is_not_a_number_is_reported_with_file_line_and_column(
     )
     with pytest.raises(ValueError, match=r"user_assessment_scores\.csv, line 3, column user_ass"):
         synthesize(10, tmp_path / "out", catalogue_dir=tmp_path)
+
+
+# --- the survey (synthesize --survey) --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def survey_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """Write the shared export's users again, with a survey."""
+    directory = tmp_path_factory.mktemp("survey")
+    return directory, synthesize(USERS, directory, seed=11, survey=True)
+
+
+@pytest.fixture(scope="module")
+def answers(survey_export: tuple[Path, dict[str, int]]) -> pd.DataFrame:
+    """Return the survey's answers as written, repeated answers included."""
+    return read(survey_export[0], "user_answers.csv")
+
+
+@pytest.fixture(scope="module")
+def questions(survey_export: tuple[Path, dict[str, int]]) -> pd.DataFrame:
+    """Return the survey's questions with the trait each one was written for."""
+    frame = read(survey_export[0], "questions.csv")
+    trait_of = {text: trait for trait, _, text in BANK}
+    return frame.assign(
+        trait=frame["text"].map(trait_of),
+        reverse_keyed=frame["reverse_keyed"].astype(str).str.lower() == "true",
+    ).set_index("question_id")
+
+
+def answered(answers: pd.DataFrame) -> pd.DataFrame:
+    """Return users × questions of each user's latest answers (NaN where not answered)."""
+    latest = answers.sort_values("answered_at", kind="stable").drop_duplicates(
+        ["user_handle", "question_id"], keep="last"
+    )
+    return latest.pivot(index="user_handle", columns="question_id", values="answer")
+
+
+def test_the_survey_files_are_written_only_when_asked_for(
+    export: tuple[Path, dict[str, int]], survey_export: tuple[Path, dict[str, int]]
+) -> None:
+    assert sorted(p.name for p in export[0].iterdir()) == sorted(HEADERS)
+    assert sorted(p.name for p in survey_export[0].iterdir()) == sorted([*HEADERS, *SURVEY_HEADERS])
+    assert survey_export[1] == {
+        **export[1],
+        "user_answers.csv": len(read(survey_export[0], "user_answers.csv")),
+        "questions.csv": len(read(survey_export[0], "questions.csv")),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(HEADERS))
+def test_a_survey_leaves_the_four_files_as_they_are_without_one(
+    export: tuple[Path, dict[str, int]], survey_export: tuple[Path, dict[str, int]], name: str
+) -> None:
+    assert (survey_export[0] / name).read_bytes() == (export[0] / name).read_bytes()
+
+
+@pytest.mark.parametrize("name", sorted(SURVEY_HEADERS))
+def test_the_survey_files_are_in_the_exports_format(
+    survey_export: tuple[Path, dict[str, int]], name: str
+) -> None:
+    content = (survey_export[0] / name).read_bytes()
+    assert b"\r" not in content and content.endswith(b"\n")
+    header, *lines = content.decode("utf-8").split("\n")[:-1]
+    assert header == SURVEY_HEADERS[name]
+    pattern = re.compile(SURVEY_ROW_PATTERNS[name])
+    assert lines
+    assert [line for line in lines if not pattern.fullmatch(line)] == []
+
+
+def test_the_survey_loads_with_no_rejected_row(survey_export: tuple[Path, dict[str, int]]) -> None:
+    tables = load_tables(survey_export[0])
+    assert tables.report.rejected == []
+    assert tables.user_answers is not None and tables.questions is not None
+    assert set(tables.user_answers["user_handle"]) == set(range(1, USERS + 1))
+    assert not tables.user_answers.duplicated(["user_handle", "question_id"]).any()
+
+
+def test_the_questions_are_likert_items_on_five_or_seven_points(questions: pd.DataFrame) -> None:
+    assert 24 <= len(questions) <= 40
+    assert questions.index.is_unique
+    assert set(zip(questions["scale_min"], questions["scale_max"], strict=True)) == {(1, 5), (1, 7)}
+    assert 0.15 <= questions["reverse_keyed"].mean() <= 0.4
+    assert questions["trait"].notna().all()
+    assert (questions.groupby("trait").size() >= 4).all()
+
+
+def test_answers_stay_on_their_questions_scale(
+    answers: pd.DataFrame, questions: pd.DataFrame
+) -> None:
+    scale = questions.loc[answers["question_id"]]
+    assert (answers["answer"].to_numpy() >= scale["scale_min"].to_numpy()).all()
+    assert (answers["answer"].to_numpy() <= scale["scale_max"].to_numpy()).all()
+    # Answers use the whole scale, the middle most.
+    counts = answers.loc[answers["question_id"].isin(questions.index[questions["scale_max"] == 5])]
+    shares = counts["answer"].value_counts(normalize=True)
+    assert set(shares.index) == {1, 2, 3, 4, 5}
+    assert shares.idxmax() in (3, 4) and shares.min() >= 0.03
+
+
+def test_items_of_one_trait_agree_and_reverse_keyed_ones_disagree_with_the_others(
+    answers: pd.DataFrame, questions: pd.DataFrame
+) -> None:
+    correlation = answered(answers).corr()
+    reverse = questions["reverse_keyed"]
+    for question, row in questions.iterrows():
+        same = questions.index[(questions["trait"] == row["trait"]) & ~reverse]
+        others = correlation.loc[question, same.drop(question, errors="ignore")].mean()
+        if reverse[question]:
+            assert others < -0.2, question
+        else:
+            assert others > 0.25, question
+    apart = questions["trait"].to_numpy()[:, None] != questions["trait"].to_numpy()[None, :]
+    assert np.abs(correlation.to_numpy()[apart]).mean() < 0.15
+
+
+def test_users_skip_some_questions_and_a_few_give_up_early(
+    answers: pd.DataFrame, questions: pd.DataFrame
+) -> None:
+    per_user = answered(answers).notna().sum(axis=1)
+    few = per_user <= GIVING_UP_AFTER[1]
+    assert 0.03 <= few.mean() <= 0.07
+    assert per_user[few].min() >= GIVING_UP_AFTER[0]
+    skipped = 1 - per_user[~few] / len(questions)
+    low, high = SKIPPED_SHARE
+    assert skipped.between(low, high).all()
+    assert skipped.std() > 0
+
+
+def test_a_few_questions_are_answered_again_later_and_the_loader_keeps_the_latest(
+    survey_export: tuple[Path, dict[str, int]], answers: pd.DataFrame
+) -> None:
+    pair = ["user_handle", "question_id"]
+    again = answers[answers.duplicated(pair, keep=False)]
+    users = again["user_handle"].nunique()
+    assert 0.01 * USERS <= users <= 0.06 * USERS
+    first = again.drop_duplicates(pair, keep="first").set_index(pair)["answered_at"]
+    last = again.drop_duplicates(pair, keep="last").set_index(pair)["answered_at"]
+    assert (last > first).all()
+    report = load_tables(survey_export[0]).report
+    assert report.answers_superseded == len(again) - len(first)
+
+
+def test_answers_are_sorted_by_user_and_time_within_the_exports_window(
+    answers: pd.DataFrame,
+) -> None:
+    keys = list(zip(answers["user_handle"], answers["answered_at"], strict=True))
+    assert keys == sorted(keys)
+    assert answers["answered_at"].min() >= "2017-05-03"
+    assert answers["answered_at"].max() <= "2017-11-28 23:59:59"
+
+
+def test_synthesizing_without_a_survey_removes_an_earlier_one(tmp_path: Path) -> None:
+    synthesize(30, tmp_path, seed=1, survey=True)
+    synthesize(30, tmp_path, seed=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(HEADERS)
+
+
+def test_the_command_line_writes_a_survey_when_asked(tmp_path: Path) -> None:
+    argv = ["synthesize", "--users", "40", "--out", str(tmp_path), "--survey"]
+    assert run_generator.main(argv, env={}) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*HEADERS, *SURVEY_HEADERS])

@@ -34,18 +34,24 @@ HEADERS = {
         "user_handle,assessment_tag,user_assessment_date,user_assessment_score"
     ),
     "course_tags": "course_id,course_tags",
+    "user_answers": "user_handle,question_id,answer,answered_at",
+    "questions": "question_id,text,scale_min,scale_max,reverse_keyed",
 }
 GOOD_ROWS = {
     "user_interests": "1,python,2017-06-27 16:26:52",
     "user_course_views": "1,2017-06-27,aws-fundamentals,875,Beginner,3786",
     "user_assessment_scores": "7487,angular-js,2017-08-11 19:03:38,134",
     "course_tags": "aws-fundamentals,cloud-computing",
+    "user_answers": "1,Q1,4,2017-06-27 16:26:52",
+    "questions": 'Q1,"I prefer learning by doing (exercises) over reading.",1,5,false',
 }
 OTHER_ROWS = {
     "user_interests": "2,c#,2017-06-28",
     "user_course_views": "2,2017-06-28,gcp-fundamentals,281,Advanced,0",
     "user_assessment_scores": "7,python,2017-08-12,0",
     "course_tags": "gcp-fundamentals,cloud-computing",
+    "user_answers": "2,Q2,-2.5,2017-06-28",
+    "questions": "Q2,I plan my study time.,-3,3,TRUE",
 }
 
 needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason="the real sample is not available")
@@ -78,7 +84,12 @@ def rejected_as_tuples(
 def test_the_real_sample_loads_with_no_rejected_row() -> None:
     tables = load_tables(SAMPLE)
     assert tables.report.rejected == []
-    assert tables.report.missing == ["user_interests", "user_course_views"]
+    assert tables.report.missing == [
+        "user_interests",
+        "user_course_views",
+        "user_answers",
+        "questions",
+    ]
     assert tables.user_interests is None
     assert tables.user_course_views is None
 
@@ -137,6 +148,8 @@ def test_every_table_gets_compact_types(tmp_path: Path) -> None:
             ("course_views", tables.user_course_views),
             ("assessments", tables.user_assessment_scores),
             ("course_tags", tables.course_tags),
+            ("answers", tables.user_answers),
+            ("questions", tables.questions),
         ]
         if frame is not None
     }
@@ -161,6 +174,19 @@ def test_every_table_gets_compact_types(tmp_path: Path) -> None:
             "user_assessment_score": "float64",
         },
         "course_tags": {"course_id": "category", "course_tags": "category"},
+        "answers": {
+            "user_handle": "int64",
+            "question_id": "category",
+            "answer": "float64",
+            "answered_at": "datetime64[ns]",
+        },
+        "questions": {
+            "question_id": "category",
+            "text": "category",
+            "scale_min": "float64",
+            "scale_max": "float64",
+            "reverse_keyed": "bool",
+        },
     }
 
 
@@ -216,7 +242,7 @@ def test_extra_columns_are_ignored(tmp_path: Path) -> None:
         (table, column)
         for table, header in HEADERS.items()
         for column in header.split(",")
-        if column not in ("author_handle", "level")
+        if column not in ("author_handle", "level", "answered_at", "text")
     ],
 )
 def test_a_missing_required_column_is_refused_naming_file_and_column(
@@ -310,6 +336,23 @@ BAD_ROWS = [
     ("user_assessment_scores", "1,java,2017-08-11,nan", "user_assessment_score is not a number"),
     ("user_assessment_scores", "1,,2017-08-11,100", "assessment_tag is empty"),
     ("course_tags", ",cloud-computing", "course_id is empty"),
+    ("user_answers", "x,Q1,4,2017-06-27", "user_handle is not an integer"),
+    ("user_answers", "1,,4,2017-06-27", "question_id is empty"),
+    ("user_answers", "1,Q1,,2017-06-27", "answer is empty"),
+    ("user_answers", "1,Q1,four,2017-06-27", "answer is not a number"),
+    ("user_answers", "1,Q1,nan,2017-06-27", "answer is not a number"),
+    ("user_answers", "1,Q1,-inf,2017-06-27", "answer is not finite"),
+    ("user_answers", "1,Q1,-1e13,2017-06-27", "answer is out of range"),
+    ("user_answers", "1,Q1,4,June", "answered_at is not a date"),
+    ("questions", ",text,1,5,false", "question_id is empty"),
+    ("questions", "Q3,text,,5,false", "scale_min is empty"),
+    ("questions", "Q3,text,1,five,false", "scale_max is not a number"),
+    ("questions", "Q3,text,1,5,", "reverse_keyed is empty"),
+    ("questions", "Q3,text,1,5,maybe", "reverse_keyed is not true or false"),
+    ("questions", "Q3,text,1,5,2", "reverse_keyed is not true or false"),
+    ("questions", "Q3,text,5,5,false", "scale_max is not above scale_min"),
+    ("questions", "Q3,text,7,1,false", "scale_max is not above scale_min"),
+    ("questions", "Q1,another text,1,7,false", "question_id is already on an earlier line"),
 ]
 
 
@@ -964,6 +1007,288 @@ def test_rows_of_many_megabytes_are_rejected_rows_never_held_in_memory(tmp_path:
         ("date_followed is not a date", (5 + breaks,)),
     ]
     assert peak < size / 2  # a few blocks of MAX_ROW_BYTES, never a whole row
+
+
+# --- the survey: user_answers.csv and questions.csv ------------------------------------------
+
+
+def survey(directory: Path, answers: list[str], questions: list[str] | None = None) -> Path:
+    """Write a survey export: answers, and questions when given (both with their real headers)."""
+    export(directory, "user_answers", *answers)
+    if questions is not None:
+        export(directory, "questions", *questions)
+    return directory
+
+
+QUESTIONS = [
+    'Q1,"I prefer learning by doing (exercises) over reading.",1,5,false',
+    "Q2,I plan my study time.,-3,3,TRUE",
+]
+
+
+def test_the_survey_files_load_with_their_values_and_types(tmp_path: Path) -> None:
+    survey(tmp_path, ["7,Q1,4,2017-06-27 16:26:52", " 8 , Q2 ,-2.5,"], QUESTIONS)
+    tables = load_tables(tmp_path)
+    assert tables.user_answers is not None and tables.questions is not None
+    assert tables.user_answers.to_dict("records") == [
+        {
+            "user_handle": 7,
+            "question_id": "Q1",
+            "answer": 4.0,
+            "answered_at": pd.Timestamp("2017-06-27 16:26:52"),
+        },
+        {"user_handle": 8, "question_id": "Q2", "answer": -2.5, "answered_at": pd.NaT},
+    ]
+    assert tables.questions.to_dict("records") == [
+        {
+            "question_id": "Q1",
+            "text": "I prefer learning by doing (exercises) over reading.",
+            "scale_min": 1.0,
+            "scale_max": 5.0,
+            "reverse_keyed": False,
+        },
+        {
+            "question_id": "Q2",
+            "text": "I plan my study time.",
+            "scale_min": -3.0,
+            "scale_max": 3.0,
+            "reverse_keyed": True,
+        },
+    ]
+    assert tables.report.rejected == []
+
+
+def test_a_folder_with_only_the_survey_files_loads(tmp_path: Path) -> None:
+    tables = load_tables(survey(tmp_path, ["7,Q1,4,2017-06-27"], QUESTIONS))
+    assert tables.user_answers is not None and tables.questions is not None
+    assert (tables.user_interests, tables.user_course_views) == (None, None)
+    assert (tables.user_assessment_scores, tables.course_tags) == (None, None)
+    assert tables.report.missing == [
+        "user_interests",
+        "user_course_views",
+        "user_assessment_scores",
+        "course_tags",
+    ]
+    assert tables.report.rows_kept == {"user_answers": 1, "questions": 2}
+
+
+@pytest.mark.parametrize(
+    ("table", "header"),
+    [
+        ("user_answers", "user_id,question,value,date"),
+        ("user_answers", "User_ID , Question,SCORE,answered_date"),
+        ("questions", "question,question_text,min,max,reverse"),
+        ("questions", "\ufeffQuestion_ID,Text,MIN,Max,Reversed"),
+    ],
+)
+def test_other_spellings_of_the_survey_headers_load_the_same(
+    tmp_path: Path, table: str, header: str
+) -> None:
+    real = read_table(export(tmp_path, table, GOOD_ROWS[table]), table).frame
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = write(other_dir, f"{table}.csv", f"{header}\n{GOOD_ROWS[table]}\n")
+    pd.testing.assert_frame_equal(read_table(other, table).frame, real)
+
+
+def test_answered_at_and_the_question_text_are_optional_columns(tmp_path: Path) -> None:
+    answers = write(tmp_path, "user_answers.csv", "user_handle,question_id,answer\n1,Q1,3\n")
+    questions = write(tmp_path, "questions.csv", "question_id,scale_min,scale_max,reverse_keyed\n")
+    assert read_table(answers, "user_answers").frame["answered_at"].isna().all()
+    assert str(read_table(answers, "user_answers").frame["answered_at"].dtype) == "datetime64[ns]"
+    assert str(read_table(questions, "questions").frame["text"].dtype) == "category"
+
+
+@pytest.mark.parametrize(
+    ("written", "reverse"),
+    [
+        *[(word, True) for word in ("true", "TRUE", "True", " yes ", "YES", "1")],
+        *[(word, False) for word in ("false", "False", "no", "No", "0", '"FALSE"')],
+    ],
+)
+def test_reverse_keyed_is_true_false_yes_no_or_1_0_in_any_case(
+    tmp_path: Path, written: str, reverse: bool
+) -> None:
+    path = export(tmp_path, "questions", f"Q1,text,1,5,{written}")
+    read = read_table(path, "questions")
+    assert read.rejected == ()
+    assert read.frame["reverse_keyed"].tolist() == [reverse]
+
+
+def test_a_repeated_question_id_keeps_the_first_row(tmp_path: Path) -> None:
+    path = export(
+        tmp_path,
+        "questions",
+        "Q1,first,1,5,false",
+        "Q1,first,1,5,false",  # line 3: an exact duplicate, removed as one
+        "Q1,second,1,7,true",  # line 4
+        "Q2,bad scale,5,1,false",  # line 5
+        "Q2,good,1,5,false",  # line 6: Q2's first valid row
+    )
+    read = read_table(path, "questions")
+    assert read.frame[["question_id", "text"]].astype(str).values.tolist() == [
+        ["Q1", "first"],
+        ["Q2", "good"],
+    ]
+    assert rejected_as_tuples(read.rejected) == [
+        ("question_id is already on an earlier line", (4,)),
+        ("scale_max is not above scale_min", (5,)),
+    ]
+    assert read.duplicates == 1
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 1_000_000])
+def test_answers_off_their_questions_scale_or_to_unknown_questions_are_rejected_at_their_line(
+    tmp_path: Path, chunk_rows: int
+) -> None:
+    rows = [
+        "1,Q1,1,",  # 2: the ends of a scale are on it
+        "1,Q2,3,",  # 3
+        "2,Q1,0.5,",  # 4: below 1
+        "2,Q2,3.5,",  # 5: above 3
+        "3,Q3,2,",  # 6: no such question
+        "3,q1,2,",  # 7: ids keep their case
+        "4,Q1,4.5,",  # 8: any number on the scale
+    ]
+    tables = load_tables(survey(tmp_path, rows, QUESTIONS), chunk_rows=chunk_rows)
+    assert tables.user_answers is not None
+    assert tables.user_answers[["user_handle", "answer"]].values.tolist() == [
+        [1, 1.0],
+        [1, 3.0],
+        [4, 4.5],
+    ]
+    assert rejected_as_tuples(tables.report.rejected) == [
+        ("answer is off its question's scale in questions.csv", (4, 5)),
+        ("question_id is not in questions.csv", (6, 7)),
+    ]
+
+
+def test_answers_to_a_rejected_question_are_rejected_too(tmp_path: Path) -> None:
+    tables = load_tables(survey(tmp_path, ["1,Q1,3,"], ["Q1,text,1,5,perhaps"]))
+    assert [(r.file, r.reason, r.lines) for r in tables.report.rejected] == [
+        ("user_answers.csv", "question_id is not in questions.csv", (2,)),
+        ("questions.csv", "reverse_keyed is not true or false", (2,)),
+    ]
+
+
+def test_without_questions_csv_no_answer_is_checked_against_a_scale(tmp_path: Path) -> None:
+    tables = load_tables(survey(tmp_path, ["1,Q1,99,", "1,anything,-7,"]))
+    assert tables.questions is None
+    assert tables.user_answers is not None
+    assert tables.user_answers["answer"].tolist() == [99.0, -7.0]
+    assert tables.report.rejected == []
+    assert tables.report.missing[-1] == "questions"
+
+
+def test_the_scale_check_names_a_gzipped_questions_file(tmp_path: Path) -> None:
+    export(tmp_path, "user_answers", "1,Q1,9,")
+    text = "".join(f"{line}\n" for line in (HEADERS["questions"], *QUESTIONS))
+    (tmp_path / "questions.csv.gz").write_bytes(gzip.compress(text.encode()))
+    tables = load_tables(tmp_path)
+    assert rejected_as_tuples(tables.report.rejected) == [
+        ("answer is off its question's scale in questions.csv.gz", (2,))
+    ]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 1_000_000])
+def test_a_repeated_answer_keeps_the_latest_by_answered_at_then_the_later_line(
+    tmp_path: Path, chunk_rows: int
+) -> None:
+    rows = [
+        "1,Q1,5,2017-06-28",  # 2: the latest time, though not the last line
+        "1,Q1,4,2017-06-27",  # 3
+        "2,Q1,1,2017-06-27",  # 4
+        "2,Q1,2,2017-06-27",  # 5: the same time, a later line
+        "3,Q1,3,2017-06-27",  # 6: dated, so later than an undated answer
+        "3,Q1,4,",  # 7
+        "4,Q1,1,",  # 8
+        "4,Q1,2,",  # 9: neither dated: the later line
+        "1,Q2,0,2017-06-27",  # 10: another question, kept
+        "1,Q2,0,2017-06-27",  # 11: an exact duplicate, removed as one
+    ]
+    tables = load_tables(survey(tmp_path, rows, QUESTIONS), chunk_rows=chunk_rows)
+    answers = tables.user_answers
+    assert answers is not None
+    assert answers[["user_handle", "question_id", "answer"]].astype(str).values.tolist() == [
+        ["1", "Q1", "5.0"],
+        ["2", "Q1", "2.0"],
+        ["3", "Q1", "3.0"],
+        ["4", "Q1", "2.0"],
+        ["1", "Q2", "0.0"],
+    ]
+    assert not answers.duplicated(["user_handle", "question_id"]).any()
+    report = tables.report
+    assert (report.answers_superseded, report.duplicates["user_answers"]) == (4, 1)
+    assert report.rejected == []
+    assert (report.rows_read["user_answers"], report.rows_kept["user_answers"]) == (10, 5)
+    assert (
+        "user_answers.csv: 4 answers superseded by a later answer of the same user to the same "
+        "question (the latest is kept; not an error)"
+    ) in report.summary()
+
+
+def test_without_answered_at_the_later_line_wins(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "user_answers.csv", "user_handle,question_id,answer\n1,Q1,1\n1,Q1,2\n1,Q1,3\n"
+    )
+    read = read_table(path, "user_answers")
+    assert read.frame["answer"].tolist() == [3.0]
+    assert (read.superseded, read.rows_rejected) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "refused"),
+    [
+        pytest.param(7, 3, True, id="30%-of-10"),
+        pytest.param(9, 3, False, id="25%-is-not-more"),
+    ],
+)
+def test_the_rejected_share_limit_counts_answers_off_their_scale(
+    tmp_path: Path, good: int, bad: int, refused: bool
+) -> None:
+    rows = [f"{i},Q1,3," for i in range(good)] + [f"{i},Q1,6," for i in range(good, good + bad)]
+    survey(tmp_path, rows, QUESTIONS)
+    if not refused:
+        assert load_tables(tmp_path, limits=SHARE).report.rows_kept["user_answers"] == good
+        return
+    with pytest.raises(TableError) as error:
+        load_tables(tmp_path, limits=SHARE)
+    assert str(error.value).startswith(
+        "user_answers.csv: 3 of 10 rows rejected (30.0%), more than MAX_REJECTED_SHARE (25%) "
+        "allows once more than 2 rows are; the first at line 9 "
+        "(answer is off its question's scale in questions.csv)"
+    )
+
+
+def test_superseded_answers_are_not_rejected_rows_for_the_limit(tmp_path: Path) -> None:
+    survey(tmp_path, [f"1,Q1,{i % 5 + 1},2017-06-{i + 1:02}" for i in range(20)], QUESTIONS)
+    tables = load_tables(tmp_path, limits=SHARE)
+    assert (tables.report.answers_superseded, tables.report.rejected) == (19, [])
+    assert tables.user_answers is not None
+    assert tables.user_answers["answer"].tolist() == [5.0]
+
+
+def test_a_missing_survey_file_is_mentioned_only_when_the_other_one_is_there(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    export(tmp_path, "user_interests", GOOD_ROWS["user_interests"])
+    with caplog.at_level(logging.WARNING, logger="generator.tables"):
+        summary = load_tables(tmp_path).report.summary()
+    assert not any("user_answers" in line or "questions" in line for line in summary)
+    assert "user_answers" not in caplog.text and "questions" not in caplog.text
+
+    export(tmp_path, "user_answers", GOOD_ROWS["user_answers"])
+    assert (
+        "questions.csv: not found, so answers are not checked against scales "
+        "(the scales come from the answers seen)"
+    ) in load_tables(tmp_path).report.summary()
+
+    (tmp_path / "user_answers.csv").unlink()
+    export(tmp_path, "questions", GOOD_ROWS["questions"])
+    assert any(
+        line.startswith("user_answers.csv: not found, so ") and line.endswith(" cannot be built")
+        for line in load_tables(tmp_path).report.summary()
+    )
 
 
 # --- the report ------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from generator.tables import TABLE_NAMES, column_names, file_name
+from generator.tables import PLATFORM_TABLES, column_names, file_name
 
-INTERESTS, VIEWS, ASSESSMENTS, COURSE_TAGS = TABLE_NAMES
+INTERESTS, VIEWS, ASSESSMENTS, COURSE_TAGS = PLATFORM_TABLES
 USER, TAG, FOLLOWED = column_names(INTERESTS)
 _, DAY, COURSE, AUTHOR, LEVEL, SECONDS = column_names(VIEWS)
 _, ASSESSMENT_TAG, _, SCORE = column_names(ASSESSMENTS)
@@ -242,7 +242,7 @@ Frames = Mapping[str, pd.DataFrame | None]
 def read_export(folder: Path) -> dict[str, pd.DataFrame | None]:
     """Read the export files in folder as written, duplicates kept; None for a missing file."""
     frames: dict[str, pd.DataFrame | None] = {}
-    for table in TABLE_NAMES:
+    for table in PLATFORM_TABLES:
         path = folder / file_name(table)
         frames[table] = (
             pd.read_csv(path, dtype={COURSE_TAG: str}, keep_default_na=False)

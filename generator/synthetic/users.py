@@ -7,6 +7,7 @@ dates and amounts follow the shapes of the real export (README, "The data").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,11 @@ from generator.tables import column_names
 # The user tables (keys of generator.tables.SCHEMAS) besides ASSESSMENTS.
 INTERESTS = "user_interests"
 VIEWS = "user_course_views"
+ANSWERS = "user_answers"
+
+# What draws a chunk's survey answers, from its users' handles, topics and topic shares (both
+# (users, 3)) and the times they first followed tags; the writer gives it its own generator.
+AnswerDraw = Callable[[Ints, Ints, Floats, Ints], pd.DataFrame]
 
 # Date windows of the real export, as (first, last) calendar days.
 _INTEREST_WINDOW = ("2017-05-03", "2017-11-28")
@@ -81,16 +87,25 @@ _UPPER_QUARTILE_Z = 0.6745
 
 
 def user_rows(
-    rng: np.random.Generator, catalogue: Catalogue, first: int, size: int
+    rng: np.random.Generator,
+    catalogue: Catalogue,
+    first: int,
+    size: int,
+    answers: AnswerDraw | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Draw users first..first+size-1 and return their rows of each user table, keyed by table."""
+    """Draw users first..first+size-1 and return their rows of each user table, keyed by table;
+    with `answers`, their survey answers too."""
     people = _users(rng, catalogue, first, size)
     # The order of the draws is part of the output: the same seed must give the same files.
-    return {
+    frames = {
         INTERESTS: _interests(rng, catalogue, people),
         VIEWS: _views(rng, catalogue, people),
         ASSESSMENTS: _assessments(rng, catalogue, people),
     }
+    if answers is not None:
+        shares = np.diff(people.mixture, axis=1, prepend=0.0)
+        frames[ANSWERS] = answers(people.handles, people.topics, shares, people.joined)
+    return frames
 
 
 def _rows(table: str, *columns: object) -> pd.DataFrame:
