@@ -2,6 +2,7 @@
 
     python run_server.py [serve]                    gunicorn on $HOST:$PORT (default 127.0.0.1:5000)
     python run_server.py lookup --user-handle 110 [--model-handle M] [--top-n N] [--explain]
+                                [--mutual-only]
     python run_server.py lookup --profile '{"interests": ["python"]}' [--explain] [...]
     python run_server.py up [--synthetic-users N]   what `make run` does: DynamoDB Local, generator,
                                                     server, until Ctrl-C or SIGTERM
@@ -227,6 +228,8 @@ def lookup_command(config: ServerConfig, args: argparse.Namespace, connect: Conn
         values["top_n"] = integer_or_text(args.top_n)
     if args.explain:
         values["explain"] = True
+    if args.mutual_only:
+        values["mutual_only"] = True
     runs = CurrentRuns(connect(config), ttl=0)
     spaces = Spaces(
         connect_artifacts(config),
@@ -300,6 +303,11 @@ def parser() -> argparse.ArgumentParser:
     )
     look.add_argument(
         "--explain", action="store_true", help="add the shared features behind each score"
+    )
+    look.add_argument(
+        "--mutual-only",
+        action="store_true",
+        help="only the similar users who list the user back (not with --profile)",
     )
     look.add_argument("--model-handle", help="model to answer with (default: $DEFAULT_MODEL)")
     look.add_argument("--top-n", help="how many similar users (default: $DEFAULT_TOP_N)")

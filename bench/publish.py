@@ -27,12 +27,14 @@ BENCH = "publish"
 
 
 def lists(count: int, neighbours: int = 50, seed: int = 0) -> list[NeighbourList]:
-    """Return realistic neighbour lists: random handles, scores best first, 6 decimals."""
+    """Return realistic neighbour lists: random handles, scores best first, 6 decimals, half of
+    the matches mutual (as in the synthetic exports' runs)."""
     rng = np.random.default_rng(seed)
     handles = rng.integers(1, 10_000_000, size=(count, neighbours)).tolist()
     scores = np.round(-np.sort(-rng.random((count, neighbours))), 6).tolist()
+    mutual = (rng.random((count, neighbours)) < 0.5).tolist()
     return [
-        NeighbourList(user, tuple(map(Neighbour, handles[user], scores[user])))
+        NeighbourList(user, tuple(map(Neighbour, handles[user], scores[user], mutual[user])))
         for user in range(count)
     ]
 

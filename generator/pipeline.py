@@ -71,13 +71,39 @@ class ModelResult:
     artifact_bytes: int = 0
 
 
+# Neighbour slots compared at once when marking mutual neighbours (users × n × n int32s, 1 MB):
+# the neighbours' rows fetched then stay in a core's cache, which larger blocks lose (slower).
+MUTUAL_BUDGET = 2**18
+
+
+def mutual(rows: np.ndarray, users: np.ndarray) -> np.ndarray:
+    """Return whether each neighbour of the given users lists the user back: users × n, bool.
+
+    ``rows`` is every user's neighbour rows (users × n, -1 padded, as `Neighbours.rows`);
+    ``users`` the rows to mark. Each neighbour's own row is fetched and searched for the user, a
+    few users at a time, so memory stays `MUTUAL_BUDGET` slots whatever the number of users.
+    """
+    near = rows[users]
+    n = rows.shape[1]
+    marked = np.zeros(near.shape, dtype=bool)
+    step = max(1, MUTUAL_BUDGET // max(n * n, 1))
+    asking = users.astype(rows.dtype)
+    for first in range(0, len(users), step):
+        part = slice(first, first + step)
+        theirs = rows[np.maximum(near[part], 0)]  # each neighbour's own row: step × n × n
+        marked[part] = (theirs == asking[part, None, None]).any(axis=2)
+    marked &= near >= 0
+    return marked
+
+
 def neighbour_lists(
     found: Neighbours, index: UserIndex, has_evidence: np.ndarray, chunk: int = 4096
 ) -> Iterator[NeighbourList]:
-    """Yield a list per user with evidence in the model (possibly empty), in handles, best first.
+    """Yield a list per user with evidence in the model (possibly empty), in handles, best first,
+    each neighbour marked mutual when the user is in that neighbour's list too.
 
-    Converted a chunk of users at a time (handles and rounded scores as whole arrays), so memory
-    stays one chunk's worth of Python objects whatever the number of users.
+    Converted a chunk of users at a time (handles, rounded scores and mutual marks as whole
+    arrays), so memory stays one chunk's worth of Python objects whatever the number of users.
     """
     handles = index.handles
     users = np.flatnonzero(has_evidence)
@@ -87,10 +113,13 @@ def neighbour_lists(
         counts = (neighbour_rows >= 0).sum(axis=1).tolist()  # neighbours fill each row's front
         neighbour_handles = handles[np.maximum(neighbour_rows, 0)].tolist()
         scores = np.round(found.scores[rows].astype(np.float64), SCORE_DECIMALS).tolist()
-        for user, count, near, score in zip(
-            handles[rows].tolist(), counts, neighbour_handles, scores, strict=True
+        marks = mutual(found.rows, rows).tolist()
+        for user, count, near, score, mark in zip(
+            handles[rows].tolist(), counts, neighbour_handles, scores, marks, strict=True
         ):
-            yield NeighbourList(user, tuple(map(Neighbour, near[:count], score[:count])))
+            yield NeighbourList(
+                user, tuple(map(Neighbour, near[:count], score[:count], mark[:count]))
+            )
 
 
 class RecallTooLowError(ValueError):
@@ -296,7 +325,13 @@ def publish_model(
         top_n=top_n_stored,
         shards=shards,
         user_count=users,
-        settings={**model.settings, **how, **({"tuned": True} if tuned else {})},
+        # What the model learned that a reader of the run wants (a survey's traits, loadings).
+        settings={
+            **model.settings,
+            **how,
+            **({"fit": space.summary()} if space.summary() else {}),
+            **({"tuned": True} if tuned else {}),
+        },
         quality=None if quality is None else dict(quality),
         export=None if export is None else dict(export),
         artifact=None if artifact is None else artifact.describe(),

@@ -37,6 +37,7 @@ from server.query import (
 )
 from server.settings import PROFILE_EXACT_MAX_USERS, Settings
 from server.spaces import Loaded, Spaces
+from similarity.space import ModelSpace, Profile
 from store import Run
 
 
@@ -102,7 +103,7 @@ def lookup(
             run, found = newer, runs.neighbour_list(newer, user_handle)
     if found is None:
         raise UnknownUser(user_handle, query.model_handle, run.run_id)
-    similar_users = found.best(query.top_n)
+    similar_users = found.best(query.top_n, query.mutual_only)
     if query.explain:
         space = spaces.get(run).space  # the lists' own run: its scores are the space's cosines
         at = space.row_of(user_handle)
@@ -126,6 +127,7 @@ def lookup(
             "model_handle": query.model_handle,
             "top_n": query.top_n,
             "explain": query.explain,
+            "mutual_only": query.mutual_only,
         },
         "data": _data(run, similar_users),
     }
@@ -142,7 +144,7 @@ def _profile_lookup(
     space = loaded.space
     vector = space.encode(matched.profile)
     if vector.nnz == 0:
-        refuse_unusable(matched, model_handle)
+        refuse_unusable(matched, loaded)
     similar_users: list[dict[str, Any]] = []
     for found in space.search(vector, query.top_n, exact_max_users):
         neighbour: dict[str, Any] = {"user_handle": found.user_handle, "score": found.score}
@@ -157,11 +159,19 @@ def _profile_lookup(
             "model_handle": model_handle,
             "top_n": query.top_n,
             "explain": query.explain,
+            "mutual_only": query.mutual_only,
             "matched": matched.matched,
             "unmatched": matched.unmatched,
+            # A survey's member: where their answers put them (trait scores, rounded).
+            **({"traits": traits} if (traits := _traits(space, matched.profile)) else {}),
         },
         "data": _data(run, similar_users),
     }
+
+
+def _traits(space: ModelSpace, profile: Profile) -> dict[str, float]:
+    """Return a profile's trait scores in the model's survey, rounded (empty without one)."""
+    return {name: round(score, 4) for name, score in space.traits(profile).items()}
 
 
 def catalogue(query: CatalogueQuery, runs: CurrentRuns, spaces: Spaces) -> dict[str, Any]:
@@ -221,7 +231,9 @@ def blueprint(
 
     @api.get("/similar-users/<user_handle>")
     def similar_users_get(user_handle: str) -> Response:
-        values = url_values(request.args.to_dict(flat=False), ("top_n",), ("explain",))
+        values = url_values(
+            request.args.to_dict(flat=False), ("top_n",), ("explain", "mutual_only")
+        )
         if "user_handle" in values or "profile" in values:
             name = "user_handle" if "user_handle" in values else "profile"
             reason = "is in the path" if name == "user_handle" else "is only taken by POST"

@@ -9,12 +9,13 @@ per second.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
@@ -22,7 +23,7 @@ from store import NeighbourList, NeighbourStore, Run, StoreError, StoreUnavailab
 
 log = logging.getLogger(__name__)
 
-# Memory each process gives to cached neighbour lists (a list of 50 neighbours holds 1.25 KB).
+# Memory each process gives to cached neighbour lists (a list of 50 neighbours holds 1.3 KB).
 RESULT_CACHE_MB = 128
 # Model handles remembered with a run, and (apart, so that made-up names never push out the
 # models being served) without one; least recently asked for out first.
@@ -39,17 +40,20 @@ T = TypeVar("T")
 
 ResultKey = tuple[str, str, int]  # (model_handle, run_id, user_handle)
 
-# What a cached list holds beyond its arrays' items: the arrays' and the list's own objects, its
-# key and the cache's links (measured: 390-446 bytes for lists of 5, 50 and 500 neighbours).
-CACHE_ENTRY_OVERHEAD_BYTES = 450
+# What a cached list holds beyond its arrays' items: the arrays', the mutual flags' and the list's
+# own objects, its key and the cache's links (measured: 430-490 bytes for lists of 5, 50 and 500
+# neighbours).
+CACHE_ENTRY_OVERHEAD_BYTES = 490
 
 
 @dataclass(frozen=True, slots=True)
 class Ranked:
-    """A user's similar users, best first, as two compact arrays."""
+    """A user's similar users, best first, as two compact arrays and a byte per neighbour that is
+    1 where the match is mutual."""
 
     handles: array[int]
     scores: array[float]
+    mutual: bytes
 
     @property
     def nbytes(self) -> int:
@@ -58,6 +62,7 @@ class Ranked:
             CACHE_ENTRY_OVERHEAD_BYTES
             + len(self.handles) * self.handles.itemsize
             + len(self.scores) * self.scores.itemsize
+            + len(self.mutual)
         )
 
     @classmethod
@@ -66,13 +71,19 @@ class Ranked:
         return cls(
             array("q", [n.user_handle for n in found.neighbours]),
             array("d", [n.score for n in found.neighbours]),
+            bytes(n.mutual for n in found.neighbours),
         )
 
-    def best(self, top_n: int) -> list[dict[str, Any]]:
-        """Return the top_n best as the API's JSON objects."""
+    def best(self, top_n: int, mutual_only: bool = False) -> list[dict[str, Any]]:
+        """Return the top_n best (of the mutual ones only, if asked) as the API's JSON objects."""
+        found: Iterator[tuple[int, float, int]] = zip(
+            self.handles, self.scores, self.mutual, strict=True
+        )
+        if mutual_only:
+            found = (entry for entry in found if entry[2])
         return [
-            {"user_handle": h, "score": s}
-            for h, s in zip(self.handles[:top_n], self.scores[:top_n], strict=True)
+            {"user_handle": h, "score": s, "mutual": bool(m)}
+            for h, s, m in itertools.islice(found, top_n)
         ]
 
 

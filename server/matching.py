@@ -26,7 +26,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from similarity.space import KINDS, ModelSpace
+from similarity.space import ANSWERS, KINDS, ModelSpace
 
 FUZZY_SCORER = "OSA normalized similarity (rapidfuzz.distance.OSA)"
 FUZZY_CUTOFF = 0.8  # at most one edit per five characters of the longer name
@@ -93,8 +93,10 @@ class Vocabulary:
         """Return positions ordered by popularity (most first), then by name."""
         return sorted(positions, key=lambda at: (-self.popularity[at], at))
 
-    def match(self, text: str) -> NameMatch | None:
-        """Return what a name matches in the vocabulary, or None if nothing is close enough."""
+    def match(self, text: str, fuzzy: bool = True) -> NameMatch | None:
+        """Return what a name matches in the vocabulary, or None if nothing is close enough
+        (``fuzzy`` False: exactly or normalised only, as for question ids, where one character
+        apart is another question)."""
         at = self._exact.get(text)
         if at is not None:
             return NameMatch(self.names[at], "exact")
@@ -104,7 +106,7 @@ class Vocabulary:
         at = self._by_key.get(key)
         if at is not None:
             return NameMatch(self.names[at], "normalised")
-        if not self.may_be_close(key):
+        if not fuzzy or not self.may_be_close(key):
             return None
         found = process.extract(
             key, self.keys, scorer=OSA.normalized_similarity, score_cutoff=FUZZY_CUTOFF, limit=None
@@ -149,7 +151,7 @@ class Vocabulary:
 def vocabularies(space: ModelSpace) -> dict[str, Vocabulary]:
     """Return the model's vocabulary of each kind of profile name (empty if it reads none)."""
     found: dict[str, Vocabulary] = {}
-    for kind in KINDS:
+    for kind in (*KINDS, ANSWERS):
         counts: dict[str, int] = {}
         for block in space.blocks:
             if block.kind != kind:

@@ -13,12 +13,15 @@ from server.errors import PROBLEM_MIMETYPE, problem_type
 from server.explain import SHARED_MAX
 from server.matching import FUZZY_CUTOFF, FUZZY_SCORER
 from server.query import (
+    ANSWER_MAX,
+    ANSWERS_MAX,
     CATALOGUE_LIMIT_DEFAULT,
     CATALOGUE_LIMIT_MAX,
     MODEL_HANDLE_PATTERN,
     NAME_MAX_CHARS,
     NAME_PATTERN,
     NAMES_MAX,
+    PROFILE_KINDS,
     SCORE_MAX,
     SCORE_MIN,
     TEXT_PATTERN,
@@ -27,7 +30,7 @@ from server.query import (
 )
 from server.security import API_KEY_HEADER, PUBLIC_PATHS
 from server.settings import Settings
-from similarity.space import KINDS
+from similarity.space import ANSWERS, KINDS
 
 PROBLEM_SLUGS = [
     "malformed-json",
@@ -177,6 +180,15 @@ def _document(settings: Settings) -> dict[str, Any]:
         "that add most to the score (`shared`) and the sum of the others (`shared_rest`): the "
         "contributions shown plus the rest's add up to the score. Needs the run's artifact.",
     }
+    mutual_only = {
+        "type": "boolean",
+        "default": False,
+        "description": "Only mutual matches (`mutual`: each user is in the other's stored "
+        "list): the user's stored list is filtered, then cut to `top_n`, so fewer may come back "
+        "(possibly none). Read from the same item, so it costs nothing more. Only with "
+        "`user_handle`: a profile's newcomer is in nobody's stored list, so `mutual_only: true` "
+        "with a `profile` is refused (422).",
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -229,6 +241,7 @@ def _document(settings: Settings) -> dict[str, Any]:
                         {"name": "model_handle", "in": "query", "schema": model_handle},
                         {"name": "top_n", "in": "query", "schema": top_n},
                         {"name": "explain", "in": "query", "schema": explain},
+                        {"name": "mutual_only", "in": "query", "schema": mutual_only},
                     ],
                     "description": "Other query parameters, or one given twice, are refused (422).",
                     "responses": {
@@ -251,7 +264,7 @@ def _document(settings: Settings) -> dict[str, Any]:
                             "name": "kind",
                             "in": "query",
                             "required": True,
-                            "schema": {"type": "string", "enum": list(KINDS)},
+                            "schema": {"type": "string", "enum": list(PROFILE_KINDS)},
                         },
                         {
                             "name": "q",
@@ -347,6 +360,8 @@ def _document(settings: Settings) -> dict[str, Any]:
                     "stored list) and `profile` (a newcomer: searched in the run's artifact).",
                     "type": "object",
                     "oneOf": [{"required": ["user_handle"]}, {"required": ["profile"]}],
+                    "if": {"required": ["profile"]},
+                    "then": {"properties": {"mutual_only": {"const": False}}},
                     "additionalProperties": False,
                     "properties": {
                         "user_handle": {
@@ -358,6 +373,7 @@ def _document(settings: Settings) -> dict[str, Any]:
                         "model_handle": model_handle,
                         "top_n": top_n,
                         "explain": explain,
+                        "mutual_only": mutual_only,
                     },
                 },
                 "Profile": {
@@ -369,8 +385,11 @@ def _document(settings: Settings) -> dict[str, Any]:
                     "type": "object",
                     "additionalProperties": False,
                     "anyOf": [
-                        {"required": [kind], "properties": {kind: {"minItems": 1}}}
-                        for kind in KINDS
+                        *(
+                            {"required": [kind], "properties": {kind: {"minItems": 1}}}
+                            for kind in KINDS
+                        ),
+                        {"required": [ANSWERS], "properties": {ANSWERS: {"minProperties": 1}}},
                     ],
                     "properties": {
                         "interests": {
@@ -383,6 +402,21 @@ def _document(settings: Settings) -> dict[str, Any]:
                             "type": "array",
                             "maxItems": NAMES_MAX,
                             "items": _ref("Assessment"),
+                        },
+                        ANSWERS: {
+                            "description": "Survey answers by question id, on each question's "
+                            "scale (the `survey` model and hybrids weighing it). Question ids are "
+                            "matched exactly or normalised, never fuzzily. A member who answered "
+                            "too few of the survey's questions is refused (422, saying how many "
+                            "are needed).",
+                            "type": "object",
+                            "maxProperties": ANSWERS_MAX,
+                            "propertyNames": _ref("Name"),
+                            "additionalProperties": {
+                                "type": "number",
+                                "minimum": -ANSWER_MAX,
+                                "maximum": ANSWER_MAX,
+                            },
                         },
                     },
                 },
@@ -412,7 +446,7 @@ def _document(settings: Settings) -> dict[str, Any]:
                             "is the model that answered); for a profile, what each name was "
                             "matched to and what was not matched.",
                             "type": "object",
-                            "required": ["model_handle", "top_n", "explain"],
+                            "required": ["model_handle", "top_n", "explain", "mutual_only"],
                             "oneOf": [
                                 {"required": ["user_handle"]},
                                 {"required": ["profile", "matched", "unmatched"]},
@@ -424,8 +458,15 @@ def _document(settings: Settings) -> dict[str, Any]:
                                 "model_handle": {"type": "string", "pattern": MODEL_HANDLE_PATTERN},
                                 "top_n": {"type": "integer", "minimum": 1, "maximum": TOP_N_MAX},
                                 "explain": {"type": "boolean"},
+                                "mutual_only": {"type": "boolean"},
                                 "matched": {"type": "array", "items": _ref("MatchedName")},
                                 "unmatched": {"type": "array", "items": _ref("UnmatchedName")},
+                                "traits": {
+                                    "description": "A profile's survey answers as trait scores "
+                                    "(factor scores; only for a model with a survey).",
+                                    "type": "object",
+                                    "additionalProperties": {"type": "number"},
+                                },
                             },
                         },
                         "data": {
@@ -451,7 +492,7 @@ def _document(settings: Settings) -> dict[str, Any]:
                     "required": ["kind", "input", "name", "how"],
                     "additionalProperties": False,
                     "properties": {
-                        "kind": {"type": "string", "enum": list(KINDS)},
+                        "kind": {"type": "string", "enum": list(PROFILE_KINDS)},
                         "input": {"type": "string"},
                         "name": {"type": "string", "description": "The model's own name."},
                         "how": {"type": "string", "enum": ["exact", "normalised", "fuzzy"]},
@@ -475,7 +516,7 @@ def _document(settings: Settings) -> dict[str, Any]:
                     "required": ["kind", "input", "reason"],
                     "additionalProperties": False,
                     "properties": {
-                        "kind": {"type": "string", "enum": list(KINDS)},
+                        "kind": {"type": "string", "enum": list(PROFILE_KINDS)},
                         "input": {"type": "string"},
                         "reason": {
                             "description": "Nothing of the model is close enough, or the model "
@@ -495,6 +536,13 @@ def _document(settings: Settings) -> dict[str, Any]:
                             "type": "number",
                             "exclusiveMinimum": 0,
                             "maximum": 1,
+                        },
+                        "mutual": {
+                            "description": "For a user (always there): true when each of the "
+                            "two users is in the other's stored list of the run, i.e. the user "
+                            "asked about is also among this one's similar users. Marked by the "
+                            "generator when it stores the lists. Absent for a profile.",
+                            "type": "boolean",
                         },
                         "shared": {
                             "description": f"With `explain`: up to {SHARED_MAX} features both "
@@ -553,7 +601,7 @@ def _document(settings: Settings) -> dict[str, Any]:
                             "required": ["kind", "q", "limit", "model_handle"],
                             "additionalProperties": False,
                             "properties": {
-                                "kind": {"type": "string", "enum": list(KINDS)},
+                                "kind": {"type": "string", "enum": list(PROFILE_KINDS)},
                                 "q": {"type": "string"},
                                 "limit": {
                                     "type": "integer",

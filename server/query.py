@@ -18,12 +18,12 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from server.errors import InvalidParams, MalformedJson, UnsupportedMediaType
-from similarity.space import KINDS
+from similarity.space import ANSWERS, KINDS
 
 USER_HANDLE_MAX = 2**63 - 1
 MODEL_HANDLE_PATTERN = "^[a-z0-9_]{1,64}$"
 TOP_N_MAX = 1000
-FIELDS = ("user_handle", "profile", "model_handle", "top_n", "explain")
+FIELDS = ("user_handle", "profile", "model_handle", "top_n", "explain", "mutual_only")
 # A profile: at most NAMES_MAX names per kind, each of 1 to NAME_MAX_CHARS characters (Unicode
 # code points) with something besides spaces and no control characters; an assessment's score is
 # a number from SCORE_MIN to SCORE_MAX (the export's scale).
@@ -38,6 +38,15 @@ NAME_PATTERN = (
 )
 TEXT_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"  # a catalogue query: may be empty
 CATALOGUE_FIELDS = ("kind", "q", "limit", "model_handle")
+# Why `mutual_only` cannot go with a profile.
+MUTUAL_ONLY_WITH_PROFILE = (
+    "is only taken with user_handle: a match is mutual when each user is in the other's stored "
+    "list, and a profile's newcomer is in nobody's"
+)
+# What a profile may hold: names of each kind, and survey answers by question id.
+PROFILE_KINDS = (*KINDS, ANSWERS)
+ANSWERS_MAX = 200  # answers in one profile
+ANSWER_MAX = 1e12  # the largest answer, either sign (as the loader takes them)
 CATALOGUE_LIMIT_DEFAULT = 10
 CATALOGUE_LIMIT_MAX = 100
 _MODEL_HANDLE = re.compile(r"[a-z0-9_]{1,64}")  # used with fullmatch: "$" would allow a "\n"
@@ -51,11 +60,15 @@ class ProfileQuery:
     interests: tuple[str, ...] = ()
     courses: tuple[str, ...] = ()
     assessments: tuple[tuple[str, float], ...] = ()  # (tag, score), in the order given
+    answers: tuple[tuple[str, float], ...] = ()  # (question id, answer), in the order given
 
     def names(self, kind: str) -> tuple[str, ...]:
-        """Return the names given for a kind (an assessment's is its tag), in order."""
+        """Return the names given for a kind (an assessment's is its tag, an answer's its
+        question), in order."""
         if kind == "assessments":
             return tuple(tag for tag, _ in self.assessments)
+        if kind == ANSWERS:
+            return tuple(question for question, _ in self.answers)
         return self.interests if kind == "interests" else self.courses
 
     def echo(self) -> dict[str, Any]:
@@ -64,19 +77,21 @@ class ProfileQuery:
             "interests": list(self.interests),
             "courses": list(self.courses),
             "assessments": [{"tag": tag, "score": score} for tag, score in self.assessments],
+            ANSWERS: dict(self.answers),
         }
 
 
 @dataclass(frozen=True)
 class Query:
     """One resolved request: whose neighbours (a user's, or a profile's), under which model, how
-    many, and whether to explain each."""
+    many, whether to explain each, and whether only mutual matches are wanted (users only)."""
 
     user_handle: int | None
     model_handle: str
     top_n: int
     profile: ProfileQuery | None = None
     explain: bool = False
+    mutual_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,30 +254,62 @@ def _assessments(
     return tuple(pairs)
 
 
+def _answers(
+    value: object, field: str, invalid: list[dict[str, str]]
+) -> tuple[tuple[str, float], ...]:
+    """Return survey answers {question id: number} as pairs, adding what is wrong to `invalid`."""
+    if not isinstance(value, dict):
+        invalid.append({"name": field, "reason": "must be an object of question id: answer"})
+        return ()
+    if len(value) > ANSWERS_MAX:
+        invalid.append({"name": field, "reason": f"must hold at most {ANSWERS_MAX} answers"})
+        return ()
+    pairs = []
+    for question, answer in value.items():
+        here = f"{field}.{question[:64]}"
+        if reason := name_problem(question):
+            invalid.append({"name": here, "reason": f"the question id {reason}"})
+        elif isinstance(answer, bool) or not isinstance(answer, int | float):
+            invalid.append({"name": here, "reason": "must be a number"})
+        elif not (math.isfinite(answer) and -ANSWER_MAX <= answer <= ANSWER_MAX):
+            invalid.append(
+                {"name": here, "reason": f"must be a number from -{ANSWER_MAX:g} to {ANSWER_MAX:g}"}
+            )
+        else:
+            pairs.append((question, float(answer)))
+    return tuple(pairs)
+
+
 def _profile(value: object, invalid: list[dict[str, str]]) -> ProfileQuery | None:
     """Return the profile a request holds, adding what is wrong with it to `invalid`."""
     if not isinstance(value, dict):
-        invalid.append({"name": "profile", "reason": f"must be an object of {', '.join(KINDS)}"})
+        invalid.append(
+            {"name": "profile", "reason": f"must be an object of {', '.join(PROFILE_KINDS)}"}
+        )
         return None
     before = len(invalid)
     for key in value:
-        if key not in KINDS:
+        if key not in PROFILE_KINDS:
             invalid.append(
                 {
                     "name": f"profile.{key[:64]}",
-                    "reason": f"is not a known field (known: {', '.join(KINDS)})",
+                    "reason": f"is not a known field (known: {', '.join(PROFILE_KINDS)})",
                 }
             )
     profile = ProfileQuery(
         interests=_names(value.get("interests", []), "profile.interests", invalid),
         courses=_names(value.get("courses", []), "profile.courses", invalid),
         assessments=_assessments(value.get("assessments", []), "profile.assessments", invalid),
+        answers=_answers(value.get(ANSWERS, {}), f"profile.{ANSWERS}", invalid),
     )
     if len(invalid) > before:
         return None
-    if not any(profile.names(kind) for kind in KINDS):
+    if not any(profile.names(kind) for kind in PROFILE_KINDS):
         invalid.append(
-            {"name": "profile", "reason": "names nothing: give interests, courses or assessments"}
+            {
+                "name": "profile",
+                "reason": "names nothing: give interests, courses, assessments or answers",
+            }
         )
         return None
     return profile
@@ -292,8 +339,19 @@ def parse_query(values: Mapping[str, object], defaults: Defaults) -> Query:
     explain = values.get("explain", False)
     if not isinstance(explain, bool):
         invalid.append({"name": "explain", "reason": "must be true or false"})
+    mutual_only = values.get("mutual_only", False)
+    if not isinstance(mutual_only, bool):
+        invalid.append({"name": "mutual_only", "reason": "must be true or false"})
+    elif mutual_only and "profile" in values and "user_handle" not in values:
+        invalid.append({"name": "mutual_only", "reason": MUTUAL_ONLY_WITH_PROFILE})
     _unknown_fields(values, FIELDS, invalid)
-    if invalid or top_n is None or model_handle is None or not isinstance(explain, bool):
+    if (
+        invalid
+        or top_n is None
+        or model_handle is None
+        or not isinstance(explain, bool)
+        or not isinstance(mutual_only, bool)
+    ):
         raise InvalidParams(invalid)
     return Query(
         user_handle=user_handle,
@@ -301,6 +359,7 @@ def parse_query(values: Mapping[str, object], defaults: Defaults) -> Query:
         top_n=top_n,
         profile=profile,
         explain=explain,
+        mutual_only=mutual_only,
     )
 
 
@@ -309,8 +368,8 @@ def parse_catalogue(values: Mapping[str, object], defaults: Defaults) -> Catalog
     invalid: list[dict[str, str]] = []
     reason: str | None
     kind = values.get("kind")
-    if kind not in KINDS:
-        reason = "is required" if kind is None else f"must be one of {', '.join(KINDS)}"
+    if kind not in PROFILE_KINDS:
+        reason = "is required" if kind is None else f"must be one of {', '.join(PROFILE_KINDS)}"
         invalid.append({"name": "kind", "reason": reason})
     q = values.get("q", "")
     if reason := text_problem(q):

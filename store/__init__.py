@@ -78,10 +78,12 @@ class RunStatus:
 
 @dataclass(frozen=True)
 class Neighbour:
-    """One similar user and how similar they are (cosine, 0 < score ≤ 1)."""
+    """One similar user, how similar they are (cosine, 0 < score ≤ 1), and whether the match is
+    mutual: each of the two users is in the other's list of the same run."""
 
     user_handle: int
     score: float
+    mutual: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,14 @@
 ``<prefix>`` (results): one item per (model, run, user). Key ``pk`` (S)
 ``"<model_handle>#<run_id>#<shard>"`` and ``user_handle`` (N); the list in ``similar_users`` (S)
 as compact JSON ``[[user_handle, score], ...]``, best first. One string rather than DynamoDB lists
-or maps keeps an item of 50 neighbours near one write unit. A run's items are spread over
-``run.shards`` keys so bulk writes and hot reads are not held to one partition, and a whole run can
-still be found (and deleted) by querying its shards.
+or maps keeps an item of 50 neighbours near one write unit. Which neighbours are mutual is in
+``mutual`` (S): a bitmask in lower-case hexadecimal whose bit i (of value 2**i) is set when the
+i-th neighbour is, e.g. ``"5"`` for the first and the third; absent when none is. That is at most
+13 characters for 50 neighbours, where a list of positions would often push an item past a write
+unit, and it leaves ``similar_users`` as it was, so items written before it (read as no neighbour
+mutual) and servers that predate it both still read. A run's items are spread over ``run.shards``
+keys so bulk writes and hot reads are not held to one partition, and a whole run can still be
+found (and deleted) by querying its shards.
 
 ``<prefix>_runs`` (runs): one record per (``model_handle``, ``run_id``), and per model a pointer
 item whose ``run_id`` is `POINTER` and whose ``current_run_id`` names the published run, with a
@@ -18,6 +23,7 @@ Scores are written as fixed-precision decimal text (what ``Decimal`` would send)
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from store import SCORE_DECIMALS, Neighbour, NeighbourList, Run, StoreError, shard_of
@@ -49,6 +55,9 @@ def to_item(run: Run, neighbour_list: NeighbourList) -> dict[str, Any]:
         f"[{n.user_handle},{n.score:.{SCORE_DECIMALS}f}]" for n in neighbour_list.neighbours
     )
     item["similar_users"] = {"S": f"[{pairs}]"}
+    mutual = sum(1 << at for at, n in enumerate(neighbour_list.neighbours) if n.mutual)
+    if mutual:
+        item["mutual"] = {"S": f"{mutual:x}"}
     return item
 
 
@@ -56,14 +65,30 @@ def to_item(run: Run, neighbour_list: NeighbourList) -> dict[str, Any]:
 _MALFORMED = (KeyError, TypeError, ValueError, RecursionError)
 
 
+_HEX = re.compile(r"[0-9a-f]+")  # used with fullmatch; int(..., 16) alone also takes "0x", "_"
+
+
 def from_item(item: dict[str, Any]) -> NeighbourList:
     """Return the neighbour list held by a DynamoDB result item; StoreError if it is malformed."""
     try:
         pairs = json.loads(item["similar_users"]["S"])
-        neighbours = tuple(Neighbour(int(h), float(s)) for h, s in pairs)
+        mutual = _mutual(item["mutual"]["S"], len(pairs)) if "mutual" in item else 0
+        neighbours = tuple(
+            Neighbour(int(h), float(s), bool(mutual >> at & 1)) for at, (h, s) in enumerate(pairs)
+        )
         return NeighbourList(user_handle=int(item["user_handle"]["N"]), neighbours=neighbours)
     except _MALFORMED as error:
         raise StoreError(f"a result item is malformed ({type(error).__name__})") from None
+
+
+def _mutual(bits: str, neighbours: int) -> int:
+    """Return the bitmask of mutual neighbours an item holds; ValueError if it is not one."""
+    if not _HEX.fullmatch(bits):
+        raise ValueError("the mutual neighbours are not a hexadecimal bitmask")
+    mutual = int(bits, 16)
+    if mutual >> neighbours:
+        raise ValueError("a mutual neighbour is past the end of the list")
+    return mutual
 
 
 def run_to_item(run: Run) -> dict[str, Any]:

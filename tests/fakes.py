@@ -66,7 +66,9 @@ class Clock:
         return self.now
 
 
-Lists = Mapping[int, list[tuple[int, float]]]
+# {user: [(neighbour, score), ...]}; an entry may add whether the match is mutual (neighbour,
+# score, True).
+Lists = Mapping[int, list[tuple[int, float]] | list[tuple[int, float, bool]]]
 
 
 def publish_lists(
@@ -82,7 +84,8 @@ def publish_lists(
     artifact: dict[str, Any] | None = None,
     run_id: str | None = None,
 ) -> Run:
-    """Publish one run of hand-written lists ({user: [(neighbour, score), ...]}); return it.
+    """Publish one run of hand-written lists ({user: [(neighbour, score), ...]}, an entry maybe
+    with its mutual flag); return it.
 
     The run's `top_n` (neighbours stored per user) is the longest list unless given.
     """
@@ -101,7 +104,7 @@ def publish_lists(
     written = store.write_lists(
         run,
         [
-            NeighbourList(user, tuple(Neighbour(h, s) for h, s in neighbours))
+            NeighbourList(user, tuple(Neighbour(*entry) for entry in neighbours))
             for user, neighbours in lists.items()
         ],
     )
@@ -145,6 +148,18 @@ def space_lists(space: ModelSpace, top_n: int = 5) -> dict[int, list[tuple[int, 
     return lists
 
 
+def with_mutual(
+    lists: Mapping[int, list[tuple[int, float]]],
+) -> dict[int, list[tuple[int, float, bool]]]:
+    """Return hand-written lists with each entry marked mutual as the generator marks it: when
+    the neighbour's own list holds the user."""
+    listed = {user: {h for h, _ in neighbours} for user, neighbours in lists.items()}
+    return {
+        user: [(h, s, user in listed.get(h, ())) for h, s in neighbours]
+        for user, neighbours in lists.items()
+    }
+
+
 def publish_space(
     store: NeighbourStore,
     artifacts: ArtifactStore | SpaceArtifacts | None,
@@ -166,7 +181,7 @@ def publish_space(
         artifact = artifacts.put(space.model_handle, run_id, folder)
     return publish_lists(
         store,
-        space_lists(space, top_n) if lists is None else lists,
+        with_mutual(space_lists(space, top_n)) if lists is None else lists,
         space.model_handle,
         top_n=top_n,
         artifact=None if artifact is None else artifact.describe(),

@@ -11,16 +11,31 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from generator import pipeline
 from server import Settings, create_app
+from similarity.features import UserIndex
+from similarity.models import MODELS
 from store import Neighbour, NeighbourList, Run, new_run_id
 from store.memory import MemoryStore
-from tests.fakes import BrokenStore, Clock, CountingStore, DownStore, publish_lists
+from tests.builders import people_tables
+from tests.fakes import (
+    BrokenStore,
+    Clock,
+    CountingStore,
+    DownStore,
+    SpaceArtifacts,
+    publish_lists,
+    publish_space,
+    with_mutual,
+)
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 OPTIONAL_PROBLEM_KEYS = {"invalid_params", "available_models"}
 
 # Hand-built runs where the answer is obvious: user 110 is most like 5182, then 7 and 9 (a tie,
 # so by handle); 9 is in the interests run but has nobody in common; only 110 has course views.
+# Stored as the generator stores them, each match marked mutual when it goes both ways: 110 and
+# 5182, 110 and 7 are; 110's match with 9 and 7's with 5182 are not.
 INTERESTS = {
     110: [(5182, 0.4331), (7, 0.2), (9, 0.2)],
     5182: [(110, 0.4331)],
@@ -33,8 +48,8 @@ COURSE_VIEWS = {110: [(7, 0.8)], 7: [(110, 0.8)]}
 @pytest.fixture
 def store() -> MemoryStore:
     store = MemoryStore()
-    publish_lists(store, INTERESTS)
-    publish_lists(store, COURSE_VIEWS, "course_views")
+    publish_lists(store, with_mutual(INTERESTS))
+    publish_lists(store, with_mutual(COURSE_VIEWS), "course_views")
     return store
 
 
@@ -82,6 +97,7 @@ def test_the_answer_echoes_the_request_with_defaults_filled_in(client):
         "model_handle": "interests",
         "top_n": 5,
         "explain": False,
+        "mutual_only": False,
     }
 
 
@@ -128,6 +144,7 @@ def test_the_default_model_and_top_n_are_settings(store):
         "model_handle": "course_views",
         "top_n": 1,
         "explain": False,
+        "mutual_only": False,
     }
     assert similar(answer) == COURSE_VIEWS[7]
 
@@ -206,6 +223,156 @@ def test_openapi_json_is_served(client):
 
 def test_creating_the_app_does_not_touch_the_store():
     create_app(BrokenStore(), Settings())  # BrokenStore raises on any call
+
+
+# -- mutual matches --------------------------------------------------------------------------
+
+
+def mutual(answer: dict[str, Any]) -> list[tuple[int, bool]]:
+    return [(u["user_handle"], u["mutual"]) for u in answer["data"]["similar_users"]]
+
+
+def test_every_similar_user_says_whether_the_match_goes_both_ways(client):
+    answer = client.post("/similar-users", json={"user_handle": 110}).json
+
+    assert mutual(answer) == [(5182, True), (7, True), (9, False)]
+
+
+def test_mutual_only_keeps_the_mutual_matches_then_cuts_to_top_n(client):
+    def asked(user: int, top_n: int) -> dict[str, Any]:
+        body = {"user_handle": user, "top_n": top_n, "mutual_only": True}
+        return client.post("/similar-users", json=body).json
+
+    assert similar(asked(110, 5)) == INTERESTS[110][:2]  # 9 does not list 110
+    assert similar(asked(110, 1)) == INTERESTS[110][:1]
+    assert similar(asked(7, 1)) == [(110, 0.2)]
+    assert similar(asked(9, 5)) == []
+    assert asked(110, 1)["request_data"] == {
+        "user_handle": 110,
+        "model_handle": "interests",
+        "top_n": 1,
+        "explain": False,
+        "mutual_only": True,
+    }
+
+
+def test_mutual_only_in_the_query_string_gives_the_same_answer_as_post(client):
+    posted = client.post("/similar-users", json={"user_handle": 7, "mutual_only": True})
+
+    got = client.get("/similar-users/7?mutual_only=true")
+
+    assert got.status_code == 200
+    assert got.json == posted.json
+    assert mutual(got.json) == [(110, True)]
+
+
+def test_mutual_only_costs_no_read_beyond_the_users_list():
+    store = CountingStore()
+    publish_lists(store, with_mutual(INTERESTS))
+    client = make_client(store, result_cache_mb=0)  # every request reads the store
+
+    client.get("/similar-users/110")
+    client.get("/similar-users/110?mutual_only=true")
+
+    assert store.list_reads == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/similar-users", {"user_handle": 110, "mutual_only": "yes"}),
+        ("POST", "/similar-users", {"user_handle": 110, "mutual_only": 1}),
+        ("POST", "/similar-users", {"user_handle": 110, "mutual_only": None}),
+        ("GET", "/similar-users/110?mutual_only=1", None),
+    ],
+)
+def test_mutual_only_must_be_true_or_false(client, method, path, body):
+    response = client.open(path, method=method, json=body)
+
+    assert response.status_code == 422
+    assert response.json["invalid_params"] == [
+        {"name": "mutual_only", "reason": "must be true or false"}
+    ]
+
+
+def test_mutual_only_with_a_profile_is_refused_naming_the_field_and_why(client):
+    body = {"profile": {"interests": ["python"]}, "mutual_only": True}
+
+    response = client.post("/similar-users", json=body)
+
+    assert response.status_code == 422
+    [invalid] = response.json["invalid_params"]
+    assert invalid["name"] == "mutual_only"
+    assert "user_handle" in invalid["reason"] and "nobody's" in invalid["reason"]
+
+
+def test_a_profiles_answer_says_it_did_not_ask_for_mutual_matches_only(tmp_path):
+    tables = people_tables()
+    artifacts, store = SpaceArtifacts(), MemoryStore()
+    publish_space(store, artifacts, MODELS["interests"].space(tables, UserIndex.of(tables)))
+    app = create_app(store, Settings(artifact_cache_dir=tmp_path), artifacts=artifacts)
+    body = {"profile": {"interests": ["python"]}, "mutual_only": False}
+
+    answer = app.test_client().post("/similar-users", json=body).json
+
+    assert answer["request_data"]["mutual_only"] is False
+    assert answer["data"]["similar_users"]  # a newcomer's matches are found, not stored
+    assert all("mutual" not in u for u in answer["data"]["similar_users"])
+
+
+def test_explanations_explain_the_mutual_matches_kept(tmp_path):
+    tables = people_tables()
+    artifacts, store = SpaceArtifacts(), MemoryStore()
+    # Lists of two, so that some matches are cut from the other user's list.
+    publish_space(store, artifacts, MODELS["hybrid"].space(tables, UserIndex.of(tables)), top_n=2)
+    client = create_app(
+        store, Settings(artifact_cache_dir=tmp_path), artifacts=artifacts
+    ).test_client()
+
+    def explained(user: int, mutual_only: bool) -> list[dict[str, Any]]:
+        body = {"user_handle": user, "explain": True, "mutual_only": mutual_only}
+        return client.post("/similar-users", json={**body, "model_handle": "hybrid"}).json["data"][
+            "similar_users"
+        ]
+
+    kept_some = cut_some = False
+    for user in range(1, 9):
+        everyone, kept = explained(user, False), explained(user, True)
+        assert kept == [u for u in everyone if u["mutual"]]
+        assert all(u["shared"] for u in kept)
+        kept_some |= bool(kept)
+        cut_some |= len(kept) < len(everyone)
+    assert kept_some and cut_some
+
+
+@pytest.fixture(scope="module")
+def generated() -> tuple[MemoryStore, list[str]]:
+    """Every model people_tables can build, generated and published as the job does."""
+    store = MemoryStore()
+    results = pipeline.run(people_tables(), store, top_n_stored=3)
+    return store, [r.model_handle for r in results]
+
+
+def test_every_models_answers_mark_exactly_the_matches_that_go_both_ways(generated):
+    store, models = generated
+    client = make_client(store)
+    assert len(models) >= 6
+
+    for model in models:
+        answers = {}
+        for user in range(1, 9):
+            response = client.get(f"/similar-users/{user}?model_handle={model}&top_n=1000")
+            if response.status_code == 200:
+                answers[user] = response.json["data"]["similar_users"]
+        listed = {(user, u["user_handle"]) for user, found in answers.items() for u in found}
+        assert listed, model
+        for user, found in answers.items():
+            for u in found:
+                assert u["mutual"] is ((u["user_handle"], user) in listed), (model, user, u)
+            kept = client.get(
+                f"/similar-users/{user}?model_handle={model}&top_n=1000&mutual_only=true"
+            ).json["data"]["similar_users"]
+            assert kept == [u for u in found if u["mutual"]], (model, user)
 
 
 # -- the run pointer and its cache -----------------------------------------------------------

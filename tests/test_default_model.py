@@ -118,7 +118,7 @@ def test_a_request_naming_no_model_is_answered_by_the_best_measured_one(store):
 
     assert answer["request_data"]["model_handle"] == "course_views"
     assert answer["data"]["model_handle"] == "course_views"
-    assert answer["data"]["similar_users"] == [{"user_handle": 7, "score": 0.8}]
+    assert answer["data"]["similar_users"] == [{"user_handle": 7, "score": 0.8, "mutual": False}]
 
 
 def test_an_explicit_default_model_is_said_to_be_set(store):

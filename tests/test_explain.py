@@ -13,10 +13,10 @@ from server.explain import SHARED_MAX
 from similarity.features import UserIndex
 from similarity.models import MODELS
 from store.memory import MemoryStore
-from tests.builders import make_tables, people_spaces
+from tests.builders import PLATFORM_MODELS, make_tables, people_spaces
 from tests.fakes import Clock, SpaceArtifacts, publish_lists, publish_space
 
-EVERY_MODEL = sorted(MODELS)
+EVERY_MODEL = PLATFORM_MODELS
 PROFILE = {
     "interests": ["python", "data-science", "react"],
     "courses": ["python-beyond-basics", "react-fundamentals"],
@@ -95,8 +95,11 @@ def test_explaining_changes_neither_who_nor_their_scores(client):
     assert [(u["user_handle"], u["score"]) for u in explained] == [
         (u["user_handle"], u["score"]) for u in plain
     ]
-    assert all(set(u) == {"user_handle", "score"} for u in plain)
-    assert all(set(u) == {"user_handle", "score", "shared", "shared_rest"} for u in explained)
+    assert [u["mutual"] for u in explained] == [u["mutual"] for u in plain]
+    assert all(set(u) == {"user_handle", "score", "mutual"} for u in plain)
+    assert all(
+        set(u) == {"user_handle", "score", "mutual", "shared", "shared_rest"} for u in explained
+    )
 
 
 def test_post_explains_a_user_as_get_does(client):

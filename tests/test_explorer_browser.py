@@ -193,7 +193,7 @@ def test_a_lookup_shows_the_same_users_and_scores_as_the_api(page, explorer):
 
     shown = rows(page, "#lookup-results")
     assert shown == [(u["user_handle"], str(u["score"])) for u in expected]
-    assert page.query_selector_all("#lookup-results td.shared")  # the explanation is shown
+    assert page.query_selector_all("#lookup-results td.shared li")  # the explanation is shown
     assert f"user_handle={handle}" in page.url and "model_handle=hybrid" in page.url
     assert page.errors == []
     shot(page, "lookup")
@@ -213,6 +213,26 @@ def test_a_deep_link_restores_the_view_and_the_back_button_returns(page, explore
     settled(page)
     assert page.is_visible("#view-lookup")
     assert page.input_value("#lookup-user") == str(handle)
+    assert rows(page, "#lookup-results") == [(u["user_handle"], str(u["score"])) for u in expected]
+
+
+def test_going_back_to_a_view_that_asked_nothing_shows_no_earlier_answer(page, explorer):
+    handle, expected = a_user_with_neighbours(explorer, "hybrid")
+    open_page(page, explorer, "?view=lookup")
+    page.fill("#lookup-user", str(handle))
+    page.select_option("#lookup-model", "hybrid")
+    page.fill("#lookup-top-n", "5")
+    assert submitted(page, "#lookup-form") == "ready"
+    assert rows(page, "#lookup-results")
+    page.go_back()  # to ?view=lookup, which asked for nobody
+    settled(page)
+    assert page.input_value("#lookup-user") == ""
+    assert rows(page, "#lookup-results") == []
+    page.go_forward()
+    settled(page)
+    assert [handle for handle, _ in rows(page, "#lookup-results")] == [
+        u["user_handle"] for u in expected
+    ]
 
 
 def test_the_profile_form_with_a_misspelt_interest_shows_the_match_and_neighbours(page, explorer):
@@ -256,6 +276,47 @@ def test_the_compare_view_marks_the_users_both_models_list(page, explorer):
     assert marked == both
     assert page.inner_text("#compare-overlap").startswith(f"{len(both)} of ")
     shot(page, "compare")
+
+
+def test_mutual_matches_are_marked_and_the_filter_keeps_only_them(page, explorer):
+    for handle in range(1, 400):
+        status, answer = explorer.api("GET", f"/similar-users/{handle}?model_handle=hybrid&top_n=5")
+        flags = [u["mutual"] for u in answer["data"]["similar_users"]] if status == 200 else []
+        if True in flags and False in flags:
+            break
+    else:
+        raise AssertionError("no user with mutual and one-way matches under hybrid")
+    _, kept = explorer.api(
+        "GET", f"/similar-users/{handle}?model_handle=hybrid&top_n=5&mutual_only=true"
+    )
+    open_page(page, explorer, f"?view=lookup&user_handle={handle}&model_handle=hybrid&top_n=5")
+
+    marks = [
+        (int(row.get_attribute("data-user-handle")), row.query_selector("td.mutual").inner_text())
+        for row in page.query_selector_all("#lookup-results tr[data-user-handle]")
+    ]
+    assert marks == [
+        (u["user_handle"], "↔ mutual" if u["mutual"] else "")
+        for u in answer["data"]["similar_users"]
+    ]
+
+    page.check("#lookup-mutual-only")
+    assert submitted(page, "#lookup-form") == "ready"
+    expected = [(u["user_handle"], str(u["score"])) for u in kept["data"]["similar_users"]]
+    assert rows(page, "#lookup-results") == expected
+    assert page.query_selector_all("#lookup-results tr[data-mutual=false]") == []
+    assert "mutual_only=1" in page.url
+    assert "mutual match" in page.inner_text("#lookup-caption")
+
+    # The state is in the URL: a deep link into the compare view keeps the filter too.
+    open_page(
+        page,
+        explorer,
+        f"?user_handle={handle}&model_handle=hybrid&compare=hybrid&top_n=5&mutual_only=1",
+    )
+    assert page.is_checked("#compare-mutual-only")
+    assert rows(page, "#compare-a") == expected
+    assert page.errors == []
 
 
 def test_the_models_view_lists_every_published_model_with_its_quality(page, explorer):

@@ -351,6 +351,7 @@ CONTRACT = {
     "lookup-user": "input",
     "lookup-model": "select",
     "lookup-top-n": "input",
+    "lookup-mutual-only": "input",
     "lookup-results": "table",
     "profile-form": "form",
     "profile-interest": "input",
@@ -371,6 +372,7 @@ CONTRACT = {
     "compare-user": "input",
     "compare-model-a": "select",
     "compare-model-b": "select",
+    "compare-mutual-only": "input",
     "compare-a": "table",
     "compare-b": "table",
     "compare-overlap": "p",
@@ -386,6 +388,8 @@ def test_the_page_has_the_elements_its_browser_tests_rely_on(client):
     for element_id, tag in CONTRACT.items():
         assert page.by_id(element_id)[0] == tag, element_id
     assert page.by_id("api-key")[1]["type"] == "password"
+    for checkbox in ("lookup-mutual-only", "compare-mutual-only"):
+        assert page.by_id(checkbox)[1]["type"] == "checkbox"
     assert page.by_id("message")[1] == {
         "id": "message",
         "class": "message",

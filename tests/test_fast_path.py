@@ -381,6 +381,32 @@ def test_the_fast_path_writes_and_reads_what_boto3_reads(local_store: DynamoStor
 
 
 @pytest.mark.dynamodb_local
+def test_the_fast_path_reads_mutual_matches_and_items_of_before_as_boto3_does(
+    local_store: DynamoStore,
+) -> None:
+    path = local_store.fast_path
+    assert path is not None
+    lists = {
+        1: [(2, 0.9, True), (3, 0.5, False), (4, 0.25, True)],
+        2: [(1, 0.9, True)],
+        3: [(9, 0.7, False)],
+    }
+    run = publish_lists(local_store, lists)
+    # An item as runs written before mutual matches were marked hold it: no `mutual` attribute.
+    old = NeighbourList(5, (Neighbour(1, 0.75), Neighbour(2, 0.5)))
+    local_store.client.put_item(TableName=local_store.results_table, Item=to_item(run, old))
+    boto3_only = DynamoStore(local_store.client, table_prefix=local_store.table_prefix)
+
+    for user, entries in lists.items():
+        found = local_store.get_list(run, user)
+        assert found == boto3_only.get_list(run, user)
+        assert found is not None
+        assert [(n.user_handle, n.score, n.mutual) for n in found.neighbours] == entries
+    assert local_store.get_list(run, 5) == boto3_only.get_list(run, 5) == old
+    assert path.fallbacks == 0
+
+
+@pytest.mark.dynamodb_local
 def test_errors_mean_what_they_mean_through_boto3(
     dynamodb_local: local.DynamoDBLocal, table_prefix: str
 ) -> None:
@@ -428,7 +454,7 @@ def test_the_server_answers_again_once_the_credentials_are_refreshed(
     assert down.status_code == 503
     assert up.status_code == 200
     assert up.json["data"]["run_id"] == run.run_id
-    assert up.json["data"]["similar_users"] == [{"user_handle": 8, "score": 0.5}]
+    assert up.json["data"]["similar_users"] == [{"user_handle": 8, "score": 0.5, "mutual": False}]
 
 
 @pytest.mark.dynamodb_local
@@ -447,5 +473,7 @@ def test_the_server_serves_the_item_asked_for_when_the_endpoint_answers_another(
     answer = api.get("/similar-users/2?model_handle=interests")
 
     assert answer.status_code == 200
-    assert answer.json["data"]["similar_users"] == [{"user_handle": 3, "score": 0.9}]
+    assert answer.json["data"]["similar_users"] == [
+        {"user_handle": 3, "score": 0.9, "mutual": False}
+    ]
     assert wrong.fallbacks == 2  # the pointer and the list, each read again through boto3

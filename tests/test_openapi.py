@@ -85,6 +85,26 @@ def test_the_documented_defaults_are_the_settings():
     assert request["top_n"]["default"] == 3
 
 
+def test_the_document_says_what_mutual_and_mutual_only_mean(document):
+    schemas = document["components"]["schemas"]
+    get = document["paths"]["/similar-users/{user_handle}"]["get"]
+
+    assert schemas["SimilarUser"]["properties"]["mutual"]["type"] == "boolean"
+    assert "stored list" in schemas["SimilarUser"]["properties"]["mutual"]["description"]
+    mutual_only = schemas["SimilarUsersRequest"]["properties"]["mutual_only"]
+    assert mutual_only["type"] == "boolean" and mutual_only["default"] is False
+    assert "then cut to `top_n`" in mutual_only["description"]
+    assert {"name": "mutual_only", "in": "query", "schema": mutual_only} in get["parameters"]
+    request_data = schemas["SimilarUsers"]["properties"]["request_data"]
+    assert "mutual_only" in request_data["required"]
+
+
+def test_every_neighbour_of_a_users_answer_carries_the_mutual_flag(client):
+    answer = client.get("/similar-users/110").json
+
+    assert all(isinstance(u["mutual"], bool) for u in answer["data"]["similar_users"])
+
+
 def space_client(cache: Any) -> FlaskClient:
     """Return a client of a store whose hybrid run has its artifact."""
     tables = people_tables()
@@ -104,6 +124,10 @@ ANSWERS = [  # (client kind, method, path, request kwargs): success and every er
     ("ok", "POST", "/similar-users", {"json": {"user_handle": 110}}),
     ("ok", "POST", "/similar-users", {"json": {"user_handle": 9, "top_n": 1000}}),
     ("ok", "GET", "/similar-users/110?model_handle=interests&top_n=1", {}),
+    ("ok", "POST", "/similar-users", {"json": {"user_handle": 110, "mutual_only": True}}),
+    ("ok", "GET", "/similar-users/110?mutual_only=true", {}),
+    ("ok", "GET", "/similar-users/110?mutual_only=yes", {}),
+    ("ok", "POST", "/similar-users", {"json": {"profile": PROFILE, "mutual_only": True}}),
     ("ok", "GET", "/models", {}),
     ("ok", "GET", "/healthz", {}),
     ("ok", "GET", "/readyz", {}),
@@ -127,6 +151,8 @@ ANSWERS = [  # (client kind, method, path, request kwargs): success and every er
     ("space", "POST", "/similar-users", {"json": {"profile": PROFILE, "explain": True}}),
     ("space", "POST", "/similar-users", {"json": {"user_handle": 1, "explain": True}}),
     ("space", "GET", "/similar-users/1?explain=true", {}),
+    ("space", "GET", "/similar-users/1?explain=true&mutual_only=true", {}),
+    ("space", "POST", "/similar-users", {"json": {"profile": PROFILE, "mutual_only": False}}),
     ("space", "GET", "/similar-users/1?explain=maybe", {}),
     ("space", "POST", "/similar-users", {"json": {"profile": {"interests": ["cobol"]}}}),
     ("space", "POST", "/similar-users", {"json": {"profile": {"interests": [""]}}}),
@@ -196,6 +222,13 @@ BODIES = [
     [110],
     {"user_handle": 110, "explain": True},
     {"user_handle": 110, "explain": "true"},
+    {"user_handle": 110, "mutual_only": True},
+    {"user_handle": 110, "mutual_only": False, "explain": True},
+    {"user_handle": 110, "mutual_only": "true"},
+    {"user_handle": 110, "mutual_only": None},
+    {"profile": {"interests": ["python"]}, "mutual_only": True},
+    {"profile": {"interests": ["python"]}, "mutual_only": False},
+    {"user_handle": 110, "profile": {"interests": ["python"]}, "mutual_only": True},
     {"user_handle": 110, "profile": {"interests": ["python"]}},
     {"profile": {"interests": ["python"]}},
     {"profile": {"interests": ["python"]}, "explain": False, "top_n": 3},

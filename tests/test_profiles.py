@@ -20,7 +20,7 @@ from similarity.space import SPACE_FILE
 from store import Run, new_run_id
 from store.artifacts import ArtifactCorruptError, ArtifactMissingError, FileArtifacts
 from store.memory import MemoryStore
-from tests.builders import SCRIPT_TAG, make_tables, people_spaces
+from tests.builders import PLATFORM_MODELS, SCRIPT_TAG, make_tables, people_spaces
 from tests.fakes import (
     Clock,
     SpaceArtifacts,
@@ -195,10 +195,11 @@ def test_the_answer_echoes_the_profile_with_defaults_filled_in(client, store):
     response = ask(client, {"interests": ["python"]})
 
     assert response.json["request_data"] == {
-        "profile": {"interests": ["python"], "courses": [], "assessments": []},
+        "profile": {"interests": ["python"], "courses": [], "assessments": [], "answers": {}},
         "model_handle": "hybrid",
         "top_n": 5,
         "explain": False,
+        "mutual_only": False,
         "matched": [{"kind": "interests", "input": "python", "name": "python", "how": "exact"}],
         "unmatched": [],
     }
@@ -230,7 +231,7 @@ def test_a_hybrid_profile_combines_interests_courses_and_assessments(client):
     }
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", PLATFORM_MODELS)
 def test_every_model_places_a_users_own_evidence_next_to_them(spaces, artifacts, tmp_path, model):
     store = MemoryStore()
     publish_space(store, artifacts, spaces[model])

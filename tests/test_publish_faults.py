@@ -310,7 +310,8 @@ class Watcher:
             stored = store.get_list(runs[run_id], user)
             assert stored is not None
             assert similar == [
-                {"user_handle": n.user_handle, "score": n.score} for n in stored.neighbours
+                {"user_handle": n.user_handle, "score": n.score, "mutual": n.mutual}
+                for n in stored.neighbours
             ]
 
 

@@ -34,6 +34,31 @@ def test_a_user_asked_for_again_and_again_is_read_from_the_store_once():
     assert store.list_reads == 1
 
 
+def test_a_cached_list_keeps_which_matches_are_mutual():
+    store = CountingStore()
+    publish_lists(store, {110: [(7, 0.5, True), (8, 0.25, False), (9, 0.125, True)]})
+    api = client(store)
+
+    first = api.get("/similar-users/110").json["data"]["similar_users"]
+    again = api.get("/similar-users/110").json["data"]["similar_users"]
+    kept = api.get("/similar-users/110?mutual_only=true&top_n=1").json["data"]["similar_users"]
+
+    assert first == again
+    assert [(u["user_handle"], u["mutual"]) for u in again] == [(7, True), (8, False), (9, True)]
+    assert kept == [{"user_handle": 7, "score": 0.5, "mutual": True}]
+    assert store.list_reads == 1
+
+
+def test_a_ranked_list_is_filtered_to_its_mutual_matches_before_it_is_cut():
+    ranked = Ranked.of(
+        NeighbourList(1, (Neighbour(2, 0.9), Neighbour(3, 0.8, True), Neighbour(4, 0.7, True)))
+    )
+
+    assert [u["user_handle"] for u in ranked.best(2)] == [2, 3]
+    assert [u["user_handle"] for u in ranked.best(1, mutual_only=True)] == [3]
+    assert [u["user_handle"] for u in ranked.best(5, mutual_only=True)] == [3, 4]
+
+
 @pytest.mark.parametrize("pointer_cache_seconds", [0, 60])
 def test_an_absent_user_is_asked_of_the_store_each_time(pointer_cache_seconds):
     # An absence may be an eventually consistent read of a just-published item: never kept.
@@ -120,8 +145,9 @@ def test_settings_refuse_a_cache_size_that_is_not_a_finite_number(megabytes):
 def test_a_list_cached_costs_its_items_and_a_fixed_overhead():
     short, long = entry(1, neighbours=5), entry(1, neighbours=50)
 
-    assert long.nbytes - short.nbytes == 45 * (8 + 8)  # an int64 handle and a float64 score each
-    assert 1000 < long.nbytes < 1500  # measured in the server: 1.25 KB for 50 neighbours
+    # an int64 handle, a float64 score and a mutual flag's byte each
+    assert long.nbytes - short.nbytes == 45 * (8 + 8 + 1)
+    assert 1000 < long.nbytes < 1500  # measured in the server: 1.3 KB for 50 neighbours
 
 
 def test_a_list_offered_twice_is_held_once():

@@ -50,11 +50,22 @@ def test_lookup_answers_from_the_store_it_is_handed(tmp_path, capsys):
 
     assert run_server.main(argv, env={}, connect=lambda config: store) == 0
     answer = json.loads(capsys.readouterr().out)
-    assert answer["data"]["similar_users"] == [{"user_handle": 7, "score": 0.5}]
+    assert answer["data"]["similar_users"] == [{"user_handle": 7, "score": 0.5, "mutual": False}]
 
     argv[-1] = "8"
     assert run_server.main(argv, env={}, connect=lambda config: store) == 1
     assert json.loads(capsys.readouterr().err)["status"] == 404
+
+
+def test_lookup_passes_mutual_only_on(tmp_path, capsys):
+    store = MemoryStore()
+    publish_lists(store, {110: [(7, 0.5, False), (8, 0.25, True)], 8: [(110, 0.25, True)]})
+    argv = ["--env-file", str(tmp_path / "absent.env"), "lookup", "--user-handle", "110"]
+
+    assert run_server.main([*argv, "--mutual-only"], env={}, connect=lambda config: store) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["request_data"]["mutual_only"] is True
+    assert answer["data"]["similar_users"] == [{"user_handle": 8, "score": 0.25, "mutual": True}]
 
 
 def test_settings_in_the_env_file_count_and_the_environment_wins(tmp_path, capsys):
@@ -71,6 +82,7 @@ def test_settings_in_the_env_file_count_and_the_environment_wins(tmp_path, capsy
         "model_handle": "course_views",
         "top_n": 2,
         "explain": False,
+        "mutual_only": False,
     }
 
 

@@ -209,7 +209,9 @@ def test_another_users_list_is_neither_served_nor_cached():
     assert crossed.status_code == 503
     assert "110" not in crossed.json["detail"] and "111" not in crossed.json["detail"]
     assert right.status_code == 200
-    assert right.json["data"]["similar_users"] == [{"user_handle": 7, "score": 0.5}]
+    assert right.json["data"]["similar_users"] == [
+        {"user_handle": 7, "score": 0.5, "mutual": False}
+    ]
 
 
 def test_another_models_run_is_not_served():

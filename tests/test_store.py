@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from store import (
+    Neighbour,
+    NeighbourList,
     Run,
     RunStatus,
     StoreError,
@@ -19,7 +21,7 @@ from store import (
     shard_of,
 )
 from store.dynamo import DynamoStore
-from store.items import pointer_item, run_from_item, run_to_item
+from store.items import from_item, pointer_item, run_from_item, run_to_item, to_item
 
 
 def run(run_id: str, status: str = RunStatus.PUBLISHED) -> Run:
@@ -152,3 +154,71 @@ def test_a_runs_artifact_is_one_json_string_attribute_left_out_when_there_is_non
     assert "artifact" not in run_to_item(RUN)
     item = run_to_item(replace(RUN, artifact=ARTIFACT))
     assert json.loads(item["artifact"]["S"]) == ARTIFACT
+
+
+# -- result items ------------------------------------------------------------------------------
+
+
+def neighbour_list(*entries: tuple[int, float, bool]) -> NeighbourList:
+    return NeighbourList(110, tuple(Neighbour(*entry) for entry in entries))
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        neighbour_list(),
+        neighbour_list((7, 0.5, False), (9, 0.25, False)),
+        neighbour_list((7, 0.5, True), (9, 0.25, False), (12, 0.125, True)),
+        neighbour_list(*((u, 0.5, True) for u in range(1, 51))),
+    ],
+    ids=["empty", "none mutual", "some mutual", "all 50 mutual"],
+)
+def test_a_list_reads_back_from_its_item_as_it_was_written(written):
+    assert from_item(to_item(RUN, written)) == written
+
+
+def test_the_mutual_neighbours_are_a_hexadecimal_bitmask_of_their_places_in_the_list():
+    written = neighbour_list((7, 0.5, True), (9, 0.25, False), (12, 0.125, True))
+
+    item = to_item(RUN, written)
+
+    assert item["similar_users"] == {"S": "[[7,0.500000],[9,0.250000],[12,0.125000]]"}
+    assert item["mutual"] == {"S": "5"}  # the first (1) and the third (4)
+
+
+def test_an_item_without_mutual_neighbours_is_the_item_of_before():
+    item = to_item(RUN, neighbour_list((7, 0.5, False)))
+
+    assert set(item) == {"pk", "user_handle", "similar_users"}
+
+
+def test_an_item_written_before_mutual_neighbours_were_marked_reads_as_none_mutual():
+    old = {
+        "pk": {"S": f"interests#{RUN.run_id}#0"},
+        "user_handle": {"N": "110"},
+        "similar_users": {"S": "[[7,0.500000],[9,0.250000]]"},
+    }
+
+    assert from_item(old) == neighbour_list((7, 0.5, False), (9, 0.25, False))
+
+
+@pytest.mark.parametrize("bits", ["", "0x5", "5_0", " 5", "A", "g", "8"])
+def test_a_mutual_bitmask_that_is_not_one_of_ours_is_a_malformed_item(bits):
+    item = to_item(RUN, neighbour_list((7, 0.5, True), (9, 0.25, False), (12, 0.125, True)))
+    item["mutual"] = {"S": bits}  # "8": a fourth neighbour, past the end of the list
+
+    with pytest.raises(StoreError, match="malformed"):
+        from_item(item)
+
+
+def test_marking_every_neighbour_mutual_keeps_an_item_of_50_near_one_write_unit():
+    # DynamoDB counts an item as its attribute names plus their values.
+    def size(item: dict) -> int:
+        return sum(len(name) + len(next(iter(value.values()))) for name, value in item.items())
+
+    handles = range(9_999_950, 10_000_000)  # the longest handles of a 10M-user export
+    plain = to_item(RUN, neighbour_list(*((u, 0.123456, False) for u in handles)))
+    marked = to_item(RUN, neighbour_list(*((u, 0.123456, True) for u in handles)))
+
+    assert size(marked) - size(plain) == len("mutual") + 13  # 50 bits in 13 hexadecimal digits
+    assert size(marked) < 1_100

@@ -106,6 +106,19 @@ def test_scores_come_back_as_floats_in_rank_order(store):
     assert [n.score for n in got.neighbours] == [1.0, 0.5, 0.000001]
 
 
+def test_mutual_matches_come_back_marked_and_the_others_not(store):
+    lists = {
+        1: [(2, 0.9, True), (3, 0.5, True)],
+        2: [(1, 0.9, True)],
+        3: [(4, 0.7, False), (1, 0.5, True)],  # 4 lists nobody
+        4: [],
+    }
+    run = publish_lists(store, lists)
+    for user, entries in lists.items():
+        found = store.get_list(run, user)
+        assert [(n.user_handle, n.score, n.mutual) for n in found.neighbours] == entries
+
+
 def test_a_user_with_an_empty_list_is_known_but_has_no_neighbours(store):
     run = publish_lists(store, {5: []})
     assert store.get_list(run, 5) == NeighbourList(5, ())

@@ -235,7 +235,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             found = store.get_list(run, user)
             assert found is not None
             expected[user] = [
-                {"user_handle": n.user_handle, "score": n.score} for n in found.neighbours[:5]
+                {"user_handle": n.user_handle, "score": n.score, "mutual": n.mutual}
+                for n in found.neighbours[:5]
             ]
         port = local.free_port()
         env = aws_env(

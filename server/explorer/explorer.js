@@ -31,7 +31,7 @@ const modelSelects = () => ["lookup-model", "profile-model", "compare-model-a", 
 // -- state in the URL --------------------------------------------------------------------------
 
 function emptyState(view) {
-  return { view, user_handle: "", model_handle: "", top_n: "", compare: "", interests: [], courses: [], assessments: [] };
+  return { view, user_handle: "", model_handle: "", top_n: "", mutual_only: false, compare: "", interests: [], courses: [], assessments: [] };
 }
 
 function parseAssessment(text) {
@@ -58,6 +58,7 @@ function stateOf(search) {
   state.user_handle = (params.get("user_handle") ?? "").trim();
   state.model_handle = params.get("model_handle") ?? "";
   state.top_n = params.get("top_n") ?? "";
+  state.mutual_only = params.get("mutual_only") === "1";
   state.compare = params.get("compare") ?? "";
   state.interests = params.getAll("interest").filter(Boolean);
   state.courses = params.getAll("course").filter(Boolean);
@@ -75,6 +76,7 @@ function urlOf(state) {
       params.append("compare", state.compare); // present even when empty: it names the view
     }
     set("top_n", state.top_n);
+    set("mutual_only", state.mutual_only ? "1" : "");
   } else if (state.view === "profile") {
     state.interests.forEach((name) => params.append("interest", name));
     state.courses.forEach((name) => params.append("course", name));
@@ -249,9 +251,9 @@ async function loadModels(signal) {
 
 // Return a user's answer with explanations, or without them (and why) when the run's artifact
 // cannot give them: the stored lists still answer.
-async function explainedLookup(userHandle, modelHandle, topN, signal) {
-  const path = `similar-users/${encodeURIComponent(userHandle)}`;
-  const values = { model_handle: modelHandle, top_n: topN };
+async function explainedLookup(state, modelHandle, signal) {
+  const path = `similar-users/${encodeURIComponent(state.user_handle)}`;
+  const values = { model_handle: modelHandle, top_n: state.top_n, mutual_only: state.mutual_only ? "true" : "" };
   try {
     return { answer: await call(path + query({ ...values, explain: "true" }), { signal }) };
   } catch (error) {
@@ -270,7 +272,7 @@ async function runLookup(state, signal) {
   const table = $("lookup-results");
   render.clearTable(table);
   $("lookup-note").textContent = "";
-  const { answer, unexplained } = await explainedLookup(state.user_handle, state.model_handle, state.top_n, signal);
+  const { answer, unexplained } = await explainedLookup(state, state.model_handle, signal);
   render.neighbours(table, answer, `user ${state.user_handle}`);
   $("lookup-note").textContent = unexplainedNote(unexplained);
 }
@@ -281,7 +283,7 @@ async function runCompare(state, signal) {
   $("compare-overlap").textContent = "";
   $("compare-note").textContent = "";
   const models = [state.model_handle, state.compare];
-  const settled = await Promise.allSettled(models.map((model) => explainedLookup(state.user_handle, model, state.top_n, signal)));
+  const settled = await Promise.allSettled(models.map((model) => explainedLookup(state, model, signal)));
   if (signal.aborted) {
     throw new DOMException("replaced by a newer operation", "AbortError");
   }
@@ -567,11 +569,13 @@ function fill(state) {
     $("lookup-user").value = state.user_handle;
     setSelect($("lookup-model"), state.model_handle);
     $("lookup-top-n").value = state.top_n;
+    $("lookup-mutual-only").checked = state.mutual_only;
   } else if (state.view === "compare") {
     $("compare-user").value = state.user_handle;
     setSelect($("compare-model-a"), state.model_handle);
     setSelect($("compare-model-b"), state.compare);
     $("compare-top-n").value = state.top_n;
+    $("compare-mutual-only").checked = state.mutual_only;
   } else if (state.view === "profile") {
     chosen.interests = [...state.interests];
     chosen.courses = [...state.courses];
@@ -588,11 +592,13 @@ function read(view) {
     state.user_handle = $("lookup-user").value.trim();
     state.model_handle = $("lookup-model").value;
     state.top_n = $("lookup-top-n").value.trim();
+    state.mutual_only = $("lookup-mutual-only").checked;
   } else if (view === "compare") {
     state.user_handle = $("compare-user").value.trim();
     state.model_handle = $("compare-model-a").value;
     state.compare = $("compare-model-b").value;
     state.top_n = $("compare-top-n").value.trim();
+    state.mutual_only = $("compare-mutual-only").checked;
   } else if (view === "profile") {
     state.interests = [...chosen.interests];
     state.courses = [...chosen.courses];
@@ -629,6 +635,22 @@ function run(state) {
 }
 
 // Show and run a state: from a submit (a new history entry), or from the URL (none).
+// Empty a view's results: a state that asks nothing shows nothing, not an earlier answer.
+function clearResults(view) {
+  if (view === "lookup") {
+    render.clearTable($("lookup-results"));
+    $("lookup-note").textContent = "";
+  } else if (view === "compare") {
+    [$("compare-a"), $("compare-b")].forEach(render.clearTable);
+    $("compare-overlap").textContent = "";
+    $("compare-note").textContent = "";
+  } else if (view === "profile") {
+    render.clearTable($("profile-results"));
+    $("profile-match").hidden = true;
+    $("profile-note").textContent = "";
+  }
+}
+
 function go(state, { push }) {
   if (push) {
     pushUrl(state);
@@ -638,6 +660,7 @@ function go(state, { push }) {
     run(state);
   } else {
     remember(state);
+    clearResults(state.view);
     idle();
   }
 }

@@ -56,17 +56,25 @@ function describeRun(data) {
 
 // Fill a neighbours table (a <table> with a <caption> and a <tbody>) from an API answer.
 // `about` names the asker in the caption; `inBoth`, a Set of handles as text, marks the rows
-// of users also in the other list (compare view).
+// of users also in the other list (compare view). A table whose header has a "mutual" column
+// marks the matches that go both ways (a user's answers say which; a profile's have none).
 export function neighbours(table, answer, about, inBoth = null) {
   const data = answer.data;
   const found = data.similar_users;
+  const marksMutual = table.tHead.querySelector("th.mutual") !== null;
   const rows = found.map((neighbour) => {
     const handle = String(neighbour.user_handle);
     const shared = inBoth?.has(handle) ?? false;
-    const row = element("tr", { className: shared ? "shared" : "", attributes: { "data-user-handle": handle } });
+    const row = element("tr", {
+      className: shared ? "shared" : "",
+      attributes: { "data-user-handle": handle, "data-mutual": marksMutual ? String(neighbour.mutual === true) : null },
+    });
     row.append(element("td", { className: "handle", text: handle }));
     if (inBoth) {
       row.append(element("td", { className: "both", text: shared ? "✓ both" : "" }));
+    }
+    if (marksMutual) {
+      row.append(element("td", { className: "mutual", text: neighbour.mutual === true ? "↔ mutual" : "" }));
     }
     // The bar repeats the number beside it, so assistive technology reads the number only.
     const meter = element("meter", {
@@ -78,8 +86,15 @@ export function neighbours(table, answer, about, inBoth = null) {
     return row;
   });
   table.tBodies[0].replaceChildren(...rows);
-  const count = found.length === 1 ? "1 similar user" : `${found.length} similar users`;
-  const caption = found.length ? `${count} of ${about} in ${describeRun(data)}` : `No similar users of ${about} in ${describeRun(data)}: nobody shares anything with them.`;
+  const mutualOnly = answer.request_data?.mutual_only === true;
+  const noun = mutualOnly ? ["mutual match", "mutual matches"] : ["similar user", "similar users"];
+  const count = found.length === 1 ? `1 ${noun[0]}` : `${found.length} ${noun[1]}`;
+  let caption = `${count} of ${about} in ${describeRun(data)}`;
+  if (!found.length) {
+    caption = mutualOnly
+      ? `No mutual matches of ${about} in ${describeRun(data)}: none of their similar users lists them back.`
+      : `No similar users of ${about} in ${describeRun(data)}: nobody shares anything with them.`;
+  }
   table.caption.textContent = caption;
   showTable(table, true);
 }
