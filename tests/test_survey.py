@@ -274,3 +274,41 @@ def test_question_ids_are_never_matched_fuzzily(survey_client):
     assert answer.status_code == 200
     unmatched = answer.get_json()["request_data"]["unmatched"]
     assert [u["input"] for u in unmatched] == ["t0q9"]
+
+
+def test_a_folder_of_survey_files_only_is_generated_and_served_end_to_end(tmp_path):
+    import shutil
+
+    import run_generator
+    from generator.synthetic import synthesize
+    from server import Settings, create_app
+    from store.artifacts import FileArtifacts
+    from tests.fakes import Clock
+
+    synthesize(400, tmp_path / "full", seed=4, survey=True)
+    (tmp_path / "export").mkdir()
+    for name in ("user_answers.csv", "questions.csv"):
+        shutil.copy(tmp_path / "full" / name, tmp_path / "export" / name)
+    store, artifacts = MemoryStore(), FileArtifacts(tmp_path / "artifacts")
+    argv = ["generate", "--data-dir", str(tmp_path / "export"), "--top-n", "10"]
+    code = run_generator.main(
+        argv, env={}, connect=lambda config: store, artifacts=lambda config: artifacts
+    )
+    assert code == 0
+    assert set(store.current_runs()) == {"survey"}
+    run = store.current_run("survey")
+    assert run.settings["fit"]["survey"]["traits"] >= 2
+
+    client = create_app(
+        store, Settings(pointer_cache_seconds=0), clock=Clock(), artifacts=artifacts
+    ).test_client()
+    handle = next(u for u in range(1, 400) if store.get_list(run, u) is not None)
+    by_handle = client.get(f"/similar-users/{handle}?top_n=3&mutual_only=false")
+    assert by_handle.status_code == 200, by_handle.get_json()
+    assert by_handle.get_json()["data"]["model_handle"] == "survey"
+    assert all("mutual" in u for u in by_handle.get_json()["data"]["similar_users"])
+    questions = client.get("/catalogue?kind=answers&limit=100").get_json()["data"]["names"]
+    answers = {question: 3 for question in questions}
+    by_answers = client.post("/similar-users", json={"profile": {"answers": answers}})
+    assert by_answers.status_code == 200, by_answers.get_json()
+    assert by_answers.get_json()["request_data"]["traits"]
