@@ -70,6 +70,9 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
         {"tf": "binary", "idf": 1.0, **_ALS, "factors": 128, "regularization": 1.0},
         {"tf": "bm25", "unit": 600.0, "k1": 1.2, "b": 0.75, "idf": 1.0, **_ALS},
     ],
+    # One: the number of traits is chosen by parallel analysis on the answers themselves (and
+    # measured on them, `evaluate`'s survey figures); here only its weight in the hybrid is tuned.
+    "survey": [{"traits": "auto", "min_answered": 0.5, "seed": 0}],
 }
 # The hybrid's weights are searched one block at a time over this grid (coordinate ascent).
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)

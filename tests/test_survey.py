@@ -312,3 +312,16 @@ def test_a_folder_of_survey_files_only_is_generated_and_served_end_to_end(tmp_pa
     by_answers = client.post("/similar-users", json={"profile": {"answers": answers}})
     assert by_answers.status_code == 200, by_answers.get_json()
     assert by_answers.get_json()["request_data"]["traits"]
+
+
+def test_tuning_weighs_the_survey_in_the_hybrid_like_any_other_block(tmp_path):
+    from generator.synthetic import synthesize
+    from generator.tables import load_tables
+    from generator.tune import WEIGHT_GRID, tune
+
+    synthesize(400, tmp_path, seed=6, survey=True)
+    tuning = tune(load_tables(tmp_path), top_n_stored=10)
+    assert "survey" in tuning.chosen
+    assert tuning.weights["survey"] in WEIGHT_GRID
+    hybrid = next(m for m in tuning.models() if m.handle == "hybrid")
+    assert hybrid.settings["weights"]["survey"] == tuning.weights["survey"]
