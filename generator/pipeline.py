@@ -329,7 +329,7 @@ def publish_model(
         settings={
             **model.settings,
             **how,
-            **({"fit": space.summary()} if space.summary() else {}),
+            **({"fit": fit} if (fit := space.summary()) else {}),
             **({"tuned": True} if tuned else {}),
         },
         quality=None if quality is None else dict(quality),
