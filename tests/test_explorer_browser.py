@@ -409,3 +409,15 @@ def test_every_control_can_be_reached_and_used_with_the_keyboard(page, explorer)
     )
     assert unlabelled == []
     assert json.dumps(page.errors) == "[]"
+
+
+def test_suggestions_typed_just_before_leaving_the_profile_view_are_never_asked_for(page, explorer):
+    open_page(page, explorer, "?view=profile")
+    page.clock.install()  # the page's timers from here on move only when the test says
+    asked: list[str] = []
+    page.on("request", lambda sent: asked.append(sent.url) if "q=pyth" in sent.url else None)
+    page.fill("#profile-interest", "pyth")
+    page.click('a[data-view="lookup"]')
+    page.clock.run_for(2_000)  # well past the pause after the last key
+    assert page.is_visible("#view-lookup")
+    assert asked == []

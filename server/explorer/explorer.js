@@ -468,7 +468,8 @@ function suggestions(kind) {
 
   async function ask() {
     const typed = input.value.trim();
-    if (typed.length > MAX_NAME_LENGTH) {
+    // Typed, then the view changed before the pause ended: nobody is waiting for suggestions.
+    if (typed.length > MAX_NAME_LENGTH || $("view-profile").hidden) {
       return;
     }
     asking?.abort();
