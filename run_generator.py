@@ -175,6 +175,11 @@ def add_export_arguments(
     )
     command.add_argument("--seed", type=int, default=0, help="seed of the synthetic export")
     command.add_argument(
+        "--survey",
+        action="store_true",
+        help="give the synthetic export a survey too (user_answers.csv, questions.csv)",
+    )
+    command.add_argument(
         "--models",
         nargs="+",
         choices=list(MODELS),
@@ -358,7 +363,7 @@ def load_export(
         data_dir = scratch
         users = args.synthetic_users or DEFAULT_SYNTHETIC_USERS
         catalogue = REAL_CATALOGUE if REAL_CATALOGUE.is_dir() else None
-        synthesize(users, data_dir, args.seed, catalogue)
+        synthesize(users, data_dir, args.seed, catalogue, survey=args.survey)
     else:
         data_dir = fetch_export(args.data_dir, scratch / "export", lambda: s3_client(config))
     started = time.monotonic()

@@ -300,3 +300,27 @@ def test_the_share_of_rejected_rows_a_file_may_have_is_a_setting(tmp_path, caplo
     assert "user_interests.csv" in caplog.text and "10%" in caplog.text
 
     assert run(argv, env={"MAX_REJECTED_SHARE": "0.7"}) == 0
+
+
+def test_generate_with_a_synthetic_survey_publishes_the_survey_model_too():
+    store = MemoryStore()
+    argv = [
+        "generate",
+        "--synthetic-users",
+        "300",
+        "--survey",
+        "--models",
+        "survey",
+        "--top-n",
+        "3",
+    ]
+    assert run(argv, env={"GENERATOR_THREADS": "1"}, store=store) == 0
+    assert set(store.current_runs()) == {"survey"}
+    assert store.current_run("survey").settings["fit"]["survey"]["traits"] >= 1
+
+
+def test_a_synthetic_export_has_no_survey_unless_asked(caplog):
+    store = MemoryStore()
+    argv = ["generate", "--synthetic-users", "60", "--models", "survey", "--top-n", "3"]
+    assert run(argv, env={"GENERATOR_THREADS": "1"}, store=store) == 1
+    assert store.current_runs() == {}
