@@ -238,3 +238,21 @@ class BrokenStore:
             raise RuntimeError(f"secret internals of {name}")
 
         return broken
+
+
+def unreachable_s3() -> Any:
+    """Return an S3 client for a loopback port nothing listens on, retrying nothing."""
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        config=Config(retries={"max_attempts": 1}),
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from moto import mock_aws
 
 from store import StoreError, StoreUnavailableError
@@ -31,6 +29,7 @@ from store.artifacts import (
     open_artifacts,
     verify,
 )
+from tests.fakes import unreachable_s3
 
 BUCKET = "similar-users-artifacts"
 RUN = "20261123T100000000000Z-abc123"
@@ -426,15 +425,7 @@ def test_the_client_is_made_only_when_s3_is_first_needed(s3):
 
 
 def test_an_unreachable_s3_is_an_unavailable_artifact_store(tmp_path):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    nowhere = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{port}",
-        config=Config(retries={"max_attempts": 1}),
-    )
+    nowhere = unreachable_s3()
     store = S3Artifacts(lambda: nowhere, BUCKET)
     artifact = Artifact(store.uri("interests", RUN), "0" * 64, 1)
 

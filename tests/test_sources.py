@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import errno
 import gzip
-import socket
 from pathlib import Path
 from typing import NamedTuple
 
 import boto3
 import pytest
-from botocore.config import Config
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 from generator.sources import fetch_export, parse_s3_uri
 from generator.tables import TableError, load_tables
+from tests.fakes import unreachable_s3
 
 BUCKET = "similar-users-input"
 INTERESTS = b"user_handle,interest_tag,date_followed\n1,python,2017-06-27\n2,python,2017-06-28\n"
@@ -158,15 +157,7 @@ def test_access_denied_is_an_error_naming_the_uri_and_the_permissions(tmp_path):
 
 
 def test_an_unreachable_s3_is_an_error_naming_the_uri(tmp_path):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    nowhere = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{port}",
-        config=Config(retries={"max_attempts": 1}),
-    )
+    nowhere = unreachable_s3()
     with pytest.raises(TableError, match=rf"s3://{BUCKET}/x: cannot read the export from S3"):
         fetch(nowhere, f"s3://{BUCKET}/x", tmp_path)
 
