@@ -78,11 +78,47 @@ class FeatureMatrix:
     features: pd.Index
 
 
+def vocabulary(features: pd.Series) -> pd.Index:
+    """Return the distinct names of a feature column, sorted as str: the matrix columns' order.
+
+    Sorted by name, not by first appearance, so that the columns (and the order in which every
+    dot product adds them up) do not depend on the order of the export's rows, and any engine
+    that finds the same names finds the same columns.
+    """
+    if isinstance(features.dtype, pd.CategoricalDtype):
+        used = features.cat.remove_unused_categories().cat.categories
+        names = used.astype(str).to_numpy(dtype=object)
+    else:
+        names = pd.unique(features.astype(str).to_numpy(dtype=object))
+    return pd.Index(np.sort(names), dtype=object)
+
+
+def _codes(features: pd.Series, names: pd.Index) -> np.ndarray:
+    """Return each value's column among `names` (-1 for a name not there)."""
+    if isinstance(features.dtype, pd.CategoricalDtype):
+        categories = names.get_indexer(features.cat.categories.astype(str))
+        codes = features.cat.codes.to_numpy()
+        return np.where(codes >= 0, categories[codes], -1)
+    return names.get_indexer(features.astype(str))
+
+
 def _matrix(
-    index: UserIndex, users: pd.Series, features: pd.Series, values: np.ndarray
+    index: UserIndex,
+    users: pd.Series,
+    features: pd.Series,
+    values: np.ndarray,
+    names: pd.Index | None = None,
 ) -> FeatureMatrix:
-    """Sum values into a users×features matrix (duplicate (user, feature) pairs add up)."""
-    codes, names = pd.factorize(features, sort=True)
+    """Sum values into a users×features matrix (duplicate (user, feature) pairs add up).
+
+    Columns are `names` when given (a vocabulary found over more rows than these, as a Spark
+    block's is; a name not in it is dropped), else `vocabulary(features)`.
+    """
+    names = vocabulary(features) if names is None else names
+    codes = _codes(features, names)
+    known = codes >= 0
+    if not known.all():
+        users, codes, values = users[known], codes[known], values[known]
     matrix = sp.csr_matrix(
         (values.astype(np.float32), (index.rows(users), codes)),
         shape=(len(index), len(names)),
@@ -92,10 +128,12 @@ def _matrix(
     return FeatureMatrix(matrix, pd.Index(names))
 
 
-def interest_counts(interests: pd.DataFrame, index: UserIndex) -> FeatureMatrix:
-    """Count how often each user followed each interest tag."""
+def interest_counts(
+    interests: pd.DataFrame, index: UserIndex, names: pd.Index | None = None
+) -> FeatureMatrix:
+    """Count how often each user followed each interest tag (columns: `names` if given)."""
     ones = np.ones(len(interests), dtype=np.float32)
-    return _matrix(index, interests["user_handle"], interests["interest_tag"], ones)
+    return _matrix(index, interests["user_handle"], interests["interest_tag"], ones, names)
 
 
 def latest_assessments(assessments: pd.DataFrame) -> pd.DataFrame:
@@ -125,25 +163,36 @@ def standardised(scores: np.ndarray, mean: np.ndarray, spread: np.ndarray) -> np
     return np.where(spread > 0, (scores - mean) / safe, 0.0)
 
 
-def assessment_scores(assessments: pd.DataFrame, index: UserIndex) -> FeatureMatrix:
+Norms = tuple[pd.Index, np.ndarray, np.ndarray]  # tags, each one's mean and spread
+
+
+def assessment_scores(
+    assessments: pd.DataFrame,
+    index: UserIndex,
+    names: pd.Index | None = None,
+    norms: Norms | None = None,
+) -> FeatureMatrix:
     """Standardise each user's latest score per tag against everyone who took that tag (z-score).
 
     Done here rather than in a weighting because a score of 0 is real evidence, which a sparse
     matrix could not tell from "not taken". A tag taken by one user, or by users who all scored the
-    same, carries no evidence (z = 0).
+    same, carries no evidence (z = 0). `names` and `norms` (as `assessment_norms` returns them)
+    are the columns and norms of all users when these rows are some of them (a Spark block).
     """
     latest = latest_assessments(assessments)
-    tags, mean, spread = assessment_norms(latest)
+    tags, mean, spread = assessment_norms(latest) if norms is None else norms
     tag = tags.get_indexer(pd.Index(latest["assessment_tag"].astype(str)))
     scores = latest["user_assessment_score"].to_numpy(dtype=np.float64)
     z = standardised(scores, mean[tag], spread[tag])
-    return _matrix(index, latest["user_handle"], latest["assessment_tag"], z)
+    return _matrix(index, latest["user_handle"], latest["assessment_tag"], z, names)
 
 
-def course_view_seconds(course_views: pd.DataFrame, index: UserIndex) -> FeatureMatrix:
-    """Total the seconds each user spent on each course."""
+def course_view_seconds(
+    course_views: pd.DataFrame, index: UserIndex, names: pd.Index | None = None
+) -> FeatureMatrix:
+    """Total the seconds each user spent on each course (columns: `names` if given)."""
     seconds = course_views["view_time_seconds"].to_numpy(dtype=np.float64)
-    return _matrix(index, course_views["user_handle"], course_views["course_id"], seconds)
+    return _matrix(index, course_views["user_handle"], course_views["course_id"], seconds, names)
 
 
 def typical_seconds(views: FeatureMatrix) -> np.ndarray:

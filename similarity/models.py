@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from similarity import factors, features, survey
 from similarity.features import FeatureMatrix, Tables, UserIndex
 from similarity.space import ANSWERS, Block, ModelSpace
-from similarity.weighting import combine, statistics, unit_rows, weigh
+from similarity.weighting import Statistics, combine, statistics, unit_rows, weigh
 
 
 @dataclass(frozen=True)
@@ -42,74 +42,103 @@ def _names(index: pd.Index | list[str]) -> np.ndarray:
     return names
 
 
-def _weighed(
+# Each weighed signal's block: the kind of evidence a profile gives it, and its features' label.
+WEIGHED_BLOCKS: dict[str, tuple[str, str]] = {
+    "interests": ("interests", "interest"),
+    "course_views": ("courses", "course"),
+    "assessments": ("assessments", "assessment"),
+    "course_tags": ("courses", "course_tag"),
+}
+
+
+def weighed_block(
     handle: str,
-    kind: str,
-    label: str,
-    raw: FeatureMatrix,
     settings: Mapping[str, Any],
+    inputs: pd.Index | list[str],
+    columns: pd.Index | list[str],
+    learned: Statistics,
     **arrays: np.ndarray,
-) -> Fitted:
-    """Weigh raw evidence whose columns are a profile's inputs; keep what the weighting learned."""
-    learned = statistics(raw.values, **settings)
-    block = Block(
+) -> Block:
+    """Return a weighed signal's block: what its weighting learned (whichever engine counted it)
+    and the arrays that place a profile's inputs in its columns."""
+    kind, label = WEIGHED_BLOCKS[handle]
+    return Block(
         handle=handle,
         kind=kind,
         label=label,
         settings=dict(settings),
-        inputs=_names(raw.features),
-        features=_names(raw.features),
+        inputs=_names(inputs),
+        features=_names(columns),
         users=learned.users,
         average_length=learned.average_length,
         arrays={"df": learned.df, **arrays},
     )
+
+
+def _weighed(
+    handle: str, raw: FeatureMatrix, settings: Mapping[str, Any], **arrays: np.ndarray
+) -> Fitted:
+    """Weigh raw evidence whose columns are a profile's inputs; keep what the weighting learned."""
+    learned = statistics(raw.values, **settings)
+    block = weighed_block(handle, settings, raw.features, raw.features, learned, **arrays)
     return Fitted(weigh(raw.values, **settings, learned=learned), (block,))
 
 
 def _interests(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
     raw = features.interest_counts(tables.user_interests, index)  # type: ignore[arg-type]
-    return _weighed("interests", "interests", "interest", raw, settings)
+    return _weighed("interests", raw, settings)
 
 
 def _course_views(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
     raw = features.course_view_seconds(tables.user_course_views, index)  # type: ignore[arg-type]
     typical = features.typical_seconds(raw)
-    return _weighed("course_views", "courses", "course", raw, settings, typical=typical)
+    return _weighed("course_views", raw, settings, typical=typical)
+
+
+def assessment_arrays(columns: pd.Index, norms: features.Norms) -> dict[str, np.ndarray]:
+    """Return each assessment column's mean and spread, what place a profile's scores."""
+    tags, mean, spread = norms
+    at = tags.get_indexer(pd.Index(columns.astype(str)))
+    return {"mean": mean[at], "spread": spread[at]}
 
 
 def _assessments(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
     scores = tables.user_assessment_scores
     raw = features.assessment_scores(scores, index)  # type: ignore[arg-type]
-    tags, mean, spread = features.assessment_norms(features.latest_assessments(scores))  # type: ignore[arg-type]
-    at = tags.get_indexer(pd.Index(raw.features.astype(str)))
-    return _weighed(
-        "assessments", "assessments", "assessment", raw, settings, mean=mean[at], spread=spread[at]
-    )
+    norms = features.assessment_norms(features.latest_assessments(scores))  # type: ignore[arg-type]
+    return _weighed("assessments", raw, settings, **assessment_arrays(raw.features, norms))
 
 
 def _course_tags(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:
     views = features.course_view_seconds(tables.user_course_views, index)  # type: ignore[arg-type]
     shares = features.course_tag_shares(views.features, tables.course_tags)  # type: ignore[arg-type]
-    tagged = sp.csr_matrix(views.values @ shares.values)  # seconds spread over the course's tags
+    tagged = tag_seconds(views.values, shares.values)
     learned = statistics(tagged, **settings)
-    block = Block(
-        handle="course_tags",
-        kind="courses",
-        label="course_tag",
-        settings=dict(settings),
-        inputs=_names(views.features),
-        features=_names(shares.features),
-        users=learned.users,
-        average_length=learned.average_length,
-        arrays={
-            "df": learned.df,
-            "typical": features.typical_seconds(views),
-            "shares.data": shares.values.data,
-            "shares.indices": shares.values.indices,
-            "shares.indptr": shares.values.indptr,
-        },
+    block = weighed_block(
+        "course_tags",
+        settings,
+        views.features,
+        shares.features,
+        learned,
+        **course_tag_arrays(features.typical_seconds(views), shares.values),
     )
     return Fitted(weigh(tagged, **settings, learned=learned), (block,))
+
+
+def tag_seconds(seconds: sp.csr_matrix, shares: sp.csr_matrix) -> sp.csr_matrix:
+    """Spread each user's seconds on each course over the course's tags (users × tags)."""
+    return sp.csr_matrix(seconds @ shares)
+
+
+def course_tag_arrays(typical: np.ndarray, shares: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """Return what places a profile's courses in course_tags' columns: each course's typical
+    seconds and its share of each tag."""
+    return {
+        "typical": typical,
+        "shares.data": shares.data,
+        "shares.indices": shares.indices,
+        "shares.indptr": shares.indptr,
+    }
 
 
 def _course_factors(tables: Tables, index: UserIndex, settings: Mapping[str, Any]) -> Fitted:

@@ -252,8 +252,7 @@ def _look(
 
 
 def _group_lists(
-    distinct: sp.csr_matrix,
-    asked: np.ndarray,
+    queries: sp.csr_matrix,
     transposed: sp.csr_matrix,
     groups: Groups,
     m: int,
@@ -261,15 +260,17 @@ def _group_lists(
     product_budget: int,
     product: TopK,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return the m best users (rows, scores; -1 and 0 where none) of each group asked, exactly.
+    """Return the m best users (rows, scores; -1 and 0 where none) of each query row, exactly.
 
-    The users include the group's own members: each member's list is this one without itself.
+    ``transposed`` holds the distinct rows of the users searched as columns, ``groups`` their
+    members. When a query is one of those rows (a group asked), the users include the group's
+    own members: each member's list is then this one without itself.
     """
-    width = distinct.shape[0]
+    width = transposed.shape[1]
     k = min(width, m + 1)
-    found_rows = np.full((len(asked), m), -1, dtype=np.int32)
-    found_scores = np.zeros((len(asked), m), dtype=np.float32)
-    pending = np.arange(len(asked))
+    found_rows = np.full((queries.shape[0], m), -1, dtype=np.int32)
+    found_scores = np.zeros((queries.shape[0], m), dtype=np.float32)
+    pending = np.arange(queries.shape[0])
     # The members looked at per group asked: at most m for the first group, m - 1 for the next...
     expanded = m * (m + 1) // 2
     while len(pending):
@@ -278,7 +279,7 @@ def _group_lists(
         for start in range(0, len(pending), step):
             part = pending[start : start + step]
             (rows, users, scores, rank), tied = _look(
-                distinct[asked[part]], transposed, groups, m, k, threads, product
+                queries[part], transposed, groups, m, k, threads, product
             )
             keep = ~tied[rows]
             found_rows[part[rows[keep]], rank[keep]] = users[keep]
@@ -309,7 +310,7 @@ def _exact_top_n(
         ids = wanted[first : first + block_rows]
         asked, at = np.unique(groups.of[ids], return_inverse=True)
         rows, scores = _group_lists(
-            distinct, asked, transposed, groups, n + 1, threads, product_budget, product
+            distinct[asked], transposed, groups, n + 1, threads, product_budget, product
         )
         rows, scores = rows[at.ravel()], scores[at.ravel()]
         # Each user's list is its group's without the user: a stable sort moves it to the end.
@@ -350,23 +351,26 @@ class SignedProducts:
 
 
 def _signed_block(
-    products: SignedProducts, block: sp.csr_matrix, ids: np.ndarray, n: int
+    products: SignedProducts, block: sp.csr_matrix, ids: np.ndarray | None, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rank the n best other rows of each row of block (whose own rows are ids), exactly."""
+    """Rank the n best other rows of each row of block (whose own rows are ids, or None when
+    the block's rows are not among those searched), exactly."""
     users = products.users
-    keep = min(n, users - 1)
+    asking = block.shape[0]
+    keep = min(n, users - (0 if ids is None else 1))
     if keep < 1:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, np.empty(0, dtype=np.float32), empty
     scores = products.of(block)
-    scores[np.arange(len(ids)), ids] = -np.inf  # never one's own neighbour
+    if ids is not None:
+        scores[np.arange(asking), ids] = -np.inf  # never one's own neighbour
     # A floor under each row's keep-th best score: the lowest of the best scores of keep disjoint
     # groups of columns (keep distinct users score at least that). Everyone whose score could
     # round to the keep-th best's stored score or above is a candidate, so a whole tie at the cut
     # is; the candidates are ranked on rounded scores, then by row. Cheaper than a partition of
     # the whole row, for a few times n candidates.
     width = users // keep
-    groups = scores[:, : keep * width].reshape(len(ids), keep, width)
+    groups = scores[:, : keep * width].reshape(asking, keep, width)
     half_unit = 0.5 * 10.0**-SCORE_DECIMALS  # with a margin: a superset costs nothing here
     floor = np.maximum(groups.max(axis=2).min(axis=1) - 3 * half_unit, half_unit / 2)
     rows, cols = np.divmod(np.flatnonzero(scores >= floor[:, None]), users)  # 1-D: faster
@@ -411,6 +415,7 @@ def top_n(
     rows: np.ndarray | None = None,
     product_budget: int = PRODUCT_BUDGET,
     product: TopK = sp_matmul_topn,
+    negative: bool = False,
 ) -> Neighbours:
     """Find each row's n most similar other rows by cosine (rows must be L2-normalised), exactly.
 
@@ -421,6 +426,7 @@ def top_n(
 
     A matrix with negative values (dense factors) is searched with whole dense rows of scores
     instead (`_signed_top_n`), with the same ranking; only positive scores are neighbours.
+    ``negative``: search so even if this matrix has none (a part of a model that has some).
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -428,7 +434,7 @@ def top_n(
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     users = matrix.shape[0]
     wanted = np.arange(users) if rows is None else np.asarray(rows, dtype=np.int64)
-    if signed(matrix):
+    if negative or signed(matrix):
         return _signed_top_n(matrix, n, wanted, block_rows, threads, progress, product_budget)
     if not matrix.has_canonical_format:
         matrix = matrix.copy()
@@ -449,3 +455,96 @@ def unpack_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = np.where(keys > 0, _COL_MASK - (keys & _COL_MASK), -1).astype(np.int32)
     scores = ((keys >> _COL_BITS) / 10.0**SCORE_DECIMALS).astype(np.float32)
     return rows, scores
+
+
+def block_top_n(
+    asking: sp.spmatrix,
+    searched: sp.spmatrix | None,
+    n: int,
+    *,
+    negative: bool = False,
+    block_rows: int = 4096,
+    threads: int | None = None,
+    product_budget: int = PRODUCT_BUDGET,
+    product: TopK = sp_matmul_topn,
+) -> Neighbours:
+    """Find each asking row's n most similar rows of ``searched``, exactly, as `top_n` ranks them.
+
+    The kernel of a search cut into blocks of rows (rows L2-normalised, in handle order): the
+    result's rows are positions in ``searched``, best first, ties by position. ``searched=None``
+    searches the asking block against itself (never a row's own neighbour), which is `top_n`.
+    ``negative``: the model's rows have negative values (this block's may not), so it is
+    searched as `top_n` searches such a matrix. Merge the parts of a row with `merge_top_n`.
+    """
+    if searched is None:
+        return top_n(
+            asking,
+            n,
+            block_rows=block_rows,
+            threads=threads,
+            product_budget=product_budget,
+            product=product,
+            negative=negative,
+        )
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    threads = threads or os.cpu_count() or 1
+    asking = _canonical(asking)
+    searched = _canonical(searched)
+    result_rows = np.full((asking.shape[0], n), -1, dtype=np.int32)
+    result_scores = np.zeros((asking.shape[0], n), dtype=np.float32)
+    if negative or signed(asking) or signed(searched):
+        products = SignedProducts(searched)
+        step = max(1, min(block_rows, product_budget // 2 // products.width))
+        with threadpool_limits(limits=threads, user_api="blas"):
+            for first in range(0, asking.shape[0], step):
+                part = asking[first : first + step]
+                found, cols, scores, rank = _signed_block(products, part, None, n)
+                result_rows[first + found, rank] = cols
+                result_scores[first + found, rank] = scores
+        return Neighbours(result_rows, result_scores)
+    groups = identical_rows(searched)
+    distinct = searched if len(groups.first) == searched.shape[0] else searched[groups.first]
+    transposed = sp.csr_matrix(distinct.T)
+    for first in range(0, asking.shape[0], block_rows):
+        part = slice(first, first + block_rows)
+        rows, scores = _group_lists(
+            asking[part], transposed, groups, n, threads, product_budget, product
+        )
+        result_rows[part], result_scores[part] = rows, scores
+    return Neighbours(result_rows, result_scores)
+
+
+def _canonical(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """Return the matrix as float32 CSR with sorted indices and no duplicates."""
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    if not matrix.has_canonical_format:
+        matrix = matrix.copy()
+        matrix.sum_duplicates()
+    return matrix
+
+
+def merge_top_n(
+    parts: list[tuple[np.ndarray, np.ndarray]], n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the same users' candidate neighbours found in several blocks into their n best.
+
+    Each part is (handles, scores): users × slots, handle -1 and score 0 where none (as
+    `block_top_n` gives, its rows turned into handles). Candidates are ranked as the search
+    ranks them: by score rounded to the store's precision, then by lower handle. Returns
+    (handles int64, scores float32), users × n.
+    """
+    handles = np.concatenate([np.asarray(h, dtype=np.int64) for h, _ in parts], axis=1)
+    scores = np.concatenate([np.asarray(s, dtype=np.float32) for _, s in parts], axis=1)
+    units = score_units(scores)
+    units[handles < 0] = -1  # after every candidate
+    order = np.lexsort((handles, -units))[:, :n]
+    kept_handles = np.take_along_axis(handles, order, axis=1)
+    kept_scores = np.take_along_axis(scores, order, axis=1)
+    none = np.take_along_axis(units, order, axis=1) < 1
+    kept_handles[none], kept_scores[none] = -1, 0.0
+    if kept_handles.shape[1] < n:  # fewer candidates than n in all
+        pad = n - kept_handles.shape[1]
+        kept_handles = np.pad(kept_handles, ((0, 0), (0, pad)), constant_values=-1)
+        kept_scores = np.pad(kept_scores, ((0, 0), (0, pad)))
+    return kept_handles, kept_scores

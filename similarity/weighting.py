@@ -31,18 +31,48 @@ class Statistics:
     average_length: float
 
 
+@dataclass(frozen=True)
+class Counts:
+    """What `statistics` adds up over users, so that parts of the users can be counted apart
+    (a Spark block each) and added: `Counts.total` then gives the statistics of them all."""
+
+    users: int
+    df: np.ndarray  # int64, one per feature
+    length: float  # the amounts (/ unit) of the users with evidence, summed
+    present: int  # users with evidence
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.users + other.users,
+            self.df + other.df,
+            self.length + other.length,
+            self.present + other.present,
+        )
+
+    def total(self) -> Statistics:
+        """Return the statistics of the users counted."""
+        average = self.length / self.present if self.present else 1.0
+        return Statistics(users=self.users, df=self.df, average_length=float(average))
+
+
+def counts(values: sp.csr_matrix, unit: float = 1.0, positive: bool = False, **_: Any) -> Counts:
+    """Count what `statistics` learns from raw evidence (users × features), for adding up."""
+    kept = _evidence(values, positive)
+    length = np.asarray(kept.sum(axis=1)).ravel() / unit
+    present = length > 0
+    return Counts(
+        users=kept.shape[0],
+        df=np.bincount(kept.indices, minlength=kept.shape[1]).astype(np.int64),
+        length=float(length[present].sum()),
+        present=int(present.sum()),
+    )
+
+
 def statistics(
     values: sp.csr_matrix, unit: float = 1.0, positive: bool = False, **_: Any
 ) -> Statistics:
     """Return what `weigh` learns from raw evidence (users × features) under these settings."""
-    kept = _evidence(values, positive)
-    length = np.asarray(kept.sum(axis=1)).ravel() / unit
-    present = length > 0
-    return Statistics(
-        users=kept.shape[0],
-        df=np.bincount(kept.indices, minlength=kept.shape[1]).astype(np.int64),
-        average_length=float(length[present].mean()) if present.any() else 1.0,
-    )
+    return counts(values, unit=unit, positive=positive).total()
 
 
 def _evidence(values: sp.spmatrix, positive: bool) -> sp.csr_matrix:
