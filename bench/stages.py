@@ -50,13 +50,13 @@ RSS_TARGET_MB = {100_000: 3 * 1024, 1_000_000: 8 * 1024}
 class ItemsOnlyStore(MemoryStore):
     """A store that builds every DynamoDB item of a run and keeps only the count (no network)."""
 
-    def write_lists(self, run: Run, lists: Iterable[NeighbourList]) -> int:
+    def write_lists(self, run: Run, lists: Iterable[NeighbourList], part: str | None = None) -> int:
         def built(items: Iterable[NeighbourList]) -> Iterator[NeighbourList]:
             for neighbour_list in items:
                 to_item(run, neighbour_list)
                 yield NeighbourList(neighbour_list.user_handle, ())
 
-        return super().write_lists(run, built(lists))
+        return super().write_lists(run, built(lists), part)
 
 
 def target(name: str, users: int) -> dict[str, Any]:

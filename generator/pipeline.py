@@ -110,16 +110,24 @@ def neighbour_lists(
     for first in range(0, len(users), chunk):
         rows = users[first : first + chunk]
         neighbour_rows = found.rows[rows]
-        counts = (neighbour_rows >= 0).sum(axis=1).tolist()  # neighbours fill each row's front
-        neighbour_handles = handles[np.maximum(neighbour_rows, 0)].tolist()
-        scores = np.round(found.scores[rows].astype(np.float64), SCORE_DECIMALS).tolist()
-        marks = mutual(found.rows, rows).tolist()
-        for user, count, near, score, mark in zip(
-            handles[rows].tolist(), counts, neighbour_handles, scores, marks, strict=True
-        ):
-            yield NeighbourList(
-                user, tuple(map(Neighbour, near[:count], score[:count], mark[:count]))
-            )
+        near = np.where(neighbour_rows >= 0, handles[np.maximum(neighbour_rows, 0)], -1)
+        marks = mutual(found.rows, rows)
+        yield from lists_of(handles[rows], near, found.scores[rows], marks)
+
+
+def lists_of(
+    users: np.ndarray, near: np.ndarray, scores: np.ndarray, marks: np.ndarray
+) -> Iterator[NeighbourList]:
+    """Yield the store's lists of some users from arrays: each user's neighbour handles (users ×
+    n, best first, -1 after the last), scores and mutual marks (users × n)."""
+    counts = (near >= 0).sum(axis=1).tolist()  # neighbours fill each row's front
+    rounded = np.round(scores.astype(np.float64), SCORE_DECIMALS).tolist()
+    for user, count, listed, score, mark in zip(
+        users.tolist(), counts, near.tolist(), rounded, marks.tolist(), strict=True
+    ):
+        yield NeighbourList(
+            user, tuple(map(Neighbour, listed[:count], score[:count], mark[:count]))
+        )
 
 
 class RecallTooLowError(ValueError):

@@ -135,8 +135,14 @@ class NeighbourStore(Protocol):
     def begin_run(self, run: Run) -> None:
         """Record a new run as being written."""
 
-    def write_lists(self, run: Run, lists: Iterable[NeighbourList]) -> int:
-        """Write neighbour lists under the run; return how many; raise IncompleteWriteError."""
+    def write_lists(self, run: Run, lists: Iterable[NeighbourList], part: str | None = None) -> int:
+        """Write neighbour lists under the run; return how many; raise IncompleteWriteError.
+
+        ``part`` names the share of the run's lists this call writes (a Spark partition's): a
+        call that writes the same part again (a retried task) replaces that part's count
+        instead of adding to it, so the run still counts each list once. Calls without a part
+        add up.
+        """
 
     def publish(self, run: Run, expected_users: int) -> Run:
         """Check the run is complete and make it current, recording its artifact if it names one;

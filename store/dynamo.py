@@ -262,7 +262,7 @@ class DynamoStore:
         except ClientError as error:
             raise StoreError(f"cannot begin run {run.run_id}: {error}") from error
 
-    def write_lists(self, run: Run, lists: Iterable[NeighbourList]) -> int:
+    def write_lists(self, run: Run, lists: Iterable[NeighbourList], part: str | None = None) -> int:
         written = 0
 
         def write(batch: list[NeighbourList]) -> None:
@@ -283,7 +283,11 @@ class DynamoStore:
                 Key=self._run_key(run),
                 UpdateExpression="SET lists_written.#call = :n",
                 ConditionExpression="attribute_exists(run_id)",
-                ExpressionAttributeNames={"#call": secrets.token_hex(8)},
+                # A part's count is kept under its name (a retried task sets it again, never
+                # twice), a call's without one under a token of its own.
+                ExpressionAttributeNames={
+                    "#call": f"part:{part}" if part else secrets.token_hex(8)
+                },
                 ExpressionAttributeValues={":n": {"N": str(written)}},
             )
         except ClientError as error:

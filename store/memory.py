@@ -37,7 +37,8 @@ class MemoryStore:
             self._runs[key] = replace(run, status=RunStatus.WRITING)
             self._lists[key] = {}
 
-    def write_lists(self, run: Run, lists: Iterable[NeighbourList]) -> int:
+    def write_lists(self, run: Run, lists: Iterable[NeighbourList], part: str | None = None) -> int:
+        # Lists are kept by user, so writing a part again replaces it: nothing to count apart.
         key = (run.model_handle, run.run_id)
         written = 0
         for neighbour_list in lists:

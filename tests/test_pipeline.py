@@ -98,14 +98,14 @@ class DyingStore(MemoryStore):
 
     die_after: int | None = None
 
-    def write_lists(self, run: Run, lists: Iterable[NeighbourList]) -> int:
+    def write_lists(self, run: Run, lists: Iterable[NeighbourList], part: str | None = None) -> int:
         def until_death() -> Iterable[NeighbourList]:
             for i, neighbour_list in enumerate(lists):
                 if i == self.die_after:
                     raise IncompleteWriteError("writer died")
                 yield neighbour_list
 
-        return super().write_lists(run, until_death())
+        return super().write_lists(run, until_death(), part)
 
 
 def test_a_run_that_dies_while_writing_leaves_the_previous_run_current():
