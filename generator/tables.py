@@ -57,19 +57,32 @@ __all__ = [
     "SURVEY_TABLES",
     "TABLE_NAMES",
     "Column",
+    "ConvertedRows",
     "Limits",
     "LoadReport",
     "RejectedRows",
+    "Rejections",
     "TableError",
     "TableRead",
     "Tables",
+    "check_rejected_share",
+    "checked_across_rows",
     "column_names",
+    "convert_rows",
     "file_name",
+    "find_file",
+    "finish_table",
     "load_tables",
+    "locate_columns",
     "read_table",
 ]
 
 log = logging.getLogger(__name__)
+
+# pandas keeps str values in Python objects, as it does without pyarrow: with pyarrow installed
+# (the Spark engine's data transfer) it would keep them in Arrow, which cannot hold the surrogates
+# that stand for bytes that are not UTF-8 until those rows are reported.
+pd.set_option("mode.string_storage", "python")
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -185,7 +198,7 @@ REJECTED_ROWS_TOLERATED = 100
 # A file where more than half of the rows hold bytes that are not UTF-8 is in another encoding.
 _MAX_UNDECODABLE_SHARE = 0.5
 _NOT_UTF8 = "holds bytes that are not UTF-8"
-_TOO_LONG = "the row is longer than {limit:,} bytes"
+TOO_LONG = "the row is longer than {limit:,} bytes"
 _LINES_SHOWN = 10
 _INT64_MAX = str(np.iinfo(np.int64).max)
 # Bytes that are not UTF-8 are decoded with "surrogateescape" into these code points, so that they
@@ -195,7 +208,7 @@ _PLAIN_NUMBER = re.compile(r"[0-9.eE+-]*")
 # pandas names each line it skips only in the text of a ParserWarning; its number counts records
 # (header = 1, blank lines included), not the line breaks inside quoted fields.
 _SKIPPED_LINE = re.compile(r"Skipping line (\d+): expected \d+ fields, saw \d+")
-_TOO_MANY_FIELDS = "the row has more fields than the header"
+TOO_MANY_FIELDS = "the row has more fields than the header"
 # What a damaged or truncated (possibly gzipped) file raises while it is being read.
 _UNREADABLE = (OSError, EOFError, zlib.error)
 _READ_OPTIONS: dict[str, Any] = {
@@ -362,7 +375,7 @@ def load_tables(
     """Read every export in `data_dir`; raise TableError if there is none or one is unusable."""
     if not data_dir.is_dir():
         raise TableError(f"{data_dir}: no such directory")
-    paths = {name: _find_file(data_dir, name) for name in TABLE_NAMES}
+    paths = {name: find_file(data_dir, name) for name in TABLE_NAMES}
     if all(path is None for path in paths.values()):
         expected = ", ".join(f"{name}.csv" for name in TABLE_NAMES)
         raise TableError(
@@ -410,14 +423,14 @@ def read_table(
     started = time.perf_counter()
     schema = SCHEMAS[name]
     file = path.name
-    positions = _locate_columns(_read_header(path, file, limits.max_row_bytes), schema, file)
+    positions = locate_columns(_read_header(path, file, limits.max_row_bytes), schema, file)
     lines = _LineCounter()
     pieces: list[dict[str, Any]] = []
     # Tables checked across values, rows or files keep the lines of their rows for those checks.
     lined = name in _CHECKED_ACROSS_ROWS
     kept_lines: list[IntArray] = []
-    rejected = _Rejected()
-    too_long = _TOO_LONG.format(limit=limits.max_row_bytes)
+    rejected = Rejections()
+    too_long = TOO_LONG.format(limit=limits.max_row_bytes)
     first_undecodable: str | None = None
     rows_read = untagged = 0
     with _open_rows(path, file, limits.max_row_bytes) as stream:
@@ -425,7 +438,7 @@ def read_table(
             standins, breaks = stream.standins(chunk)
             lines.start(chunk, standins, breaks)
             if skipped:
-                rejected.add(_TOO_MANY_FIELDS, lines.skip(skipped))
+                rejected.add(TOO_MANY_FIELDS, lines.skip(skipped))
                 rows_read += len(skipped)
             if chunk is None:
                 continue
@@ -449,21 +462,8 @@ def read_table(
             raise TableError(_unclosed_message(file, stream.unclosed, positions.header))
     frame = _join(pieces, schema)
     line_of = np.concatenate(kept_lines) if kept_lines else np.empty(0, dtype=np.int64)
-    if lined:
-        # Checks of a row against another column or file come first, so that every copy of a
-        # bad row is rejected at its line, as a bad value is.
-        frame, line_of = _checked_against(name, frame, line_of, rejected, questions)
-    duplicated = frame.duplicated().to_numpy()
-    duplicates = int(duplicated.sum())
-    if duplicates:
-        frame = frame.loc[~duplicated].reset_index(drop=True)
-    superseded = 0
-    if lined:
-        frame, superseded = _checked_across_rows(
-            name, frame, line_of[~duplicated], rejected, limits
-        )
-    frame = _drop_unused_categories(frame)
-    _check_rejected_share(file, rows_read, rejected, limits, first_undecodable)
+    frame, duplicates, superseded = finish_table(name, frame, line_of, rejected, limits, questions)
+    check_rejected_share(file, rows_read, rejected, limits, first_undecodable)
     read = TableRead(
         frame=frame,
         file=file,
@@ -491,11 +491,86 @@ def read_table(
 _CHECKED_ACROSS_ROWS = ("course_tags", "questions", "user_answers")
 
 
+def checked_across_rows(name: str) -> bool:
+    """Tell whether table `name` has checks across rows or files (`finish_table` needs lines)."""
+    return name in _CHECKED_ACROSS_ROWS
+
+
+def finish_table(
+    name: str,
+    frame: pd.DataFrame,
+    lines: IntArray,
+    rejected: Rejections,
+    limits: Limits,
+    questions: TableRead | None = None,
+) -> tuple[pd.DataFrame, int, int]:
+    """Apply table `name`'s checks that need every row: against other columns and files, exact
+    duplicates (the first is kept), across rows. Return the table, its duplicates and superseded
+    answers. `frame` holds the rows that passed the row checks, in file order; `lines` their
+    lines (needed when `checked_across_rows(name)`). Any reader of the exports calls this.
+    """
+    lined = checked_across_rows(name)
+    if lined:
+        # Checks of a row against another column or file come first, so that every copy of a
+        # bad row is rejected at its line, as a bad value is.
+        frame, lines = _checked_against(name, frame, lines, rejected, questions)
+    duplicated = frame.duplicated().to_numpy()
+    duplicates = int(duplicated.sum())
+    if duplicates:
+        frame = frame.loc[~duplicated].reset_index(drop=True)
+    superseded = 0
+    if lined:
+        frame, superseded = _checked_across_rows(name, frame, lines[~duplicated], rejected, limits)
+    return _drop_unused_categories(frame), duplicates, superseded
+
+
+@dataclass(frozen=True)
+class ConvertedRows:
+    """Rows of one file converted by its schema: what another reader (Spark) needs of a chunk.
+
+    values: column → compact values (categoricals, int64, datetime64[ns], float64, bool), of
+    every row (undefined where a row is left out); problems: reason → positions of the rows
+    left out for it; blank: positions of blank lines (not rows); untagged: course_tags rows of
+    a course without tags (dropped, not errors).
+    """
+
+    values: dict[str, Any]
+    problems: dict[str, IntArray]
+    blank: IntArray
+    untagged: IntArray
+
+    def kept(self, rows: int) -> BoolArray:
+        """Return which of the chunk's `rows` rows are kept."""
+        keep = np.ones(rows, dtype=np.bool_)
+        for positions in (*self.problems.values(), self.blank, self.untagged):
+            keep[positions] = False
+        return keep
+
+
+def convert_rows(
+    chunk: pd.DataFrame, name: str, columns: Mapping[str, int], early: Mapping[str, IntArray]
+) -> ConvertedRows:
+    """Convert and check a chunk of table `name`'s rows by the loader's rules, row by row.
+
+    `chunk` holds the file's fields as str, columns labelled by their position in the header;
+    `columns` maps each schema column found to its position (as `locate_columns` found it);
+    `early` holds rows already known bad (reason → positions), reported first.
+    """
+    header = [str(label) for label in chunk.columns]
+    converted = _convert_chunk(chunk, _Positions(header, dict(columns)), SCHEMAS[name], early)
+    blank = _blank_rows(chunk, converted.problem_rows)
+    problems = {
+        reason: np.setdiff1d(rows, blank, assume_unique=True)
+        for reason, rows in converted.problems.items()
+    }
+    return ConvertedRows(converted.values, problems, blank, converted.untagged_rows)
+
+
 def _checked_against(
     name: str,
     frame: pd.DataFrame,
     lines: IntArray,
-    rejected: _Rejected,
+    rejected: Rejections,
     questions: TableRead | None,
 ) -> tuple[pd.DataFrame, IntArray]:
     """Leave out rows (at `lines`) that another column or another file shows wrong: questions
@@ -510,7 +585,7 @@ def _checked_against(
 
 
 def _checked_across_rows(
-    name: str, frame: pd.DataFrame, lines: IntArray, rejected: _Rejected, limits: Limits
+    name: str, frame: pd.DataFrame, lines: IntArray, rejected: Rejections, limits: Limits
 ) -> tuple[pd.DataFrame, int]:
     """Apply table `name`'s checks across its rows (at `lines`), once exact duplicates are gone;
     return what is kept and how many answers were superseded."""
@@ -524,7 +599,7 @@ def _checked_across_rows(
 
 
 def _answers_on_scale(
-    frame: pd.DataFrame, lines: IntArray, questions: TableRead, rejected: _Rejected
+    frame: pd.DataFrame, lines: IntArray, questions: TableRead, rejected: Rejections
 ) -> tuple[pd.DataFrame, IntArray]:
     """Leave out answers to questions not in `questions`, and answers off their question's scale."""
     asked = questions.frame
@@ -567,7 +642,9 @@ def _latest_answers(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return frame.loc[~earlier].reset_index(drop=True), superseded
 
 
-def _cap_tags(frame: pd.DataFrame, lines: IntArray, most: int, rejected: _Rejected) -> pd.DataFrame:
+def _cap_tags(
+    frame: pd.DataFrame, lines: IntArray, most: int, rejected: Rejections
+) -> pd.DataFrame:
     """Keep each course's first `most` tags (in file order); reject the rows of the others."""
     rank = frame.groupby("course_id", observed=True, sort=False).cumcount().to_numpy()
     over = rank >= most
@@ -577,8 +654,8 @@ def _cap_tags(frame: pd.DataFrame, lines: IntArray, most: int, rejected: _Reject
     return frame.loc[~over].reset_index(drop=True)
 
 
-def _check_rejected_share(
-    file: str, rows: int, rejected: _Rejected, limits: Limits, first_undecodable: str | None
+def check_rejected_share(
+    file: str, rows: int, rejected: Rejections, limits: Limits, first_undecodable: str | None
 ) -> None:
     """Refuse a file mostly in another encoding, or with more rejected rows than `limits` allow."""
     undecodable = sum(n for reason, n in rejected.counts.items() if reason.endswith(_NOT_UTF8))
@@ -598,7 +675,7 @@ def _check_rejected_share(
         )
 
 
-def _find_file(data_dir: Path, name: str) -> Path | None:
+def find_file(data_dir: Path, name: str) -> Path | None:
     """Return the export of table `name` in `data_dir`, plain or gzipped, or None."""
     found = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.csv.gz") if p.is_file()]
     if len(found) > 1:
@@ -650,7 +727,7 @@ class _Positions:
     of: dict[str, int]
 
 
-def _locate_columns(header: list[str], schema: Sequence[Column], file: str) -> _Positions:
+def locate_columns(header: list[str], schema: Sequence[Column], file: str) -> _Positions:
     """Match header names to the schema, accepting aliases, case and stray spaces or BOM."""
     spellings = {s: column for column in schema for s in (column.name, *column.aliases)}
     of: dict[str, int] = {}
@@ -1325,7 +1402,7 @@ def _drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-class _Rejected:
+class Rejections:
     """Rejected rows by reason: how many, and the first MAX_LINES_KEPT lines, in bounded memory."""
 
     def __init__(self) -> None:
@@ -1340,6 +1417,14 @@ class _Rejected:
         held = self.lines.get(reason)
         joined = np.sort(lines if held is None else np.concatenate((held, lines)))
         self.lines[reason] = joined[:MAX_LINES_KEPT]
+
+    def add_counted(self, reason: str, count: int, lines: IntArray) -> None:
+        """Record `count` rows left out for `reason`, of which `lines` are some (a reader that
+        counts more rows than it keeps lines of, as Spark's does)."""
+        if not 0 < len(lines) <= count:
+            raise ValueError(f"{count} rows rejected for {reason!r} with {len(lines)} lines kept")
+        self.add(reason, lines)
+        self.counts[reason] += count - len(lines)
 
     def total(self) -> int:
         """Return how many rows were left out."""
