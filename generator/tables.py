@@ -279,6 +279,19 @@ class TableRead:
         """Return how many rows were left out as invalid."""
         return sum(r.count for r in self.rejected)
 
+    def log(self, by: str = "") -> None:
+        """Log what reading the file did (`by`: which reader, when not this module's)."""
+        log.info(
+            "%s: %d rows read, %d kept, %d duplicates, %d rejected in %.2f s%s",
+            self.file,
+            self.rows_read,
+            len(self.frame),
+            self.duplicates,
+            self.rows_rejected,
+            self.seconds,
+            f" ({by})" if by else "",
+        )
+
 
 @dataclass
 class LoadReport:
@@ -474,15 +487,7 @@ def read_table(
         seconds=time.perf_counter() - started,
         superseded=superseded,
     )
-    log.info(
-        "%s: %d rows read, %d kept, %d duplicates, %d rejected in %.2f s",
-        file,
-        read.rows_read,
-        len(read.frame),
-        read.duplicates,
-        read.rows_rejected,
-        read.seconds,
-    )
+    read.log()
     return read
 
 
@@ -563,6 +568,7 @@ def convert_rows(
         reason: np.setdiff1d(rows, blank, assume_unique=True)
         for reason, rows in converted.problems.items()
     }
+    problems = {reason: rows for reason, rows in problems.items() if len(rows)}
     return ConvertedRows(converted.values, problems, blank, converted.untagged_rows)
 
 

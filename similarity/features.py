@@ -90,7 +90,7 @@ def vocabulary(features: pd.Series) -> pd.Index:
         names = used.astype(str).to_numpy(dtype=object)
     else:
         names = pd.unique(features.astype(str).to_numpy(dtype=object))
-    return pd.Index(np.sort(names), dtype=object)
+    return pd.Index(np.sort(names), dtype=object)  # type: ignore[no-any-return]
 
 
 def _codes(features: pd.Series, names: pd.Index) -> np.ndarray:
@@ -99,7 +99,7 @@ def _codes(features: pd.Series, names: pd.Index) -> np.ndarray:
         categories = names.get_indexer(features.cat.categories.astype(str))
         codes = features.cat.codes.to_numpy()
         return np.where(codes >= 0, categories[codes], -1)
-    return names.get_indexer(features.astype(str))
+    return names.get_indexer(pd.Index(features.astype(str)))
 
 
 def _matrix(
@@ -182,6 +182,9 @@ def assessment_scores(
     latest = latest_assessments(assessments)
     tags, mean, spread = assessment_norms(latest) if norms is None else norms
     tag = tags.get_indexer(pd.Index(latest["assessment_tag"].astype(str)))
+    if (tag < 0).any():
+        missing = sorted(set(latest["assessment_tag"].astype(str)[tag < 0]))[:5]
+        raise ValueError(f"no norms for assessment tags {missing}: norms must cover every tag")
     scores = latest["user_assessment_score"].to_numpy(dtype=np.float64)
     z = standardised(scores, mean[tag], spread[tag])
     return _matrix(index, latest["user_handle"], latest["assessment_tag"], z, names)
@@ -211,7 +214,8 @@ def course_tag_shares(courses: pd.Index, course_tags: pd.DataFrame) -> FeatureMa
     """Return each course's tags (courses × tags), a course's share spread evenly over its tags."""
     tags = course_tags[course_tags["course_id"].isin(courses)]
     course_rows = courses.get_indexer(pd.Index(tags["course_id"]))
-    tag_codes, tag_names = pd.factorize(tags["course_tags"], sort=True)
+    tag_names = vocabulary(tags["course_tags"])
+    tag_codes = _codes(tags["course_tags"], tag_names)
     tags_per_course = np.bincount(course_rows, minlength=len(courses))
     share = 1.0 / tags_per_course[course_rows]
     spread = sp.csr_matrix(

@@ -42,6 +42,8 @@ class Counts:
     present: int  # users with evidence
 
     def __add__(self, other: Counts) -> Counts:
+        if self.df.shape != other.df.shape:
+            raise ValueError(f"counts of {len(self.df)} and {len(other.df)} features do not add")
         return Counts(
             self.users + other.users,
             self.df + other.df,

@@ -286,7 +286,7 @@ class DynamoStore:
                 # A part's count is kept under its name (a retried task sets it again, never
                 # twice), a call's without one under a token of its own.
                 ExpressionAttributeNames={
-                    "#call": f"part:{part}" if part else secrets.token_hex(8)
+                    "#call": f"part:{part}" if part is not None else secrets.token_hex(8)
                 },
                 ExpressionAttributeValues={":n": {"N": str(written)}},
             )

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.sparse.linalg import norm as sparse_norm
 
-from similarity.features import UserIndex
+from generator.tables import Tables
+from similarity.features import (
+    FeatureMatrix,
+    UserIndex,
+    assessment_norms,
+    assessment_scores,
+    course_view_seconds,
+    interest_counts,
+    latest_assessments,
+    vocabulary,
+)
 from similarity.models import MODELS
 from similarity.neighbours import top_n
-from tests.builders import PLATFORM_MODELS, make_tables
+from tests.builders import PLATFORM_MODELS, dated_tables, make_tables
 
 # Two communities in every signal: users 1-3 do Python things, users 4-6 do JavaScript things.
 # User 7 only has weak evidence shared with both; user 8 appears in the interests table only.
@@ -142,3 +155,154 @@ def test_course_tags_relate_users_who_watched_different_courses_on_the_same_topi
     found = top_n(MODELS["course_tags"].matrix(tables, index), 2)
     assert found.rows[0].tolist() == [1, -1]
     assert found.counts().tolist() == [1, 1, 0]
+
+
+# -- feature columns: sorted by name, whatever the order of the rows; a block's rows by `names` --
+
+# Rows whose names first appear out of sorted order, with repeated (user, name) pairs and a
+# retaken assessment. Seconds are whole, as in the export: their float32 sums are exact.
+INTEREST_ROWS = [
+    (5, "react", "2017-06-01"),
+    (2, "c#", "2017-06-02"),
+    (5, "python", "2017-06-03"),
+    (9, "react", "2017-06-04"),
+    (2, "react", "2017-06-05"),
+    (2, "c#", "2017-06-06"),
+    (7, "angular", "2017-06-07"),
+]
+VIEW_ROWS = [
+    (9, "react-hooks", "2017-06-01", 600.0),
+    (2, "Py-Intro", "2017-06-02", 1800.0),
+    (2, "react-hooks", "2017-06-03", 45.0),
+    (9, "react-hooks", "2017-06-04", 7.0),
+    (3, "css-basics", "2017-06-05", 3600.0),
+    (5, "Py-Intro", "2017-06-06", 61.0),
+    (3, "Py-Intro", "2017-06-07", 1.0),
+]
+ASSESSMENT_ROWS = [
+    (5, "sql", "2017-08-01", 120.0),
+    (2, "java", "2017-08-02", 80.0),
+    (9, "sql", "2017-08-03", 250.0),
+    (2, "sql", "2017-08-04", 40.0),
+    (5, "sql", "2017-08-09", 200.0),  # a retake: the latest score counts
+    (7, "java", "2017-08-05", 210.0),
+    (3, "c", "2017-08-06", 99.0),
+    (7, "c", "2017-08-07", 150.0),
+]
+NAME_COLUMNS = {
+    "user_interests": "interest_tag",
+    "user_course_views": "course_id",
+    "user_assessment_scores": "assessment_tag",
+}
+
+
+def feature_tables(order: list[int] | None = None, coding: str = "sorted") -> Tables:
+    """Build the tables above with each table's rows in `order` (positions, cut to its length)
+    and its name column coded as categories sorted, categories in order of first appearance
+    (as the loader reads a file), or plain str."""
+
+    def reordered(rows: list[tuple]) -> list[tuple]:
+        return rows if order is None else [rows[i] for i in order if i < len(rows)]
+
+    tables = dated_tables(
+        views=reordered(VIEW_ROWS),
+        interests=reordered(INTEREST_ROWS),
+        assessments=reordered(ASSESSMENT_ROWS),
+    )
+    for table, column in NAME_COLUMNS.items():
+        frame = getattr(tables, table)
+        names = frame[column].astype(str)
+        if coding == "appearance":
+            frame[column] = pd.Categorical(names, categories=pd.unique(names))
+        elif coding == "str":
+            frame[column] = names.astype(object)
+    return tables
+
+
+def built(tables: Tables, index: UserIndex) -> dict[str, FeatureMatrix]:
+    return {
+        "interests": interest_counts(tables.user_interests, index),
+        "course_views": course_view_seconds(tables.user_course_views, index),
+        "assessments": assessment_scores(tables.user_assessment_scores, index),
+    }
+
+
+def assert_same_matrix(got: FeatureMatrix, expected: FeatureMatrix) -> None:
+    assert got.features.tolist() == expected.features.tolist()
+    for part in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(got.values, part), getattr(expected.values, part))
+    assert got.values.dtype == expected.values.dtype == np.float32
+
+
+def test_a_vocabulary_is_the_names_used_sorted_as_str():
+    plain = pd.Series(["react", "c#", "angular", "react"])
+    coded = pd.Series(pd.Categorical(["sql", "c"], categories=["zig", "sql", "c"]))  # zig unused
+
+    assert vocabulary(plain).tolist() == ["angular", "c#", "react"]
+    assert vocabulary(coded).tolist() == ["c", "sql"]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(
+    order=st.permutations(range(max(len(INTEREST_ROWS), len(VIEW_ROWS), len(ASSESSMENT_ROWS)))),
+    coding=st.sampled_from(["sorted", "appearance", "str"]),
+)
+def test_shuffled_rows_build_the_same_matrices_bit_for_bit_with_columns_sorted_by_name(
+    order, coding
+):
+    original = feature_tables()
+    index = UserIndex.of(original)
+    expected = built(original, index)
+
+    got = built(feature_tables(order, coding), index)
+
+    for handle, matrix in expected.items():
+        assert matrix.features.tolist() == sorted(matrix.features.tolist())
+        assert_same_matrix(got[handle], matrix)
+
+
+@pytest.mark.parametrize("block", [[2, 9], [3], [5, 7, 9], [1, 2, 3]])  # 1 is in no table
+@pytest.mark.parametrize("coding", ["appearance", "str"])
+def test_a_block_of_users_built_with_the_whole_names_has_the_whole_matrix_rows(block, coding):
+    tables = feature_tables(coding=coding)
+    whole_index = UserIndex.of(tables)
+    whole = built(tables, whole_index)
+    index = UserIndex(np.array(block, dtype=np.int64))
+    rows = whole_index.rows(np.array([h for h in block if h in whole_index.handles]))
+
+    def of_block(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["user_handle"].isin(block)].reset_index(drop=True)
+
+    norms = assessment_norms(latest_assessments(tables.user_assessment_scores))
+    got = {
+        "interests": interest_counts(
+            of_block(tables.user_interests), index, names=whole["interests"].features
+        ),
+        "course_views": course_view_seconds(
+            of_block(tables.user_course_views), index, names=whole["course_views"].features
+        ),
+        "assessments": assessment_scores(
+            of_block(tables.user_assessment_scores),
+            index,
+            names=whole["assessments"].features,
+            norms=norms,
+        ),
+    }
+
+    present = np.isin(index.handles, whole_index.handles)
+    for handle, matrix in whole.items():
+        assert got[handle].features.tolist() == matrix.features.tolist()
+        dense = got[handle].values.toarray()
+        np.testing.assert_array_equal(dense[present], matrix.values[rows].toarray())
+        assert not dense[~present].any()
+
+
+def test_a_name_outside_the_given_names_is_dropped():
+    tables = feature_tables()
+    index = UserIndex.of(tables)
+
+    found = interest_counts(tables.user_interests, index, names=pd.Index(["c#", "react", "zig"]))
+
+    assert found.features.tolist() == ["c#", "react", "zig"]
+    by_name = dict(zip(found.features, np.asarray(found.values.sum(axis=0)).ravel(), strict=True))
+    assert by_name == {"c#": 2.0, "react": 3.0, "zig": 0.0}  # python and angular are dropped

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 from sklearn.preprocessing import normalize
 from sparse_dot_topn import sp_matmul_topn
 
-from similarity.neighbours import identical_rows, top_n
+from similarity.neighbours import block_top_n, identical_rows, merge_top_n, top_n
 from store import SCORE_DECIMALS
 from tests.builders import tied_matrix
 
@@ -306,3 +308,162 @@ def test_a_signed_search_reports_progress_and_leaves_empty_rows_without_neighbou
     assert seen == [10, 20, 25]
     assert found.counts()[4] == 0
     assert 4 not in found.rows
+
+
+# -- a search cut into blocks: block_top_n for every pair of blocks, merged per asking block -----
+
+
+def blocks_of(users: int, cuts: list[int]) -> list[slice]:
+    """Cut rows 0..users into contiguous blocks at `cuts` (sorted, each in 1..users - 1)."""
+    bounds = [0, *cuts, users]
+    return [slice(a, b) for a, b in pairwise(bounds)]
+
+
+def as_handles(rows: np.ndarray, handles: np.ndarray) -> np.ndarray:
+    """Turn neighbour rows (positions in `handles`) into handles, -1 staying -1."""
+    found = np.full(rows.shape, -1, dtype=np.int64)
+    found[rows >= 0] = handles[rows[rows >= 0]]
+    return found
+
+
+def blockwise_top_n(
+    matrix: sp.csr_matrix, blocks: list[slice], handles: np.ndarray, n: int, negative: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Search every asking block against every block (itself as None), merge by asking block."""
+    found_handles, found_scores = [], []
+    for i, asking in enumerate(blocks):
+        parts = []
+        for j, searched in enumerate(blocks):
+            found = block_top_n(
+                matrix[asking],
+                None if i == j else matrix[searched],
+                n,
+                negative=negative,
+                threads=1,  # tiny blocks: a thread pool would cost more than it saves
+            )
+            parts.append((as_handles(found.rows, handles[searched]), found.scores))
+        merged_handles, merged_scores = merge_top_n(parts, n)
+        found_handles.append(merged_handles)
+        found_scores.append(merged_scores)
+    return np.vstack(found_handles), np.vstack(found_scores)
+
+
+def assert_blockwise_equals_whole(
+    matrix: sp.csr_matrix, cuts: list[int], handles: np.ndarray, n: int, negative: bool = False
+) -> None:
+    whole = top_n(matrix, n, negative=negative, threads=1)
+    got_handles, got_scores = blockwise_top_n(
+        matrix, blocks_of(matrix.shape[0], cuts), handles, n, negative
+    )
+    np.testing.assert_array_equal(got_handles, as_handles(whole.rows, handles))
+    np.testing.assert_array_equal(got_scores, whole.scores)
+
+
+@st.composite
+def cut_matrices(
+    draw: st.DrawFn, values: st.SearchStrategy[int], features: st.SearchStrategy[int]
+) -> tuple[sp.csr_matrix, list[int], np.ndarray, int]:
+    """A unit-row matrix of small integers, cuts into up to four row blocks, increasing handles
+    with gaps (never the rows' own numbers), and an n up to a few more than the users."""
+    users = draw(st.integers(1, 16))
+    width = draw(features)
+    cells = draw(
+        st.lists(st.lists(values, min_size=width, max_size=width), min_size=users, max_size=users)
+    )
+    cuts = sorted(draw(st.sets(st.integers(1, users - 1), max_size=3))) if users > 1 else []
+    gaps = draw(st.lists(st.integers(1, 5), min_size=users, max_size=users))
+    handles = 100 + np.cumsum(gaps).astype(np.int64)
+    n = draw(st.one_of(st.integers(1, 3), st.integers(1, users + 3)))  # mostly below a block
+    matrix = sp.csr_matrix(normalize(np.array(cells, dtype=np.float32))).astype(np.float32)
+    return matrix, cuts, handles, n
+
+
+@settings(max_examples=50, deadline=None, derandomize=True, database=None)
+@given(cut_matrices(st.sampled_from([0, 0, 0, 1, 1, 2]), st.integers(1, 5)))
+def test_blocks_searched_pair_by_pair_and_merged_equal_the_whole_search_with_ties(case):
+    matrix, cuts, handles, n = case
+    assert_blockwise_equals_whole(matrix, cuts, handles, n)
+
+
+@settings(max_examples=50, deadline=None, derandomize=True, database=None)
+@given(cut_matrices(st.integers(-2, 2), st.integers(2, 4)))
+def test_signed_blocks_searched_pair_by_pair_and_merged_equal_the_whole_search(case):
+    matrix, cuts, handles, n = case
+    assert_blockwise_equals_whole(matrix, cuts, handles, n, negative=True)
+
+
+def gapped_handles(users: int) -> np.ndarray:
+    return 7 + 3 * np.arange(users, dtype=np.int64) + np.arange(users) % 2
+
+
+@pytest.mark.parametrize(
+    ("make", "negative"),
+    [(tied_matrix, False), (signed_matrix, True), (factors_beside_sparse, True)],
+)
+@pytest.mark.parametrize(
+    ("users", "cuts", "n"),
+    [
+        (5, [1, 2, 3, 4], 3),  # every block one row
+        (10, [1, 9], 4),  # one-row blocks at both ends
+        (8, [3, 5], 20),  # n larger than the users
+    ],
+)
+def test_blocks_of_one_row_and_n_beyond_the_users_merge_to_the_whole_search(
+    make, negative, users, cuts, n
+):
+    matrix = make(users, 4, seed=users + n)
+    assert_blockwise_equals_whole(matrix, cuts, gapped_handles(users), n, negative=negative)
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_identical_users_in_several_blocks_list_each_other_by_handle(negative):
+    users = 11
+    row = [0.5, -1.0, 2.0] if negative else [1.0, 0.0, 2.0]
+    matrix = sp.csr_matrix(normalize(np.tile([row], (users, 1)).astype(np.float32)))
+    handles = gapped_handles(users)
+
+    found, scores = blockwise_top_n(matrix, blocks_of(users, [1, 4, 8]), handles, 4, negative)
+
+    for user in range(users):
+        assert found[user].tolist() == [h for h in handles.tolist() if h != handles[user]][:4]
+    assert (scores == 1.0).all()
+    assert_blockwise_equals_whole(matrix, [1, 4, 8], handles, 4, negative=negative)
+
+
+@pytest.mark.parametrize(("make", "negative"), [(tied_matrix, False), (signed_matrix, True)])
+def test_an_empty_searched_block_finds_nobody_and_changes_no_merge(make, negative):
+    matrix = make(12, 4, seed=3)
+    handles = gapped_handles(12)
+
+    empty = block_top_n(matrix, matrix[0:0], 5, negative=negative)
+    itself = block_top_n(matrix, None, 5, negative=negative)
+
+    assert empty.rows.shape == empty.scores.shape == (12, 5)
+    assert (empty.rows == -1).all()
+    assert (empty.scores == 0).all()
+    alone = (as_handles(itself.rows, handles), itself.scores)
+    with_empty = merge_top_n([alone, (as_handles(empty.rows, handles[0:0]), empty.scores)], 5)
+    np.testing.assert_array_equal(with_empty[0], alone[0])
+    np.testing.assert_array_equal(with_empty[1], alone[1])
+
+
+def test_merging_fewer_candidates_than_n_pads_with_no_one():
+    first = (np.array([[40, -1], [-1, -1]]), np.array([[0.5, 0.0], [0.0, 0.0]], dtype=np.float32))
+    second = (np.array([[12], [30]]), np.array([[0.75], [0.25]], dtype=np.float32))
+
+    handles, scores = merge_top_n([first, second], 5)
+
+    assert handles.tolist() == [[12, 40, -1, -1, -1], [30, -1, -1, -1, -1]]
+    assert scores.tolist() == [[0.75, 0.5, 0, 0, 0], [0.25, 0, 0, 0, 0]]
+    assert handles.dtype == np.int64
+    assert scores.dtype == np.float32
+
+
+def test_merged_candidates_tied_after_rounding_are_ordered_by_lower_handle():
+    # 0.3000001 and 0.3 store as the same score, so the lower handle comes first.
+    first = (np.array([[90, 70]]), np.array([[0.3000001, 0.2]], dtype=np.float32))
+    second = (np.array([[50]]), np.array([[0.3]], dtype=np.float32))
+
+    handles, _ = merge_top_n([first, second], 3)
+
+    assert handles.tolist() == [[50, 90, 70]]

@@ -426,3 +426,51 @@ def test_a_retried_count_of_written_lists_is_not_counted_twice(dynamo):
 
     assert dynamo.current_run("interests") == published
     assert published.user_count == 30
+
+
+# -- lists written in parts (a Spark partition each): a retried part is counted once -----------
+
+
+@pytest.mark.parametrize(
+    "writes",
+    [
+        pytest.param(
+            [("p0", range(1, 11)), ("p0", range(1, 11)), ("p1", range(11, 26))], id="retried"
+        ),
+        pytest.param(
+            [("p0", range(1, 11)), ("p1", range(11, 26)), ("p2", range(26, 31))], id="parts"
+        ),
+        pytest.param([(None, range(1, 11)), (None, range(11, 26))], id="no-part"),
+        pytest.param(
+            [(None, range(1, 11)), ("p1", range(11, 26)), ("p1", range(11, 26))], id="mixed"
+        ),
+    ],
+)
+def test_each_list_is_counted_once_however_its_part_was_written(store, writes):
+    run = make_run()
+    store.begin_run(run)
+    users = sorted({u for _, part_users in writes for u in part_users})
+    lists = lists_for(range(users[0], users[-1] + 1))
+
+    for part, part_users in writes:
+        batch = [neighbour_list(u, lists[u]) for u in part_users]
+        assert store.write_lists(run, batch, part=part) == len(part_users)
+
+    published = store.publish(run, expected_users=len(users))
+    assert published.user_count == len(users)
+    assert store.get_list(published, users[-1]) == neighbour_list(users[-1], lists[users[-1]])
+
+
+def test_a_part_retried_after_its_count_was_lost_is_counted_once(dynamo):
+    # A retried task through a client that applies every count twice: still each list once.
+    retried = on(RetriesEveryUpdate(dynamo.client), dynamo)
+    run = make_run()
+    lists = [neighbour_list(u, pairs) for u, pairs in lists_for(range(1, 21)).items()]
+    retried.begin_run(run)
+    for _ in range(2):
+        retried.write_lists(run, lists[:12], part="0")
+    retried.write_lists(run, lists[12:], part="1")
+
+    with pytest.raises(IncompleteWriteError, match="holds 20 lists"):
+        retried.publish(run, expected_users=32)
+    assert retried.publish(run, expected_users=20).user_count == 20

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import logging
 import tempfile
 import tracemalloc
@@ -17,11 +19,15 @@ from hypothesis import strategies as st
 from generator.tables import (
     MAX_LINES_KEPT,
     MAX_ROW_BYTES,
+    SCHEMAS,
     Limits,
     LoadReport,
     RejectedRows,
+    Rejections,
     TableError,
+    convert_rows,
     load_tables,
+    locate_columns,
     read_table,
 )
 
@@ -1314,3 +1320,66 @@ def test_a_fresh_report_is_empty() -> None:
     report = LoadReport()
     assert report.summary() == []
     assert report.rejected == []
+
+
+# --- the loader's rules as a public API for other readers (convert_rows, Rejections) ---------
+
+# Reasons found by the CSV parser or by checks against another column (finish_table), never by
+# converting one row's fields.
+NOT_ROW_BY_ROW = {
+    "the row has more fields than the header",
+    "question_id is already on an earlier line",
+    "scale_max is not above scale_min",
+}
+
+
+def fields_of(text: str, width: int) -> pd.DataFrame:
+    """Split CSV lines (no quoted line breaks) into str fields labelled by position, padding a
+    short row with empty fields and a blank line with all empty ones, as the loader reads them."""
+    rows = [row + [""] * (width - len(row)) for row in csv.reader(io.StringIO(text))]
+    return pd.DataFrame(rows, columns=range(width), dtype=object)
+
+
+@pytest.mark.parametrize("table", list(HEADERS))
+def test_converting_a_chunk_of_bad_rows_finds_what_reading_the_file_finds(
+    tmp_path: Path, table: str
+) -> None:
+    bad = [row for name, row, reason in BAD_ROWS if name == table and reason not in NOT_ROW_BY_ROW]
+    rows = [GOOD_ROWS[table], *bad, "", OTHER_ROWS[table]]
+    read = read_table(export(tmp_path, table, *rows), table)
+    header = HEADERS[table].split(",")
+    columns = locate_columns(header, SCHEMAS[table], f"{table}.csv").of
+
+    converted = convert_rows(fields_of("\n".join(rows), len(header)), table, columns, {})
+
+    found = {
+        reason: tuple(int(p) + 2 for p in at)
+        for reason, at in converted.problems.items()
+        if len(at)  # a blank line may leave a reason with no row
+    }
+    assert found == {r.reason: r.lines for r in read.rejected}  # line = position + 2 (header)
+    assert converted.blank.tolist() == [len(rows) - 2]
+    assert converted.kept(len(rows)).sum() == len(read.frame) == 2
+
+
+def test_rows_counted_beyond_the_lines_kept_are_reported_with_their_count() -> None:
+    rejected = Rejections()
+
+    rejected.add_counted("user_handle is empty", 250, np.array([4, 9]))
+    rejected.add("user_handle is empty", np.array([3]))
+    rejected.add_counted("answer is empty", 1, np.array([20]))
+
+    assert rejected.total() == 252
+    assert rejected.rows("a.csv") == (
+        RejectedRows("a.csv", "user_handle is empty", (3, 4, 9), 251),
+        RejectedRows("a.csv", "answer is empty", (20,), 1),
+    )
+
+
+@pytest.mark.parametrize(("count", "lines"), [(5, []), (0, []), (1, [2, 3])])
+def test_a_count_without_lines_or_below_its_lines_is_refused(count: int, lines: list[int]) -> None:
+    rejected = Rejections()
+    with pytest.raises(ValueError, match="rejected for 'answer is empty'"):
+        rejected.add_counted("answer is empty", count, np.array(lines, dtype=np.int64))
+    assert rejected.total() == 0
+    assert rejected.rows("a.csv") == ()
