@@ -39,6 +39,7 @@ from config import (
 from config import s3_client as aws_s3_client
 
 if TYPE_CHECKING:
+    from generator.pipeline import ModelResult
     from generator.tables import Tables
     from store import NeighbourStore
     from store.artifacts import ArtifactStore
@@ -49,6 +50,7 @@ REAL_CATALOGUE = ROOT.parent / "shared" / "data" / "pluralsight-sample"
 DEFAULT_ARTIFACT_URI = (ROOT / "data" / "artifacts").as_uri()
 DEFAULT_SYNTHETIC_USERS = 10_000
 SEARCHES = {"auto": None, "exact": False, "approximate": True}
+ENGINES = ("local", "spark")
 
 log = logging.getLogger("generator")
 
@@ -72,6 +74,9 @@ class GeneratorConfig:
     max_rejected_share: float  # a file with a larger share of rejected rows is refused
     aws: AwsSettings
     artifact_uri: str  # where run artifacts are written: file://FOLDER or s3://BUCKET/PREFIX
+    engine: str = "local"  # a key of ENGINES
+    spark_master: str | None = None  # None: spark-submit's master, else local[*]
+    partitions_per_core: float = 2.0  # blocks of users per Spark core
 
 
 def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
@@ -102,6 +107,9 @@ def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
         max_rejected_share=env_float(env, "MAX_REJECTED_SHARE", MAX_REJECTED_SHARE, 0, 1),
         aws=aws_settings(env),
         artifact_uri=artifact_uri(env, DEFAULT_ARTIFACT_URI),
+        engine=env_choice(env, "GENERATOR_ENGINE", list(ENGINES), "local"),
+        spark_master=env_text(env, "SPARK_MASTER", "") or None,
+        partitions_per_core=env_float(env, "SPARK_PARTITIONS_PER_CORE", 2.0, 0.25, 1024),
     )
 
 
@@ -280,6 +288,26 @@ def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
         "this export first, and publish the tuned models",
     )
     gen.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=config.engine,
+        help="where the work runs: local (this machine) or spark (Apache Spark, exact search "
+        "in block pairs; see README, Scaling) (default: $GENERATOR_ENGINE or local)",
+    )
+    gen.add_argument(
+        "--spark-master",
+        default=config.spark_master,
+        help="the Spark engine's master URL, e.g. local[2] (default: $SPARK_MASTER, else the "
+        "master spark-submit gives, else local[*])",
+    )
+    gen.add_argument(
+        "--partitions-per-core",
+        type=float,
+        default=config.partitions_per_core,
+        help="the Spark engine's blocks of users per core; a model's search is blocks² tasks "
+        "(default: $SPARK_PARTITIONS_PER_CORE or 2)",
+    )
+    gen.add_argument(
         "--keep-unbuilt-runs",
         action="store_true",
         default=config.keep_unbuilt_runs,
@@ -390,6 +418,9 @@ def generate(
     its model artifact."""
     from generator import pipeline
 
+    if args.engine == "spark":
+        generate_on_spark(args, config, connect, artifacts)
+        return
     store = connect(config)
     store.ensure_tables()
     with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
@@ -410,6 +441,11 @@ def generate(
             promise=pipeline.Promise(args.min_recall, config.search_budget_seconds),
             artifacts=artifacts(config),
         )
+    report_results(results)
+
+
+def report_results(results: Sequence[ModelResult]) -> None:
+    """Log what each model's run did."""
     for r in results:
         log.info(
             "%-13s run %s: %s lists; features %.1f s, neighbours %.1f s (%s), publish %.1f s; "
@@ -427,6 +463,93 @@ def generate(
             else f"hold-out recall@{r.quality['k']} {r.quality['recall']:.4f} "
             f"(most popular {r.quality['most_popular_recall']:.4f})",
         )
+
+
+def generate_on_spark(
+    args: argparse.Namespace,
+    config: GeneratorConfig,
+    connect: Connect,
+    artifacts: ConnectArtifacts = connect_artifacts,
+) -> None:
+    """Publish every model's neighbours with the Spark engine (README, "Scaling")."""
+    from generator.spark import engine, read, session
+    from generator.tables import Limits
+
+    if args.search == "approximate":
+        raise ConfigError(
+            "the Spark engine searches exactly (block pairs): --search approximate needs "
+            "--engine local"
+        )
+    store = connect(config)
+    store.ensure_tables()
+    spark = session.start(args.spark_master)
+    try:
+        with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
+            location, export = spark_export(args, config, spark, Path(scratch))
+            started = time.monotonic()
+            limits = Limits(max_rejected_share=config.max_rejected_share)
+            tables = read.read_export(spark, location, limits)
+            for line in tables.report.summary():
+                log.info("%s", line)
+            log.info("read %s with Spark in %.1f s", location, time.monotonic() - started)
+            spec = engine.StoreSpec(
+                table_prefix=config.table_prefix,
+                # The executors write where the driver does, whatever their own environment says.
+                region=config.aws.region or store_region(store),
+                endpoint_url=config.aws.dynamodb_endpoint,
+                credentials=config.aws.credentials,
+                writers=config.writers,
+            )
+            results = engine.run(
+                spark,
+                tables,
+                store,
+                spec.open,
+                args.models,
+                top_n_stored=args.top_n_stored,
+                abandoned_after=config.abandoned_after,
+                evaluate=args.evaluate,
+                tune=args.tune,
+                export=export,
+                retire_unbuilt=not args.keep_unbuilt_runs,
+                artifacts=artifacts(config),
+                partitions_per_core=args.partitions_per_core,
+                threads=args.threads,
+            )
+    finally:
+        spark.stop()
+    report_results(results)
+
+
+def store_region(store: NeighbourStore) -> str | None:
+    """Return the region a DynamoDB store's client resolved (None for another kind of store)."""
+    client = getattr(store, "client", None)
+    return getattr(getattr(client, "meta", None), "region_name", None)
+
+
+def spark_export(
+    args: argparse.Namespace, config: GeneratorConfig, spark: Any, scratch: Path
+) -> tuple[str, dict[str, Any]]:
+    """Return where Spark reads the export from, and the export's fingerprint.
+
+    A synthetic export is written into `scratch`, and so is an s3:// one downloaded for a local
+    master; a cluster reads s3:// in place (its fingerprint is then of the objects' ETags).
+    """
+    from generator.sources import S3_SCHEME, fetch_export, fingerprint, s3_fingerprint
+    from generator.spark.session import local_master
+
+    local = local_master(spark.sparkContext.master)
+    if args.data_dir is None:
+        if not local:
+            raise ConfigError("a synthetic export is only written for a local Spark master")
+        users = args.synthetic_users or DEFAULT_SYNTHETIC_USERS
+        catalogue = REAL_CATALOGUE if REAL_CATALOGUE.is_dir() else None
+        synthesize(users, scratch, args.seed, catalogue, survey=args.survey)
+        return str(scratch), fingerprint(scratch)
+    if args.data_dir.startswith(S3_SCHEME) and not local:
+        return args.data_dir, s3_fingerprint(args.data_dir, s3_client(config))
+    folder = fetch_export(args.data_dir, scratch / "export", lambda: s3_client(config))
+    return str(folder), fingerprint(folder)
 
 
 def evaluate(args: argparse.Namespace, config: GeneratorConfig) -> None:

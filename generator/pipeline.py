@@ -326,23 +326,8 @@ def publish_model(
         space = dataclasses.replace(space, clusters=clusters)
         artifact = write_artifact(artifacts, space, run_id)
     artifact_done = time.monotonic()
-    run = Run(
-        model_handle=model.handle,
-        run_id=run_id,
-        generated_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        top_n=top_n_stored,
-        shards=shards,
-        user_count=users,
-        # What the model learned that a reader of the run wants (a survey's traits, loadings).
-        settings={
-            **model.settings,
-            **how,
-            **({"fit": fit} if (fit := space.summary()) else {}),
-            **({"tuned": True} if tuned else {}),
-        },
-        quality=None if quality is None else dict(quality),
-        export=None if export is None else dict(export),
-        artifact=None if artifact is None else artifact.describe(),
+    run = run_record(
+        space, run_id, now, top_n_stored, users, how, tuned, quality, export, artifact, shards
     )
     store.begin_run(run)
     progress = Progress(f"{model.handle} publish", users, unit="lists")
@@ -374,6 +359,41 @@ def publish_model(
         quality=run.quality,
         artifact_seconds=artifact_done - neighbours_done,
         artifact_bytes=0 if artifact is None else artifact.bytes,
+    )
+
+
+def run_record(
+    space: ModelSpace,
+    run_id: str,
+    now: datetime,
+    top_n_stored: int,
+    users: int,
+    how: Mapping[str, Any],
+    tuned: bool,
+    quality: Mapping[str, Any] | None,
+    export: Mapping[str, Any] | None,
+    artifact: Artifact | None,
+    shards: int = DEFAULT_SHARDS,
+) -> Run:
+    """Return the record of a model's new run: its settings with how its neighbours were found
+    (`how`) and what the model learned, its quality, its export and its artifact."""
+    return Run(
+        model_handle=space.model_handle,
+        run_id=run_id,
+        generated_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        top_n=top_n_stored,
+        shards=shards,
+        user_count=users,
+        # What the model learned that a reader of the run wants (a survey's traits, loadings).
+        settings={
+            **space.settings,
+            **how,
+            **({"fit": fit} if (fit := space.summary()) else {}),
+            **({"tuned": True} if tuned else {}),
+        },
+        quality=None if quality is None else dict(quality),
+        export=None if export is None else dict(export),
+        artifact=None if artifact is None else artifact.describe(),
     )
 
 

@@ -23,7 +23,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from generator.tables import TABLE_NAMES, TableError
 
-__all__ = ["EXPORT_FILES", "S3_SCHEME", "fetch_export", "fingerprint", "parse_s3_uri"]
+__all__ = [
+    "EXPORT_FILES",
+    "S3_SCHEME",
+    "fetch_export",
+    "fingerprint",
+    "parse_s3_uri",
+    "s3_fingerprint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +135,29 @@ def _export_keys(client: Any, bucket: str, prefix: str) -> list[tuple[str, int]]
             if key[len(prefix) :] in EXPORT_FILES:
                 found.append((key, int(entry["Size"])))
     return sorted(found)
+
+
+def s3_fingerprint(uri: str, client: Any) -> dict[str, Any]:
+    """Return what identifies the export under an s3:// URI without reading it: each export
+    file's size and ETag, and an ``id`` over them (another id than `fingerprint` gives the same
+    files downloaded: what a cluster that reads S3 in place records)."""
+    bucket, prefix = parse_s3_uri(uri)
+    files: dict[str, dict[str, Any]] = {}
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, Delimiter="/"
+        )
+        for page in pages:
+            for entry in page.get("Contents", []):
+                name = entry["Key"][len(prefix) :]
+                if name in EXPORT_FILES:
+                    files[name] = {"bytes": int(entry["Size"]), "etag": entry["ETag"].strip('"')}
+    except ClientError as error:
+        raise TableError(_client_error_message(uri, error)) from error
+    except BotoCoreError as error:
+        raise TableError(f"{uri}: S3 cannot be reached ({error})") from error
+    summary = json.dumps(files, sort_keys=True).encode()
+    return {"id": hashlib.sha256(summary).hexdigest()[:16], "files": files}
 
 
 def _client_error_message(uri: str, error: ClientError) -> str:
