@@ -76,7 +76,7 @@ class GeneratorConfig:
     artifact_uri: str  # where run artifacts are written: file://FOLDER or s3://BUCKET/PREFIX
     engine: str = "local"  # a key of ENGINES
     spark_master: str | None = None  # None: spark-submit's master, else local[*]
-    partitions_per_core: float = 2.0  # blocks of users per Spark core
+    partitions_per_core: float = 1.0  # blocks of users per Spark core
 
 
 def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
@@ -109,7 +109,7 @@ def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
         artifact_uri=artifact_uri(env, DEFAULT_ARTIFACT_URI),
         engine=env_choice(env, "GENERATOR_ENGINE", list(ENGINES), "local"),
         spark_master=env_text(env, "SPARK_MASTER", "") or None,
-        partitions_per_core=env_float(env, "SPARK_PARTITIONS_PER_CORE", 2.0, 0.25, 1024),
+        partitions_per_core=env_float(env, "SPARK_PARTITIONS_PER_CORE", 1.0, 0.25, 1024),
     )
 
 
@@ -305,7 +305,7 @@ def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
         type=float,
         default=config.partitions_per_core,
         help="the Spark engine's blocks of users per core; a model's search is blocks² tasks "
-        "(default: $SPARK_PARTITIONS_PER_CORE or 2)",
+        "(default: $SPARK_PARTITIONS_PER_CORE or 1)",
     )
     gen.add_argument(
         "--keep-unbuilt-runs",

@@ -54,8 +54,10 @@ from store.artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
 
-# Blocks of users per core by default: a model's search is blocks² tasks.
-PARTITIONS_PER_CORE = 2
+# Blocks of users per core by default: a model's search is blocks² tasks, so one block per core
+# already gives each core as many tasks as there are cores; more, smaller blocks measured slower
+# (bench.engines).
+PARTITIONS_PER_CORE = 1
 # Tuning and the quality measure run on the driver on at most this many users' tables (all of
 # them below it, so a run's quality is the local engine's): `evaluate` samples 5,000 of them.
 EVALUATION_MAX_USERS = 200_000

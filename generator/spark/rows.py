@@ -150,7 +150,9 @@ class RowBuilder:
 
         def joined(items: Any) -> sp.csr_matrix:
             found = dict(items)
-            return combine({handle: found[handle] for handle in order}, weights)
+            # Normalised once more, as `Model.space` normalises what any builder gives: a row
+            # normalised twice differs from one normalised once in its last bit.
+            return unit_rows(combine({handle: found[handle] for handle in order}, weights))
 
         rows = self._by_block(tagged.groupByKey(self.blocks.count).mapValues(joined))
         blocks, offset = [], 0
