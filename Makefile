@@ -21,7 +21,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev,spark]'
 	touch $@
 
 node_modules/.installed: package.json $(wildcard package-lock.json)
@@ -65,7 +65,7 @@ images: install chromium ## Re-render the architecture diagrams (needs Graphviz)
 	done
 	SCREENSHOTS_DIR=images $(PY) -m pytest -q -p no:cacheprovider tests/test_explorer_browser.py
 
-bench: ## Run every benchmark (about 80 minutes; JSON lines on stdout, progress on stderr; see bench/)
+bench: ## Run every benchmark (about 100 minutes; JSON lines on stdout, progress on stderr; see bench/)
 	@$(MAKE) --no-print-directory install >&2
 	@$(PY) -m bench.stages --users $(BENCH_SIZES)
 	@$(if $(BENCH_LARGE),$(PY) -m bench.stages --users $(BENCH_LARGE) --models course_views interests --publish none)
@@ -73,3 +73,4 @@ bench: ## Run every benchmark (about 80 minutes; JSON lines on stdout, progress 
 	@$(PY) -m bench.publish
 	@$(PY) -m bench.server
 	@$(PY) -m bench.profiles --users $(BENCH_SIZES)
+	@$(PY) -m bench.engines --users $(lastword $(BENCH_SIZES))

@@ -179,3 +179,29 @@ def test_profiles_time_every_model_and_read_each_workers_memory(tmp_path):
     for line in workers:
         # The artifacts are mapped from their files: the pages a worker reads are file-backed.
         assert line["after"]["file_backed_mb"] > line["before"]["file_backed_mb"]
+
+
+def test_engines_time_spark_against_the_local_engine_and_find_the_same_lists(tmp_path):
+    lines = by_name(
+        bench(
+            "engines",
+            *("--users", "300", "--models", "interests", "--partitions-per-core", "1"),
+            *("--executors", "10"),
+            data_dir=tmp_path,
+        )
+    )
+
+    local = lines["local interests"]
+    spark = lines["spark interests, 1 partitions per core"]
+    assert local["seconds"] > 0 and local["users_with_evidence"] > 0
+    assert spark["baseline"] == "local interests" and spark["blocks"] == 2 and spark["pairs"] == 4
+    # Printed seconds are rounded (to 4 significant places or 0.1 s); the ratio is not.
+    assert spark["ratio"] == pytest.approx(local["seconds"] / spark["seconds"], rel=0.05)
+    assert spark["users_with_evidence"] == local["users_with_evidence"]
+    assert spark["users_checked"] == local["users_with_evidence"]  # all of them, at 300 users
+    assert spark["mismatches"] == 0, spark["mismatch_kinds"]
+    projection = lines["projection interests, 10 executors"]
+    assert projection["projected_users"] == 10_000_000 and projection["pairs"] == 200**2
+    assert projection["from"]["partitions_per_core"] == 1
+    assert projection["cost_usd"] > 0 and projection["wall_hours"] > 0
+    assert lines["projection all models, 10 executors"]["cost_usd"] == projection["cost_usd"]
