@@ -8,6 +8,7 @@ turns it (and a `.env` file, see example.env) into a `GeneratorConfig`; `main` t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -51,6 +52,12 @@ DEFAULT_ARTIFACT_URI = (ROOT / "data" / "artifacts").as_uri()
 DEFAULT_SYNTHETIC_USERS = 10_000
 SEARCHES = {"auto": None, "exact": False, "approximate": True}
 ENGINES = ("local", "spark")
+MIN_PARTITIONS_PER_CORE, MAX_PARTITIONS_PER_CORE = 0.25, 1024.0
+# A synthetic export is written where the generator runs: a cluster's executors cannot read it.
+CLUSTER_NEEDS_AN_EXPORT = (
+    "a synthetic export is written on this machine: give a cluster an export it can read "
+    "(--data-dir s3://...)"
+)
 
 log = logging.getLogger("generator")
 
@@ -77,6 +84,7 @@ class GeneratorConfig:
     engine: str = "local"  # a key of ENGINES
     spark_master: str | None = None  # None: spark-submit's master, else local[*]
     partitions_per_core: float = 1.0  # blocks of users per Spark core
+    spark_driver_memory: str = "4g"  # a local master's driver JVM
 
 
 def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
@@ -109,7 +117,10 @@ def config_from_env(env: Mapping[str, str]) -> GeneratorConfig:
         artifact_uri=artifact_uri(env, DEFAULT_ARTIFACT_URI),
         engine=env_choice(env, "GENERATOR_ENGINE", list(ENGINES), "local"),
         spark_master=env_text(env, "SPARK_MASTER", "") or None,
-        partitions_per_core=env_float(env, "SPARK_PARTITIONS_PER_CORE", 1.0, 0.25, 1024),
+        partitions_per_core=env_float(
+            env, "SPARK_PARTITIONS_PER_CORE", 1.0, MIN_PARTITIONS_PER_CORE, MAX_PARTITIONS_PER_CORE
+        ),
+        spark_driver_memory=env_text(env, "SPARK_DRIVER_MEMORY", "4g"),
     )
 
 
@@ -152,6 +163,19 @@ def share(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value:g}")
+    return value
+
+
+def partitions_per_core(text: str) -> float:
+    """Parse the Spark engine's blocks of users per core (a finite number in bounds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not MIN_PARTITIONS_PER_CORE <= value <= MAX_PARTITIONS_PER_CORE:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"must be from {MIN_PARTITIONS_PER_CORE:g} to {MAX_PARTITIONS_PER_CORE:g}, not {text}"
+        )
     return value
 
 
@@ -302,7 +326,7 @@ def parser(config: GeneratorConfig) -> argparse.ArgumentParser:
     )
     gen.add_argument(
         "--partitions-per-core",
-        type=float,
+        type=partitions_per_core,
         default=config.partitions_per_core,
         help="the Spark engine's blocks of users per core; a model's search is blocks² tasks "
         "(default: $SPARK_PARTITIONS_PER_CORE or 1)",
@@ -477,12 +501,14 @@ def generate_on_spark(
 
     if args.search == "approximate":
         raise ConfigError(
-            "the Spark engine searches exactly (block pairs): --search approximate needs "
-            "--engine local"
+            "the Spark engine searches exactly (block pairs): an approximate search "
+            "(--search or NEIGHBOUR_SEARCH) needs --engine local"
         )
+    if args.spark_master is not None and not session.local_master(args.spark_master):
+        check_cluster_export(args.data_dir)
     store = connect(config)
     store.ensure_tables()
-    spark = session.start(args.spark_master)
+    spark = session.start(args.spark_master, config.spark_driver_memory)
     try:
         with tempfile.TemporaryDirectory(prefix="similar-users-") as scratch:
             location, export = spark_export(args, config, spark, Path(scratch))
@@ -516,9 +542,26 @@ def generate_on_spark(
                 partitions_per_core=args.partitions_per_core,
                 threads=args.threads,
             )
+    except Exception as error:
+        failed = session.job_error(error)
+        if failed is None:
+            raise
+        log.debug("the Spark job's error in full", exc_info=error)
+        raise failed from error
     finally:
         spark.stop()
     report_results(results)
+
+
+def check_cluster_export(data_dir: str | None) -> None:
+    """Refuse an export a cluster's executors cannot read: none (synthetic) or a local folder."""
+    if data_dir is None:
+        raise ConfigError(CLUSTER_NEEDS_AN_EXPORT)
+    if "://" not in data_dir:
+        raise ConfigError(
+            f"{data_dir}: a cluster's executors cannot read this machine's folders: give a URI "
+            "they can read (--data-dir s3://...)"
+        )
 
 
 def store_region(store: NeighbourStore) -> str | None:
@@ -539,15 +582,19 @@ def spark_export(
     from generator.spark.session import local_master
 
     local = local_master(spark.sparkContext.master)
+    if not local:  # spark-submit's master is known only once Spark started
+        check_cluster_export(args.data_dir)
     if args.data_dir is None:
-        if not local:
-            raise ConfigError("a synthetic export is only written for a local Spark master")
         users = args.synthetic_users or DEFAULT_SYNTHETIC_USERS
         catalogue = REAL_CATALOGUE if REAL_CATALOGUE.is_dir() else None
         synthesize(users, scratch, args.seed, catalogue, survey=args.survey)
         return str(scratch), fingerprint(scratch)
-    if args.data_dir.startswith(S3_SCHEME) and not local:
-        return args.data_dir, s3_fingerprint(args.data_dir, s3_client(config))
+    if not local:
+        if args.data_dir.startswith(S3_SCHEME):
+            return args.data_dir, s3_fingerprint(args.data_dir, s3_client(config))
+        # Another file system a cluster reads (hdfs://, ...): named, not read twice.
+        named = hashlib.sha256(args.data_dir.encode()).hexdigest()[:16]
+        return args.data_dir, {"id": named, "files": {}, "of": "the export's URI"}
     folder = fetch_export(args.data_dir, scratch / "export", lambda: s3_client(config))
     return str(folder), fingerprint(folder)
 
@@ -628,6 +675,7 @@ def main(
         return 2
     args = parser(config).parse_args(argv)
     configure_logging(args.log_level, config.aws.log_level)
+    from generator.spark.session import SparkJobError
     from generator.tables import TableError
     from store import StoreConfigError, StoreError
 
@@ -643,7 +691,7 @@ def main(
     except (ConfigError, StoreConfigError) as error:
         print(f"run_generator.py: error: {error}", file=sys.stderr)
         return 2
-    except (TableError, StoreError, ValueError, OSError) as error:
+    except (TableError, StoreError, ValueError, OSError, SparkJobError) as error:
         log.error("%s", error)
         return 1
     except KeyboardInterrupt:

@@ -157,7 +157,7 @@ def s3_fingerprint(uri: str, client: Any) -> dict[str, Any]:
     except BotoCoreError as error:
         raise TableError(f"{uri}: S3 cannot be reached ({error})") from error
     summary = json.dumps(files, sort_keys=True).encode()
-    return {"id": hashlib.sha256(summary).hexdigest()[:16], "files": files}
+    return {"id": hashlib.sha256(summary).hexdigest()[:16], "files": files, "of": "S3 ETags"}
 
 
 def _client_error_message(uri: str, error: ClientError) -> str:

@@ -51,6 +51,7 @@ __all__ = [
     "MAX_REJECTED_SHARE",
     "MAX_ROW_BYTES",
     "MAX_TAGS_PER_COURSE",
+    "NOT_UTF8",
     "PLATFORM_TABLES",
     "REJECTED_ROWS_TOLERATED",
     "SCHEMAS",
@@ -197,7 +198,7 @@ MAX_REJECTED_SHARE = 0.10
 REJECTED_ROWS_TOLERATED = 100
 # A file where more than half of the rows hold bytes that are not UTF-8 is in another encoding.
 _MAX_UNDECODABLE_SHARE = 0.5
-_NOT_UTF8 = "holds bytes that are not UTF-8"
+NOT_UTF8 = "holds bytes that are not UTF-8"
 TOO_LONG = "the row is longer than {limit:,} bytes"
 _LINES_SHOWN = 10
 _INT64_MAX = str(np.iinfo(np.int64).max)
@@ -664,7 +665,7 @@ def check_rejected_share(
     file: str, rows: int, rejected: Rejections, limits: Limits, first_undecodable: str | None
 ) -> None:
     """Refuse a file mostly in another encoding, or with more rejected rows than `limits` allow."""
-    undecodable = sum(n for reason, n in rejected.counts.items() if reason.endswith(_NOT_UTF8))
+    undecodable = sum(n for reason, n in rejected.counts.items() if reason.endswith(NOT_UTF8))
     if undecodable > _MAX_UNDECODABLE_SHARE * rows:
         raise TableError(
             f"{file}: {undecodable:,} of {rows:,} rows hold bytes that are not UTF-8 "
@@ -1104,8 +1105,8 @@ def _first_undecodable(
     """Say where the chunk's first row left out for bytes that are not UTF-8 is, and what."""
     first: tuple[int, str] | None = None
     for reason, rows in converted.problems.items():
-        if reason.endswith(_NOT_UTF8) and (first is None or rows[0] < first[0]):
-            first = (int(rows[0]), reason.removesuffix(f" {_NOT_UTF8}"))
+        if reason.endswith(NOT_UTF8) and (first is None or rows[0] < first[0]):
+            first = (int(rows[0]), reason.removesuffix(f" {NOT_UTF8}"))
     if first is None:
         return None
     row, name = first
@@ -1159,7 +1160,7 @@ def _convert_chunk(
         undecodable = _undecodable(raw)
         if undecodable is not None:
             # Bytes that are not UTF-8 come first: the value is not what the export held.
-            problems = {f"{column.name} {_NOT_UTF8}": undecodable, **problems}
+            problems = {f"{column.name} {NOT_UTF8}": undecodable, **problems}
         if column.empty_means_untagged:
             fresh = result.empty & ~taken
             if undecodable is not None:

@@ -71,6 +71,9 @@ def test_help_lists_every_command(capsys):
         ["generate", "--search", "fast"],
         ["generate", "--approximate-above", "0"],
         ["generate", "--min-recall", "2"],
+        ["generate", "--engine", "hadoop"],
+        ["generate", "--partitions-per-core", "nan"],
+        ["generate", "--partitions-per-core", "inf"],
         ["--log-level", "LOUD", "generate"],
     ],
 )
@@ -95,6 +98,8 @@ def test_bad_arguments_exit_with_a_usage_error(argv, capsys):
         ("MIN_RECALL", "1.5", "MIN_RECALL must be between 0 and 1, not 1.5"),
         ("ARTIFACT_URI", "/srv/artifacts", "ARTIFACT_URI: artifacts are kept at file://FOLDER"),
         ("ARTIFACT_URI", "s3://", "ARTIFACT_URI: 's3://' names no valid bucket"),
+        ("GENERATOR_ENGINE", "hadoop", "GENERATOR_ENGINE must be one of local, spark"),
+        ("SPARK_PARTITIONS_PER_CORE", "0", "SPARK_PARTITIONS_PER_CORE must be between 0.25 and"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(name, value, message, capsys):
@@ -324,3 +329,54 @@ def test_a_synthetic_export_has_no_survey_unless_asked(caplog):
     argv = ["generate", "--synthetic-users", "60", "--models", "survey", "--top-n", "3"]
     assert run(argv, env={"GENERATOR_THREADS": "1"}, store=store) == 1
     assert store.current_runs() == {}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["generate", "--engine", "spark", "--search", "approximate"],
+            "the Spark engine searches exactly (block pairs): an approximate search "
+            "(--search or NEIGHBOUR_SEARCH) needs --engine local",
+        ),
+        (
+            ["generate", "--engine", "spark", "--spark-master", "spark://cluster:7077"],
+            "a synthetic export is written on this machine: give a cluster an export it can "
+            "read (--data-dir s3://...)",
+        ),
+        (
+            ["generate", "--engine", "spark", "--spark-master", "yarn", "--data-dir", "exports"],
+            "exports: a cluster's executors cannot read this machine's folders",
+        ),
+    ],
+)
+def test_what_the_spark_engine_cannot_do_is_refused_before_spark_starts(argv, message, capsys):
+    store = MemoryStore()
+    assert run(argv, store=store) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert store.current_runs() == {}
+
+
+@pytest.mark.parametrize(
+    ("argv", "environment", "engine", "master", "partitions"),
+    [
+        ([], {}, "local", None, 1.0),
+        (["--engine", "spark"], {}, "spark", None, 1.0),
+        ([], {"GENERATOR_ENGINE": "Spark", "SPARK_MASTER": "local[2]"}, "spark", "local[2]", 1.0),
+        (
+            ["--engine", "local", "--spark-master", "yarn", "--partitions-per-core", "4"],
+            {"GENERATOR_ENGINE": "spark", "SPARK_PARTITIONS_PER_CORE": "2"},
+            "local",
+            "yarn",
+            4.0,
+        ),
+    ],
+)
+def test_the_engine_is_chosen_by_flag_or_environment(argv, environment, engine, master, partitions):
+    args = parser(config_from_env(environment)).parse_args(["generate", *argv])
+    assert (args.engine, args.spark_master, args.partitions_per_core) == (
+        engine,
+        master,
+        partitions,
+    )

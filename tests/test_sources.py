@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
-from generator.sources import fetch_export, parse_s3_uri
+from generator.sources import fetch_export, parse_s3_uri, s3_fingerprint
 from generator.tables import TableError, load_tables
 from tests.fakes import unreachable_s3
 
@@ -227,3 +227,22 @@ def test_a_disk_that_fills_up_during_the_download_is_an_error_naming_the_object(
         f"s3://{BUCKET}/exports/user_interests.csv: cannot be saved to "
         f"{tmp_path / 'user_interests.csv'}: [Errno {errno.ENOSPC}] No space left on device"
     )
+
+
+def test_an_s3_export_read_in_place_is_named_by_its_objects_sizes_and_etags(s3):
+    put(s3, "exports/user_interests.csv")
+    put(s3, "exports/user_course_views.csv", VIEWS)
+    put(s3, "exports/notes.txt", b"not an export file")
+    put(s3, "exports/old/user_interests.csv", b"another export")
+    first = s3_fingerprint(f"s3://{BUCKET}/exports/", s3)
+    assert sorted(first["files"]) == ["user_course_views.csv", "user_interests.csv"]
+    assert first["files"]["user_interests.csv"]["bytes"] == len(INTERESTS)
+    assert first["of"] == "S3 ETags"
+    assert s3_fingerprint(f"s3://{BUCKET}/exports/", s3) == first  # the same objects, the same id
+    put(s3, "exports/user_interests.csv", INTERESTS + b"3,java,2017-06-29\n")
+    assert s3_fingerprint(f"s3://{BUCKET}/exports/", s3)["id"] != first["id"]
+
+
+def test_an_unreachable_s3_cannot_be_fingerprinted_and_says_so():
+    with pytest.raises(TableError, match=rf"s3://{BUCKET}/x: S3 cannot be reached"):
+        s3_fingerprint(f"s3://{BUCKET}/x", unreachable_s3())

@@ -259,10 +259,14 @@ def test_a_job_that_fails_leaves_the_previous_run_current(
     opener = spec(dynamodb_local, table_prefix).open
     settings = {"top_n_stored": 10, "partitions_per_core": PARTITIONS_PER_CORE}
     (first,) = engine.run(spark, small_tables, store, opener, ["interests"], **settings)
-    with pytest.raises(Exception, match="always fails"):
+    with pytest.raises(Exception, match="always fails") as raised:
         engine.run(
             spark, small_tables, store, opener, ["interests"], **settings, fault=AlwaysFails()
         )
+    # What the command line says of it: one line, the Python cause, no Java trace.
+    said = session.job_error(raised.value)
+    assert said is not None
+    assert str(said) == "the Spark job failed: RuntimeError: this block's writer always fails"
     current = store.current_run("interests")
     assert current is not None and current.run_id == first.run_id
     unpublished = [r for r in store.runs("interests") if r.run_id != first.run_id]
@@ -337,3 +341,32 @@ def test_bad_rows_give_the_same_report_as_the_local_loader(spark, tmp_path):
     assert (index.handles == UserIndex.of(local).handles).all()
     blocks = Blocks.cut(index.handles, 3)  # fewer users than blocks: a block each
     assert blocks.count == len(index) and [blocks.users(b).tolist() for b in range(2)] == [[1], [8]]
+
+
+@pytest.mark.parametrize(
+    ("master", "retried"),
+    [
+        ("local[2]", "local[2,4]"),
+        ("local", "local[1,4]"),
+        ("local[*]", "local[*,4]"),
+        ("local[2,8]", "local[2,4]"),
+        ("spark://cluster:7077", "spark://cluster:7077"),
+        ("yarn", "yarn"),
+    ],
+)
+def test_a_local_master_retries_a_failed_task_as_a_cluster_does(master, retried):
+    assert session.with_retries(master) == retried
+    assert session.local_master(master) == master.startswith("local")
+
+
+def test_users_are_cut_into_blocks_of_consecutive_handles():
+    handles = np.arange(10, dtype=np.int64) * 3 + 1
+    blocks = Blocks.cut(handles, 3)
+    assert blocks.count == 3
+    assert np.concatenate([blocks.users(b) for b in range(3)]).tolist() == handles.tolist()
+    assert [len(blocks.users(b)) for b in range(3)] == [3, 4, 3]
+    assert blocks.of(handles).tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
+    nobody = Blocks.cut(np.empty(0, dtype=np.int64), 4)  # one empty block, as no user has rows
+    assert nobody.count == 1 and len(nobody.users(0)) == 0
+    assert engine.block_count(120_001, 2, 1) == 3  # at most MAX_BLOCK_USERS (50,000) per block
+    assert engine.block_count(1_000, 8, 2) == 16

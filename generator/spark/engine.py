@@ -165,31 +165,16 @@ def progress(spark: Any, label: str, every: float = PROGRESS_SECONDS) -> Iterato
 def evaluation_tables(builder: RowBuilder, seed: int = 0) -> Tables:
     """Return the export's tables on the driver for tuning and the quality measure: every
     user's when there are at most EVALUATION_MAX_USERS, else a random sample of that many."""
-    tables = builder.local_tables(TABLE_NAMES)
     users = builder.index.handles
     if len(users) <= EVALUATION_MAX_USERS:
-        return tables
+        return builder.local_tables(TABLE_NAMES)
     chosen = np.sort(np.random.default_rng(seed).choice(users, EVALUATION_MAX_USERS, replace=False))
     log.warning(
         "tuning and quality use a random %s of the %s users (EVALUATION_MAX_USERS)",
         f"{EVALUATION_MAX_USERS:,}",
         f"{len(users):,}",
     )
-
-    def sample(frame: Any) -> Any:
-        if frame is None or "user_handle" not in frame.columns:
-            return frame
-        return frame[np.isin(frame["user_handle"].to_numpy(), chosen)].reset_index(drop=True)
-
-    return Tables(
-        user_interests=sample(tables.user_interests),
-        user_course_views=sample(tables.user_course_views),
-        user_assessment_scores=sample(tables.user_assessment_scores),
-        course_tags=tables.course_tags,
-        report=tables.report,
-        user_answers=sample(tables.user_answers),
-        questions=tables.questions,
-    )
+    return builder.local_tables(TABLE_NAMES, users=chosen)
 
 
 def run(
@@ -297,72 +282,81 @@ def _publish_model(
         built = builder.model(model)
         searched = searched_rows(built.rows, blocks).persist()
         users = int(searched.map(lambda pair: len(pair[1][0])).sum())
-    features_done = time.monotonic()
-    log.info(
-        "%s: %s users with evidence, searched in %d × %d block pairs",
-        model.handle,
-        f"{users:,}",
-        blocks.count,
-        blocks.count,
-    )
-    with progress(spark, f"{model.handle} neighbours"):
-        found = neighbours(searched, top_n_stored, built.negative, blocks.count).persist()
-        lists = marked_mutual(found, blocks).persist()
-        lists.count()
-    neighbours_done = time.monotonic()
-    log.info(
-        "%s: neighbours of %s users in %.1f s (%.0f users/s)",
-        model.handle,
-        f"{users:,}",
-        neighbours_done - features_done,
-        users / max(neighbours_done - features_done, 1e-9),
-    )
-    now = datetime.now(UTC)
-    run_id = new_run_id(now)
-    space = ModelSpace(
-        model_handle=model.handle,
-        settings=dict(model.settings),
-        handles=index.handles,
-        matrix=sp.csr_matrix(sp.vstack([rows for _, rows in sorted(built.rows.collect())])),
-        blocks=built.blocks,
-    )
-    artifact = None if artifacts is None else write_artifact(artifacts, space, run_id)
-    artifact_done = time.monotonic()
-    how = {"search": "exact", "engine": dict(engine)}
-    run = run_record(space, run_id, now, top_n_stored, users, how, tuned, quality, export, artifact)
-    store.begin_run(run)
-    with progress(spark, f"{model.handle} publish"):
-        written = publish_lists(lists, run, open_store, fault)
-    if written != users:
-        raise IncompleteWriteError(
-            f"{model.handle}: the executors wrote {written} lists of run {run_id}, expected {users}"
+    cached = [searched]  # unpersisted however the model ends
+    try:
+        features_done = time.monotonic()
+        log.info(
+            "%s: %s users with evidence, searched in %d × %d block pairs",
+            model.handle,
+            f"{users:,}",
+            blocks.count,
+            blocks.count,
         )
-    published = store.publish(run, expected_users=users)
-    deleted = clean_up(store, model.handle, published.run_id, abandoned_after, artifacts)
-    for rdd in (lists, found, searched):
-        rdd.unpersist()
-    finished = time.monotonic()
-    log.info(
-        "%s: published run %s (%s lists written by the executors) in %.1f s",
-        model.handle,
-        run_id,
-        f"{written:,}",
-        finished - artifact_done,
-    )
-    return ModelResult(
-        model_handle=model.handle,
-        run_id=run_id,
-        users=users,
-        lists=written,
-        features_seconds=features_done - started,
-        neighbours_seconds=neighbours_done - features_done,
-        publish_seconds=finished - neighbours_done,
-        runs_deleted=deleted,
-        search="exact",
-        quality=run.quality,
-        artifact_seconds=artifact_done - neighbours_done,
-        artifact_bytes=0 if artifact is None else artifact.bytes,
-    )
+        with progress(spark, f"{model.handle} neighbours"):
+            found = neighbours(searched, top_n_stored, built.negative, blocks.count).persist()
+            lists = marked_mutual(found, blocks).persist()
+            cached += [found, lists]
+            lists.count()
+        neighbours_done = time.monotonic()
+        log.info(
+            "%s: neighbours of %s users in %.1f s (%.0f users/s)",
+            model.handle,
+            f"{users:,}",
+            neighbours_done - features_done,
+            users / max(neighbours_done - features_done, 1e-9),
+        )
+        now = datetime.now(UTC)
+        run_id = new_run_id(now)
+        # The artifact holds every user's row: collected only when there is one to write.
+        rows = [rows for _, rows in sorted(built.rows.collect())] if artifacts is not None else []
+        space = ModelSpace(
+            model_handle=model.handle,
+            settings=dict(model.settings),
+            handles=index.handles,
+            matrix=sp.csr_matrix(sp.vstack(rows)) if rows else sp.csr_matrix((len(index), 0)),
+            blocks=built.blocks,
+        )
+        artifact = None if artifacts is None else write_artifact(artifacts, space, run_id)
+        artifact_done = time.monotonic()
+        how = {"search": "exact", "engine": dict(engine)}
+        run = run_record(
+            space, run_id, now, top_n_stored, users, how, tuned, quality, export, artifact
+        )
+        store.begin_run(run)
+        with progress(spark, f"{model.handle} publish"):
+            written = publish_lists(lists, run, open_store, fault)
+        if written != users:
+            raise IncompleteWriteError(
+                f"{model.handle}: the executors wrote {written} lists of run {run_id}, "
+                f"expected {users}"
+            )
+        published = store.publish(run, expected_users=users)
+        deleted = clean_up(store, model.handle, published.run_id, abandoned_after, artifacts)
+        finished = time.monotonic()
+        log.info(
+            "%s: published run %s (%s lists written by the executors) in %.1f s",
+            model.handle,
+            run_id,
+            f"{written:,}",
+            finished - artifact_done,
+        )
+        return ModelResult(
+            model_handle=model.handle,
+            run_id=run_id,
+            users=users,
+            lists=written,
+            features_seconds=features_done - started,
+            neighbours_seconds=neighbours_done - features_done,
+            publish_seconds=finished - neighbours_done,
+            runs_deleted=deleted,
+            search="exact",
+            quality=run.quality,
+            artifact_seconds=artifact_done - neighbours_done,
+            artifact_bytes=0 if artifact is None else artifact.bytes,
+        )
+    finally:
+        for rdd in cached:
+            rdd.unpersist()
 
 
 __all__ = [

@@ -30,6 +30,7 @@ import pandas as pd
 
 from generator.tables import (
     MAX_LINES_KEPT,
+    NOT_UTF8,
     SCHEMAS,
     SURVEY_TABLES,
     TABLE_NAMES,
@@ -37,7 +38,6 @@ from generator.tables import (
     TOO_MANY_FIELDS,
     Limits,
     LoadReport,
-    RejectedRows,
     Rejections,
     TableError,
     TableRead,
@@ -149,7 +149,8 @@ def _read_table(
     header = _header(lines, file, limits)
     positions = locate_columns(header, SCHEMAS[name], file).of
     width = len(header)
-    numbered = lines.zipWithIndex().filter(lambda pair: pair[1] > 0)
+    # Kept while the file is read: its lines are counted, converted and reported from one read.
+    numbered = lines.zipWithIndex().filter(lambda pair: pair[1] > 0).persist()
     limit = limits.max_row_bytes
 
     def too_long(pair: tuple[str, int]) -> bool:
@@ -192,7 +193,8 @@ def _read_table(
         )
         kept_rows = len(frame)
     converted.unpersist()
-    check_rejected_share(file, rows_read, rejected, limits, None)
+    numbered.unpersist()
+    check_rejected_share(file, rows_read, rejected, limits, _first_undecodable(rejected))
     read = TableRead(
         # A distributed table stays on the executors: the report only counts its rows.
         frame=frame if name not in DISTRIBUTED else pd.DataFrame(index=range(kept_rows)),
@@ -317,6 +319,13 @@ def _report(converted: Any, long_lines: Any, limit: int) -> tuple[Rejections, in
     return rejected, rows_read, untagged
 
 
+def _first_undecodable(rejected: Rejections) -> str | None:
+    """Say where the first value with bytes that are not UTF-8 is (for a refused file)."""
+    found = [(int(lines[0]), reason) for reason, lines in rejected.lines.items() if len(lines)]
+    undecodable = sorted((line, reason) for line, reason in found if reason.endswith(NOT_UTF8))
+    return f"line {undecodable[0][0]}, {undecodable[0][1]}" if undecodable else None
+
+
 def local_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """Return rows Spark read (as `toPandas` gives them) in the local loader's dtypes."""
     out: dict[str, Any] = {}
@@ -346,4 +355,4 @@ def local_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return result
 
 
-__all__ = ["DISTRIBUTED", "LINE", "RejectedRows", "SparkTables", "local_frame", "read_export"]
+__all__ = ["DISTRIBUTED", "LINE", "SparkTables", "local_frame", "read_export"]

@@ -14,9 +14,9 @@ signals' blocks (`combine`), which needs nothing but the block itself.
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
-import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,6 @@ from similarity import features
 from similarity.features import UserIndex
 from similarity.models import (
     SIGNALS,
-    WEIGHED_BLOCKS,
     Model,
     assessment_arrays,
     course_tag_arrays,
@@ -67,6 +66,8 @@ class Blocks:
     @classmethod
     def cut(cls, handles: np.ndarray, count: int) -> Blocks:
         """Cut the index into `count` blocks of about equal users (at least one user each)."""
+        if not len(handles):  # one empty block: every model then has no user, as locally
+            return cls(np.empty(0, dtype=np.int64), np.zeros(2, dtype=np.int64))
         count = max(1, min(count, len(handles)))
         starts = np.unique(np.linspace(0, len(handles), count + 1).round().astype(np.int64))
         return cls(np.asarray(handles, dtype=np.int64), starts)
@@ -126,7 +127,8 @@ class RowBuilder:
         self._starts = self.sc.broadcast(blocks.starts)
         self._signals: dict[tuple[str, str], ModelRows] = {}
         self._raw: dict[str, tuple[RowsRDD, pd.Index]] = {}
-        self._local: dict[str, pd.DataFrame] = {}
+        self._cached: list[Any] = []  # other persisted RDDs and broadcasts, freed by `unpersist`
+        self._norms_found: features.Norms | None = None
 
     # -- models ---------------------------------------------------------------------------
 
@@ -161,7 +163,8 @@ class RowBuilder:
             blocks.append(dataclasses.replace(block, weight=float(weights[handle]), offset=offset))
             offset += block.width
         negative = any(part.negative for part in parts.values())
-        return ModelRows(rows.persist(), tuple(blocks), negative)
+        self._cached.append(rows.persist())
+        return ModelRows(rows, tuple(blocks), negative)
 
     def signal(self, handle: str, settings: dict[str, Any]) -> ModelRows:
         """Return a signal's rows under settings (built once per settings)."""
@@ -174,11 +177,19 @@ class RowBuilder:
         return self._signals[key]
 
     def unpersist(self) -> None:
-        """Let Spark drop every cached block."""
+        """Let Spark drop every cached block and broadcast."""
         for part in self._signals.values():
             part.rows.unpersist()
         for raw, _ in self._raw.values():
             raw.unpersist()
+        for cached in self._cached:
+            if hasattr(cached, "unpersist") and not hasattr(cached, "destroy"):
+                cached.unpersist()
+            else:
+                cached.destroy()
+        for broadcast in (self._handles, self._starts):
+            broadcast.destroy()
+        self._signals, self._raw, self._cached = {}, {}, []
 
     # -- weighed signals, built per block -----------------------------------------------------
 
@@ -199,6 +210,7 @@ class RowBuilder:
             raw, inputs = self._raw_blocks("course_views")
             shares = features.course_tag_shares(inputs, self.tables.course_tags)  # type: ignore[arg-type]
             spread = self.sc.broadcast(shares.values)
+            self._cached.append(spread)
             evidence = raw.mapValues(lambda rows: tag_seconds(rows, spread.value))
             names = shares.features
             arrays = course_tag_arrays(self._typical(raw, len(inputs)), shares.values)
@@ -270,13 +282,13 @@ class RowBuilder:
             users = handles.value[starts.value[block] : starts.value[block + 1]]
             local = local_frame(rows.sort_values(LINE, kind="stable"), table)
             matrix = build(local.reset_index(drop=True), UserIndex(users))
-            return pd.DataFrame({_BLOCK: [block], "payload": [pickle.dumps(matrix, protocol=5)]})
+            return pd.DataFrame({_BLOCK: [block], "payload": [_matrix_bytes(matrix)]})
 
         built = (
             frame.withColumn(_BLOCK, block_of("user_handle"))
             .groupBy(_BLOCK)
             .applyInPandas(per_block, f"{_BLOCK} int, payload binary")
-            .rdd.map(lambda row: (int(row[_BLOCK]), pickle.loads(row["payload"])))
+            .rdd.map(lambda row: (int(row[_BLOCK]), _matrix_of(row["payload"])))
         )
         sizes = np.diff(self.blocks.starts)
         empty = self.sc.parallelize(
@@ -315,8 +327,8 @@ class RowBuilder:
         medians = (
             raw.values()
             .flatMap(columns)
-            .reduceByKey(lambda a, b: np.concatenate((a, b)))
-            .mapValues(lambda seen: float(np.median(seen)))
+            .groupByKey()
+            .mapValues(lambda parts: float(np.median(np.concatenate(list(parts)))))
             .collect()
         )
         typical = np.zeros(width, dtype=np.float64)
@@ -325,7 +337,14 @@ class RowBuilder:
         return typical
 
     def _norms(self) -> features.Norms:
-        """Return each assessment tag's mean and spread over users' latest scores (Spark)."""
+        """Return each assessment tag's mean and spread over users' latest scores.
+
+        Each user's latest score per tag is found with Spark; each tag's norms are then found
+        by `features.assessment_norms` itself over that tag's scores in the local engine's order
+        (by date, then line), so they equal the local engine's to the last bit.
+        """
+        if self._norms_found is not None:
+            return self._norms_found
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
@@ -338,20 +357,25 @@ class RowBuilder:
                 )
             ),
         ).filter("_rank = 1")
+
+        def per_tag(scores: pd.DataFrame) -> pd.DataFrame:
+            ordered = scores.sort_values(["user_assessment_date", LINE], kind="stable")
+            tags, mean, spread = features.assessment_norms(ordered)
+            return pd.DataFrame({"assessment_tag": tags, "mean": mean, "spread": spread})
+
         found = (
-            latest.groupBy("assessment_tag")
-            .agg(
-                F.avg("user_assessment_score").alias("mean"),
-                F.stddev_pop("user_assessment_score").alias("spread"),
-            )
+            latest.select("assessment_tag", "user_assessment_date", LINE, "user_assessment_score")
+            .groupBy("assessment_tag")
+            .applyInPandas(per_tag, "assessment_tag string, mean double, spread double")
             .toPandas()
             .sort_values("assessment_tag")
         )
-        return (
+        self._norms_found = (
             pd.Index(found["assessment_tag"].astype(str)),
             found["mean"].to_numpy(dtype=np.float64),
-            found["spread"].fillna(0.0).to_numpy(dtype=np.float64),
+            found["spread"].to_numpy(dtype=np.float64),
         )
+        return self._norms_found
 
     # -- signals with a global fit, fitted on the driver ---------------------------------------
 
@@ -368,27 +392,51 @@ class RowBuilder:
         log.info("%s: fitted on the driver (%s users)", handle, f"{len(self.index):,}")
         return ModelRows(rows, fitted.blocks, signed(matrix))
 
-    def local_tables(self, names: tuple[str, ...]) -> Tables:
-        """Return the named tables as the local loader's DataFrames (the others None)."""
+    def local_tables(self, names: Sequence[str], users: np.ndarray | None = None) -> Tables:
+        """Return the named tables as the local loader's DataFrames (the others None), in file
+        order; with `users`, only those users' rows (chosen with Spark, before any collect)."""
+        from pyspark.sql import functions as F
+
+        chosen = None
+        if users is not None:
+            chosen = F.broadcast(
+                self.spark.createDataFrame(pd.DataFrame({"user_handle": users.astype(np.int64)}))
+            )
         frames: dict[str, pd.DataFrame | None] = {}
         for name in ("user_interests", "user_course_views", "user_assessment_scores"):
-            if name in names and getattr(self.tables, name) is not None:
-                if name not in self._local:
-                    collected = getattr(self.tables, name).toPandas()
-                    ordered = collected.sort_values(LINE, kind="stable").reset_index(drop=True)
-                    self._local[name] = local_frame(ordered, name).drop(columns=LINE)
-                frames[name] = self._local[name]
-            else:
+            frame = getattr(self.tables, name)
+            if name not in names or frame is None:
                 frames[name] = None
+                continue
+            if chosen is not None:
+                frame = frame.join(chosen, "user_handle", "left_semi")
+            collected = frame.toPandas().sort_values(LINE, kind="stable").reset_index(drop=True)
+            frames[name] = local_frame(collected, name).drop(columns=LINE)
+        answers = self.tables.user_answers if "user_answers" in names else None
+        if answers is not None and users is not None:
+            answers = answers[np.isin(answers["user_handle"].to_numpy(), users)]
+            answers = answers.reset_index(drop=True)
         return Tables(
             user_interests=frames["user_interests"],
             user_course_views=frames["user_course_views"],
             user_assessment_scores=frames["user_assessment_scores"],
             course_tags=self.tables.course_tags if "course_tags" in names else None,
             report=LoadReport(),
-            user_answers=self.tables.user_answers if "user_answers" in names else None,
+            user_answers=answers,
             questions=self.tables.questions if "questions" in names else None,
         )
+
+
+def _matrix_bytes(matrix: sp.csr_matrix) -> bytes:
+    """Return a CSR matrix as .npz bytes (how a block's rows leave its Python worker)."""
+    buffer = io.BytesIO()
+    sp.save_npz(buffer, sp.csr_matrix(matrix), compressed=False)
+    return buffer.getvalue()
+
+
+def _matrix_of(payload: bytes) -> sp.csr_matrix:
+    """Return the CSR matrix `_matrix_bytes` wrote."""
+    return sp.csr_matrix(sp.load_npz(io.BytesIO(bytes(payload))))
 
 
 def _identity(block: int) -> int:
@@ -396,11 +444,4 @@ def _identity(block: int) -> int:
     return block
 
 
-__all__ = [
-    "DRIVER_FITTED",
-    "MAX_BLOCK_USERS",
-    "WEIGHED_BLOCKS",
-    "Blocks",
-    "ModelRows",
-    "RowBuilder",
-]
+__all__ = ["DRIVER_FITTED", "MAX_BLOCK_USERS", "Blocks", "ModelRows", "RowBuilder", "user_index"]

@@ -73,7 +73,7 @@ def neighbours(searched: Any, n: int, negative: bool, blocks: int) -> Any:
     found = (
         searched.cartesian(searched)
         .flatMap(pair_top_n)
-        .reduceByKey(merged, blocks, partitionFunc=lambda block: block)
+        .reduceByKey(merged, blocks, partitionFunc=_identity)
     )
     empty = searched.mapValues(
         lambda part: Lists(part[0], np.full((0, n), -1, np.int64), np.zeros((0, n), np.float32))
@@ -93,6 +93,7 @@ def neighbours(searched: Any, n: int, negative: bool, blocks: int) -> Any:
 def marked_mutual(lists: Any, blocks: Blocks) -> Any:
     """Return the lists with each neighbour marked mutual when it lists the user back."""
     count = blocks.count
+    firsts = blocks.handles[blocks.starts[:-1]]  # each block's first handle: all a task needs
 
     def asks(pair: tuple[int, Lists]) -> Iterator[tuple[int, pd.DataFrame]]:
         block, found = pair
@@ -110,7 +111,7 @@ def marked_mutual(lists: Any, blocks: Blocks) -> Any:
                 "neighbour": listed[valid],
             }
         )
-        targets = blocks.of(frame["neighbour"].to_numpy())
+        targets = np.searchsorted(firsts, frame["neighbour"].to_numpy(), side="right") - 1
         for target in np.unique(targets).tolist():
             yield target, frame[targets == target]
 
@@ -130,7 +131,7 @@ def marked_mutual(lists: Any, blocks: Blocks) -> Any:
         ).assign(back=True)
         frame = pd.concat(questions, ignore_index=True)
         joined = frame.merge(theirs, on=["neighbour", "user"], how="left")
-        back = joined["back"].fillna(False).to_numpy(dtype=bool)
+        back = joined["back"].notna().to_numpy()
         askers = joined["asker"].to_numpy()
         slots = joined["slot"].to_numpy()
         for asker in np.unique(askers).tolist():
@@ -149,6 +150,11 @@ def marked_mutual(lists: Any, blocks: Blocks) -> Any:
         return block, Lists(found.users, found.near, found.scores, mutual)
 
     return lists.cogroup(answered, count).map(marked, preservesPartitioning=True)
+
+
+def _identity(block: int) -> int:
+    """Partition block b into partition b (as `rows` does, so no pairing reshuffles)."""
+    return block
 
 
 __all__ = ["Lists", "marked_mutual", "neighbours", "searched_rows"]

@@ -37,8 +37,35 @@ def with_retries(master: str, attempts: int = TASK_ATTEMPTS) -> str:
 
 
 def cores(spark: Any) -> int:
-    """Return how many tasks the session runs at once (its default parallelism)."""
+    """Return how many tasks the session can run at once: a local master's threads; on a
+    cluster the executors it may have (dynamic allocation's maximum, else its instances) × their
+    cores, since right after start only the executors registered so far are counted."""
+    conf = spark.sparkContext.getConf()
+    if local_master(str(spark.sparkContext.master)):
+        return max(1, int(spark.sparkContext.defaultParallelism))
+    executors = conf.get("spark.dynamicAllocation.maxExecutors") or conf.get(
+        "spark.executor.instances"
+    )
+    per_executor = conf.get("spark.executor.cores")
+    if executors and per_executor and executors.isdigit() and per_executor.isdigit():
+        return max(1, int(executors) * int(per_executor))
     return max(1, int(spark.sparkContext.defaultParallelism))
+
+
+class SparkJobError(Exception):
+    """A Spark job failed; the message is its cause in one line (Spark's own trace is logged)."""
+
+
+def job_error(error: BaseException) -> SparkJobError | None:
+    """Return a failed Spark job's error as one line, or None if `error` is not Spark's."""
+    module = type(error).__module__
+    if not module.startswith(("py4j", "pyspark")):
+        return None
+    text = str(error)
+    causes = re.findall(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception): .+)$", text, re.MULTILINE)
+    python = [c for c in causes if not c.startswith(("org.apache", "java.", "py4j"))]
+    cause = (python or causes or [text.strip().splitlines()[0] if text.strip() else module])[-1]
+    return SparkJobError(f"the Spark job failed: {cause.strip()}")
 
 
 def quiet_known_warnings() -> None:
@@ -48,11 +75,14 @@ def quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module="pandas")
 
 
-def start(master: str | None, app_name: str = "similar-users generator") -> Any:
+def start(
+    master: str | None, driver_memory: str = "4g", app_name: str = "similar-users generator"
+) -> Any:
     """Return a SparkSession on `master` (None: spark-submit's, else ``local[*]``).
 
     A local master's Python workers run this interpreter (so they import this project and its
-    libraries); its web UI is off; failed tasks are retried as on a cluster (`with_retries`).
+    libraries), its driver has `driver_memory`, its web UI is off, and failed tasks are retried as
+    on a cluster (`with_retries`). A cluster's settings are spark-submit's.
     """
     from pyspark.sql import SparkSession
 
@@ -62,9 +92,11 @@ def start(master: str | None, app_name: str = "similar-users generator") -> Any:
         master = "local[*]"
     if master is not None:
         if local_master(master):
+            # pyspark starts its Python workers with $PYSPARK_PYTHON, read from the environment
+            # only (else `python3`, which may lack this project's libraries).
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = builder.config("spark.ui.enabled", "false").config(
-                "spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g")
+                "spark.driver.memory", driver_memory
             )
         builder = builder.master(with_retries(master))
     spark = (
@@ -76,8 +108,10 @@ def start(master: str | None, app_name: str = "similar-users generator") -> Any:
     )
     spark.sparkContext.setLogLevel("WARN")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per closed connection
-    # Spark SQL's 200 shuffle partitions by default: each a task (a Python worker's round trip)
-    # even for a few rows. A couple per core is enough until a table is large.
-    spark.conf.set("spark.sql.shuffle.partitions", str(2 * cores(spark)))
+    if local_master(str(spark.sparkContext.master)):
+        # Spark SQL's 200 shuffle partitions by default: each a task (a Python worker's round
+        # trip) even for a few rows; a couple per core is enough on one machine. A cluster keeps
+        # spark-submit's setting.
+        spark.conf.set("spark.sql.shuffle.partitions", str(2 * cores(spark)))
     log.info("Spark %s on %s: %d cores", spark.version, spark.sparkContext.master, cores(spark))
     return spark
