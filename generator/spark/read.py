@@ -84,11 +84,6 @@ class SparkTables:
     user_answers: pd.DataFrame | None = None
     questions: pd.DataFrame | None = None
 
-    def frames(self) -> dict[str, Any]:
-        """Return every table present, by name."""
-        found = {name: getattr(self, name) for name in TABLE_NAMES}
-        return {name: frame for name, frame in found.items() if frame is not None}
-
 
 def read_export(spark: Any, location: str, limits: Limits | None = None) -> SparkTables:
     """Read every export file at `location` (a folder, or a URI Spark reads such as s3://)."""
